@@ -1,0 +1,120 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"berth.dev/berth/internal/localcluster"
+)
+
+func newUpCmd(app *App) *cobra.Command {
+	opts := localcluster.DefaultUpOptions()
+	defaults := localcluster.DefaultVersions()
+	versions := defaults
+	var out output
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Start a local Kubernetes cluster (no Docker needed)",
+		Long: `Start a local Kubernetes cluster whose control plane (etcd, kube-apiserver,
+kube-controller-manager, kube-scheduler) runs as plain processes on this machine,
+with simulated nodes played by kwok: pods are scheduled and reported Running, so
+Deployments and StatefulSets become Available, but no container runs.
+
+On first use the binaries are built from the Go module proxy (a few minutes) and
+cached under $XDG_CACHE_HOME/berth/localcluster; --binaries uses prebuilt ones.
+State (certificates, etcd data, logs, kubeconfig) lives in ~/.berth/clusters/NAME
+($BERTH_HOME/clusters/NAME when BERTH_HOME is set).
+
+Running it again is harmless: a running cluster is reported, a stopped one is
+restarted with its data. Several named clusters can run side by side.`,
+		Example: `  berth up
+  berth up --name staging --nodes 5
+  berth up --binaries ./bin --kubernetes-version v1.34.4`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			home, err := app.home()
+			if err != nil {
+				return err
+			}
+			opts.Home = home
+			if cmd.Flags().Changed("kubernetes-version") || cmd.Flags().Changed("etcd-version") || cmd.Flags().Changed("kwok-version") {
+				opts.Versions = versions
+			}
+			p := newProgress(app.Err)
+			opts.Progress = p.Event
+			c, res, err := localcluster.Up(cmd.Context(), opts)
+			p.Close()
+			if err != nil {
+				return err
+			}
+			st := c.Status()
+			if out == outputJSON {
+				return writeJSON(app.Out, struct {
+					localcluster.Status
+					Created        bool `json:"created"`
+					AlreadyRunning bool `json:"alreadyRunning"`
+				}{st, res.Created, res.AlreadyRunning})
+			}
+			verb := "is up"
+			switch {
+			case res.AlreadyRunning:
+				verb = "was already running"
+			case !res.Created:
+				verb = "is up again (restarted with its data)"
+			}
+			fmt.Fprintf(app.Out, "Cluster %q %s: kubernetes %s, %d nodes, API server %s\n", c.Name, verb, st.Kubernetes, st.Nodes, st.APIServer)
+			fmt.Fprintf(app.Out, "Kubeconfig: %s\n\n  export KUBECONFIG=%s\n  kubectl get nodes\n", c.KubeconfigPath(), c.KubeconfigPath())
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.Name, "name", opts.Name, "cluster name")
+	f.IntVar(&opts.Nodes, "nodes", 0, "number of simulated nodes (default 3 for a new cluster; changes an existing one's count)")
+	f.StringVar(&opts.BinDir, "binaries", "", "directory with prebuilt "+fmt.Sprint(localcluster.RequiredBinaries)+" instead of building them")
+	f.StringVar(&versions.Kubernetes, "kubernetes-version", defaults.Kubernetes, "Kubernetes version of a new cluster")
+	f.StringVar(&versions.Etcd, "etcd-version", defaults.Etcd, "etcd version of a new cluster")
+	f.StringVar(&versions.Kwok, "kwok-version", defaults.Kwok, "kwok version of a new cluster")
+	f.IntVar(&opts.APIServerPort, "api-server-port", 0, "API server port of a new cluster on 127.0.0.1 (default: a free port)")
+	addOutputFlag(cmd, &out)
+	return cmd
+}
+
+func newDownCmd(app *App) *cobra.Command {
+	opts := localcluster.DownOptions{Name: localcluster.DefaultUpOptions().Name}
+	cmd := &cobra.Command{
+		Use:   "down",
+		Short: "Stop a local cluster, and with --purge remove its state",
+		Long: `Stop the processes of a local cluster started by 'berth up', by the process ids
+it recorded, in reverse order (etcd last), each with a grace period before it is
+killed. The cluster's data stays, so 'berth up' restarts it as it was; --purge
+removes the state directory too.`,
+		Example: `  berth down
+  berth down --name staging --purge`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			home, err := app.home()
+			if err != nil {
+				return err
+			}
+			opts.Home = home
+			res, err := localcluster.Down(cmd.Context(), opts)
+			if err != nil {
+				return err
+			}
+			switch {
+			case len(res.Stopped) == 0:
+				fmt.Fprintf(app.Out, "Cluster %q was not running.\n", opts.Name)
+			default:
+				fmt.Fprintf(app.Out, "Cluster %q stopped (%d processes).\n", opts.Name, len(res.Stopped))
+			}
+			if res.Purged {
+				fmt.Fprintf(app.Out, "Its state was removed.\n")
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&opts.Name, "name", opts.Name, "cluster name")
+	cmd.Flags().BoolVar(&opts.Purge, "purge", false, "also remove the cluster's state (certificates, etcd data, logs)")
+	return cmd
+}

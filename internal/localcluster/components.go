@@ -1,0 +1,210 @@
+package localcluster
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// component is one control plane process: how to run it and how to tell it is ready.
+type component struct {
+	name string
+	// ports returns the loopback ports the process listens on.
+	ports func(p Ports) []int
+	args  func(c *Cluster) []string
+	// probe checks readiness once; nil means the process needs no probe (kwok,
+	// whose readiness shows in the nodes becoming Ready).
+	probe func(ctx context.Context, c *Cluster) error
+	// grace is how long the process gets to exit after SIGTERM before SIGKILL.
+	grace time.Duration
+}
+
+// components lists the control plane in start order; they stop in reverse.
+func components() []component {
+	return []component{
+		{name: BinEtcd, ports: func(p Ports) []int { return []int{p.Etcd, p.EtcdPeer} }, args: etcdArgs, probe: probeEtcd, grace: 10 * time.Second},
+		{name: BinAPIServer, ports: func(p Ports) []int { return []int{p.APIServer} }, args: apiServerArgs, probe: probeAPIServer, grace: 10 * time.Second},
+		{name: BinControllerManager, ports: func(p Ports) []int { return []int{p.ControllerManager} }, args: controllerManagerArgs, probe: probeHealthz(func(p Ports) int { return p.ControllerManager }), grace: 5 * time.Second},
+		{name: BinScheduler, ports: func(p Ports) []int { return []int{p.Scheduler} }, args: schedulerArgs, probe: probeHealthz(func(p Ports) int { return p.Scheduler }), grace: 5 * time.Second},
+		{name: BinKwok, ports: func(Ports) []int { return nil }, args: kwokArgs, grace: 5 * time.Second},
+	}
+}
+
+func url(port int) string { return "https://127.0.0.1:" + strconv.Itoa(port) }
+
+func etcdArgs(c *Cluster) []string {
+	pki := c.pkiDir()
+	client, peer := url(c.State.Ports.Etcd), url(c.State.Ports.EtcdPeer)
+	return []string{
+		"--name=" + c.Name,
+		"--data-dir=" + filepath.Join(c.Dir, "etcd"),
+		"--listen-client-urls=" + client,
+		"--advertise-client-urls=" + client,
+		"--listen-peer-urls=" + peer,
+		"--initial-advertise-peer-urls=" + peer,
+		"--initial-cluster=" + c.Name + "=" + peer,
+		"--cert-file=" + certPath(pki, "etcd-server"),
+		"--key-file=" + keyPath(pki, "etcd-server"),
+		"--trusted-ca-file=" + certPath(pki, etcdCAName),
+		"--client-cert-auth=true",
+		"--peer-cert-file=" + certPath(pki, "etcd-server"),
+		"--peer-key-file=" + keyPath(pki, "etcd-server"),
+		"--peer-trusted-ca-file=" + certPath(pki, etcdCAName),
+		"--peer-client-cert-auth=true",
+		"--snapshot-count=10000",
+		"--quota-backend-bytes=" + strconv.Itoa(8<<30),
+		"--log-level=warn",
+	}
+}
+
+func apiServerArgs(c *Cluster) []string {
+	pki := c.pkiDir()
+	return []string{
+		"--etcd-servers=" + url(c.State.Ports.Etcd),
+		"--etcd-cafile=" + certPath(pki, etcdCAName),
+		"--etcd-certfile=" + certPath(pki, "apiserver-etcd-client"),
+		"--etcd-keyfile=" + keyPath(pki, "apiserver-etcd-client"),
+		"--bind-address=127.0.0.1",
+		"--advertise-address=127.0.0.1",
+		"--secure-port=" + strconv.Itoa(c.State.Ports.APIServer),
+		"--tls-cert-file=" + certPath(pki, "apiserver"),
+		"--tls-private-key-file=" + keyPath(pki, "apiserver"),
+		"--client-ca-file=" + certPath(pki, caName),
+		"--authorization-mode=Node,RBAC",
+		"--enable-admission-plugins=NodeRestriction",
+		"--allow-privileged=true",
+		"--service-cluster-ip-range=" + serviceCIDR,
+		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+		"--service-account-key-file=" + filepath.Join(pki, saKeyName+".pub"),
+		"--service-account-signing-key-file=" + keyPath(pki, saKeyName),
+		"--profiling=false",
+		"--v=1",
+	}
+}
+
+func controllerManagerArgs(c *Cluster) []string {
+	pki := c.pkiDir()
+	kc := c.componentKubeconfig(BinControllerManager)
+	return []string{
+		"--kubeconfig=" + kc,
+		"--authentication-kubeconfig=" + kc,
+		"--authorization-kubeconfig=" + kc,
+		"--bind-address=127.0.0.1",
+		"--secure-port=" + strconv.Itoa(c.State.Ports.ControllerManager),
+		"--leader-elect=false",
+		"--use-service-account-credentials=true",
+		"--service-account-private-key-file=" + keyPath(pki, saKeyName),
+		"--root-ca-file=" + certPath(pki, caName),
+		"--cluster-signing-cert-file=" + certPath(pki, caName),
+		"--cluster-signing-key-file=" + keyPath(pki, caName),
+		"--service-cluster-ip-range=" + serviceCIDR,
+		"--cluster-name=" + c.Name,
+		"--profiling=false",
+		"--v=1",
+	}
+}
+
+func schedulerArgs(c *Cluster) []string {
+	kc := c.componentKubeconfig(BinScheduler)
+	return []string{
+		"--kubeconfig=" + kc,
+		"--authentication-kubeconfig=" + kc,
+		"--authorization-kubeconfig=" + kc,
+		"--bind-address=127.0.0.1",
+		"--secure-port=" + strconv.Itoa(c.State.Ports.Scheduler),
+		"--leader-elect=false",
+		"--profiling=false",
+		"--v=1",
+	}
+}
+
+func kwokArgs(c *Cluster) []string {
+	return []string{
+		// An explicit configuration keeps a user's ~/.kwok/kwok.yaml out of berth's cluster.
+		"--config=" + filepath.Join(c.Dir, "kwok.yaml"),
+		"--kubeconfig=" + c.componentKubeconfig(BinKwok),
+		"--manage-all-nodes=false",
+		"--manage-nodes-with-annotation-selector=" + kwokNodeAnnotation + "=fake",
+		"--node-lease-duration-seconds=40",
+	}
+}
+
+const kwokConfig = `apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokConfiguration
+options: {}
+`
+
+// httpsGet performs one GET against a loopback endpoint and requires a 200.
+func httpsGet(ctx context.Context, tlsConfig *tls.Config, endpoint string) error {
+	client := &http.Client{
+		Transport: &http.Transport{TLSClientConfig: tlsConfig, DisableKeepAlives: true},
+		Timeout:   5 * time.Second,
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s answered %s: %s", endpoint, resp.Status, lastLines(body, 5))
+	}
+	return nil
+}
+
+// clientTLS builds a TLS client configuration from one of the cluster's key pairs
+// and the CA that should have signed the server.
+func (c *Cluster) clientTLS(certName, ca string) (*tls.Config, error) {
+	pki := c.pkiDir()
+	cert, err := tls.LoadX509KeyPair(certPath(pki, certName), keyPath(pki, certName))
+	if err != nil {
+		return nil, err
+	}
+	caPEM, err := os.ReadFile(certPath(pki, ca))
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, errors.New("no CA certificate in " + certPath(pki, ca))
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
+}
+
+func probeEtcd(ctx context.Context, c *Cluster) error {
+	cfg, err := c.clientTLS("apiserver-etcd-client", etcdCAName)
+	if err != nil {
+		return err
+	}
+	return httpsGet(ctx, cfg, url(c.State.Ports.Etcd)+"/health")
+}
+
+func probeAPIServer(ctx context.Context, c *Cluster) error {
+	cfg, err := c.clientTLS("admin", caName)
+	if err != nil {
+		return err
+	}
+	return httpsGet(ctx, cfg, url(c.State.Ports.APIServer)+"/readyz")
+}
+
+// probeHealthz checks a controller's /healthz. Controller-manager and scheduler
+// serve with a self-signed certificate they generate in memory, as under kubeadm,
+// so the probe cannot verify it; it sends no credentials and reads only health.
+func probeHealthz(port func(Ports) int) func(ctx context.Context, c *Cluster) error {
+	return func(ctx context.Context, c *Cluster) error {
+		cfg := &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12} //nolint:gosec // loopback health probe, no credentials sent
+		return httpsGet(ctx, cfg, url(port(c.State.Ports))+"/healthz")
+	}
+}
