@@ -92,8 +92,8 @@ func Open(home, name string) (*Cluster, error) {
 	return c, nil
 }
 
-func (c *Cluster) statePath() string   { return filepath.Join(c.Dir, "cluster.json") }
-func (c *Cluster) pkiDir() string      { return filepath.Join(c.Dir, "pki") }
+func (c *Cluster) statePath() string { return filepath.Join(c.Dir, "cluster.json") }
+func (c *Cluster) pkiDir() string    { return filepath.Join(c.Dir, "pki") }
 func (c *Cluster) logPath(n string) string {
 	return filepath.Join(c.Dir, "logs", n+".log")
 }
