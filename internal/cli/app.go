@@ -54,6 +54,10 @@ trying berth and for testing.`,
 		newDownCmd(app),
 		newClusterCmd(app),
 	)
+	// Each area of berth registers its commands from a file of its own.
+	root.AddCommand(deployCommands(app)...)
+	root.AddCommand(packageCommands(app)...)
+	root.AddCommand(cryptoCommands(app)...)
 	return root
 }
 
