@@ -1,0 +1,256 @@
+package secrets
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"filippo.io/age"
+	"filippo.io/age/armor"
+)
+
+// Files in RecipientsDir: the public keys of the teammates who may unlock, and the
+// repository's key (every entry, so history stays readable) encrypted to all of
+// them with age.
+const (
+	RecipientsFile = RecipientsDir + "/recipients"
+	WrappedKeyFile = RecipientsDir + "/key.age"
+)
+
+// ErrNotRecipient means none of the given age identities can unwrap the key.
+var ErrNotRecipient = errors.New("none of your age identities is a recipient of this repository's key")
+
+// Recipients reads the repository's recipients (age public keys), sorted. A
+// repository without the file has none.
+func Recipients(ctx context.Context, dir string) ([]string, error) {
+	top, _, err := repoPaths(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(filepath.Join(top, RecipientsFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", RecipientsFile, err)
+	}
+	var res []string
+	for i, l := range strings.Split(string(b), "\n") {
+		l, _, _ = strings.Cut(l, "#")
+		l = strings.TrimSpace(l)
+		if l == "" {
+			continue
+		}
+		if _, err := parseRecipient(l); err != nil {
+			return nil, fmt.Errorf("%s line %d: %w", RecipientsFile, i+1, err)
+		}
+		res = append(res, l)
+	}
+	slices.Sort(res)
+	return slices.Compact(res), nil
+}
+
+func parseRecipient(s string) (age.Recipient, error) {
+	rs, err := age.ParseRecipients(strings.NewReader(s))
+	if err != nil || len(rs) != 1 {
+		return nil, fmt.Errorf("%q is not an age public key (it starts with age1; create one with age-keygen): %v", s, err)
+	}
+	return rs[0], nil
+}
+
+// AddRecipient lets the holder of an age identity unlock the repository: it adds
+// the public key to RecipientsFile and re-wraps the key for everyone. It returns
+// the paths it changed, for the caller to commit.
+func AddRecipient(ctx context.Context, dir string, key *Key, recipient string) ([]string, error) {
+	recipient = strings.TrimSpace(recipient)
+	if _, err := parseRecipient(recipient); err != nil {
+		return nil, err
+	}
+	rs, err := Recipients(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	return writeRecipients(ctx, dir, key, append(rs, recipient))
+}
+
+// RemoveRecipient takes a public key off RecipientsFile and re-wraps the key for
+// the others. The removed teammate still knows the current key and every secret
+// it protected: rotate the key (and change the secret values) as well.
+func RemoveRecipient(ctx context.Context, dir string, key *Key, recipient string) ([]string, error) {
+	recipient = strings.TrimSpace(recipient)
+	rs, err := Recipients(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	i := slices.Index(rs, recipient)
+	if i < 0 {
+		return nil, fmt.Errorf("%s is not a recipient of this repository (see 'berth crypto status')", recipient)
+	}
+	return writeRecipients(ctx, dir, key, slices.Delete(rs, i, i+1))
+}
+
+// Rewrap encrypts key again to the current recipients (after a rotation).
+func Rewrap(ctx context.Context, dir string, key *Key) ([]string, error) {
+	rs, err := Recipients(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	if len(rs) == 0 {
+		return nil, nil
+	}
+	return writeRecipients(ctx, dir, key, rs)
+}
+
+func writeRecipients(ctx context.Context, dir string, key *Key, rs []string) ([]string, error) {
+	top, _, err := repoPaths(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(rs)
+	rs = slices.Compact(rs)
+	listPath := filepath.Join(top, RecipientsFile)
+	wrappedPath := filepath.Join(top, WrappedKeyFile)
+	changed := []string{RecipientsFile, WrappedKeyFile}
+	if len(rs) == 0 {
+		for _, p := range []string{wrappedPath, listPath} {
+			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return nil, err
+			}
+		}
+		return changed, nil
+	}
+	var recipients []age.Recipient
+	for _, r := range rs {
+		rec, err := parseRecipient(r)
+		if err != nil {
+			return nil, err
+		}
+		recipients = append(recipients, rec)
+	}
+	plain, err := key.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	aw := armor.NewWriter(&buf)
+	w, err := age.Encrypt(aw, recipients...)
+	if err != nil {
+		return nil, fmt.Errorf("wrapping the key with age: %w", err)
+	}
+	if _, err := w.Write(plain); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	if err := aw.Close(); err != nil {
+		return nil, err
+	}
+	list := "# age public keys of the people who can unlock this repository's secrets.\n" +
+		"# Managed by 'berth crypto add-recipient' and 'berth crypto remove-recipient'.\n" +
+		strings.Join(rs, "\n") + "\n"
+	if err := writeFileAtomic(listPath, []byte(list), 0o644); err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(wrappedPath, buf.Bytes(), 0o644); err != nil {
+		return nil, err
+	}
+	return changed, nil
+}
+
+// UnwrapKey decrypts the repository's wrapped key with age identities (the
+// contents of an age identity file such as age-keygen writes).
+func UnwrapKey(ctx context.Context, dir string, identities io.Reader) (*Key, error) {
+	top, _, err := repoPaths(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := age.ParseIdentities(identities)
+	if err != nil {
+		return nil, fmt.Errorf("reading age identities: %w", err)
+	}
+	f, err := os.Open(filepath.Join(top, WrappedKeyFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%s has no %s: nobody has been added with 'berth crypto add-recipient'; ask a teammate for the key file instead", top, WrappedKeyFile)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	r, err := age.Decrypt(armor.NewReader(f), ids...)
+	if err != nil {
+		var noMatch *age.NoIdentityMatchError
+		if errors.As(err, &noMatch) {
+			return nil, fmt.Errorf("%s: %w; ask a teammate to run 'berth crypto add-recipient' with your public key", WrappedKeyFile, ErrNotRecipient)
+		}
+		return nil, fmt.Errorf("%s: %w", WrappedKeyFile, err)
+	}
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", WrappedKeyFile, err)
+	}
+	k, err := ParseKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", WrappedKeyFile, err)
+	}
+	return k, nil
+}
+
+// RotateResult is what Rotate changed.
+type RotateResult struct {
+	Version uint32
+	// Paths are the re-encrypted secret files and re-wrapped key files, staged.
+	Paths []string
+}
+
+// Rotate adds a new key version that encrypts everything from now on: it stores
+// the rotated key (old entries kept, so history still decrypts), re-wraps it for
+// the recipients and re-encrypts every secret file into the index. The caller
+// commits Paths. The repository must be unlocked by berth and clean.
+func Rotate(ctx context.Context, dir string) (*RotateResult, error) {
+	top, _, err := repoPaths(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := requireClean(ctx, top); err != nil {
+		return nil, err
+	}
+	key, keyPath, err := RepoKey(ctx, top)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok, err := gitConfigGet(ctx, top, gitConfigKey); err != nil {
+		return nil, err
+	} else if !ok {
+		return nil, fmt.Errorf("this clone was unlocked by git-crypt (%s); unlock it with 'berth crypto unlock %s' first", keyPath, keyPath)
+	}
+	if err := key.Rotate(); err != nil {
+		return nil, err
+	}
+	if err := WriteKeyFile(keyPath, key); err != nil {
+		return nil, err
+	}
+	wrapped, err := Rewrap(ctx, top, key)
+	if err != nil {
+		return nil, err
+	}
+	files, err := SecretFiles(ctx, top)
+	if err != nil {
+		return nil, err
+	}
+	if len(files) > 0 {
+		args := append([]string{"add", "--renormalize", "--"}, files...)
+		if _, err := gitCmd(ctx, top, nil, args...); err != nil {
+			return nil, fmt.Errorf("re-encrypting the secret files: %w", err)
+		}
+	}
+	latest, _ := key.Latest()
+	paths := append(files, wrapped...)
+	return &RotateResult{Version: latest.Version, Paths: paths}, nil
+}
