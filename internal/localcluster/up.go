@@ -94,7 +94,21 @@ func Up(ctx context.Context, opts UpOptions) (*Cluster, UpResult, error) {
 	if opts.Nodes < 0 || opts.Nodes > 100 {
 		return nil, res, fmt.Errorf("--nodes %d is out of range: use 1 to 100", opts.Nodes)
 	}
+	// Check everything the caller gave before touching the disk, so that bad
+	// input leaves no trace.
+	if opts.Versions != (Versions{}) {
+		if err := opts.Versions.Validate(); err != nil {
+			return nil, res, err
+		}
+	}
+	if opts.BinDir != "" {
+		if err := CheckBinaries(opts.BinDir); err != nil {
+			return nil, res, err
+		}
+	}
 	c := newCluster(opts.Home, opts.Name)
+	_, statErr := os.Stat(c.Dir)
+	isNew := errors.Is(statErr, os.ErrNotExist)
 	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
 		return nil, res, fmt.Errorf("creating %s: %w", c.Dir, err)
 	}
@@ -105,6 +119,9 @@ func Up(ctx context.Context, opts UpOptions) (*Cluster, UpResult, error) {
 	defer unlock()
 
 	if res.Created, err = c.prepareState(opts); err != nil {
+		if isNew {
+			_ = os.RemoveAll(c.Dir)
+		}
 		return nil, res, err
 	}
 	if err := c.ensureBinDir(ctx, opts); err != nil {
