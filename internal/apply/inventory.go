@@ -1,0 +1,205 @@
+package apply
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// The inventory of an app is a Secret (its entries hash Secret contents, so it is
+// kept as confidential as they are) in the app's namespace.
+const (
+	inventoryType = "berth.dev/inventory"
+	inventoryKey  = "inventory.json"
+)
+
+var secretsGVR = schema.GroupVersionResource{Version: "v1", Resource: "secrets"}
+
+// InventoryName returns the name of the Secret holding app's inventory.
+func InventoryName(app string) string { return "berth-inventory-" + app }
+
+// Entry is one object in an inventory, with what berth needs to decide that the
+// object is unchanged without reading it in full or asking for a dry run.
+type Entry struct {
+	Group     string `json:"g,omitempty"`
+	Version   string `json:"v"`
+	Kind      string `json:"k"`
+	Namespace string `json:"ns,omitempty"`
+	Name      string `json:"n"`
+	// Desired hashes the manifest berth applied. Empty when berth recorded the
+	// object before applying it (crash safety), which forces the next apply.
+	Desired string `json:"d,omitempty"`
+	// Fields hashes the managedFields entry of berth's field manager that the API
+	// server returned after the apply: when someone else takes over one of
+	// berth's fields, that entry changes.
+	Fields string `json:"f,omitempty"`
+}
+
+// Ref returns the entry's object reference.
+func (e Entry) Ref() ObjectRef {
+	return ObjectRef{Group: e.Group, Version: e.Version, Kind: e.Kind, Namespace: e.Namespace, Name: e.Name}
+}
+
+func entryFor(r ObjectRef) Entry {
+	return Entry{Group: r.Group, Version: r.Version, Kind: r.Kind, Namespace: r.Namespace, Name: r.Name}
+}
+
+// Inventory is the set of objects applied for an app.
+type Inventory struct {
+	App     string  `json:"app"`
+	Entries []Entry `json:"entries"`
+}
+
+type storedInventory struct {
+	namespace string
+	exists    bool
+	// resourceVersion guards against two applies of one app at once.
+	resourceVersion string
+	byKey           map[string]Entry
+}
+
+func (s *storedInventory) sorted() []Entry {
+	keys := slices.Sorted(maps.Keys(s.byKey))
+	out := make([]Entry, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, s.byKey[k])
+	}
+	return out
+}
+
+// Inventory returns the inventory of app stored in namespace, or an empty one.
+func (e *Engine) Inventory(ctx context.Context, app, namespace string) (*Inventory, error) {
+	s, err := e.loadInventory(ctx, app, namespace)
+	if err != nil {
+		return nil, err
+	}
+	return &Inventory{App: app, Entries: s.sorted()}, nil
+}
+
+func (e *Engine) loadInventory(ctx context.Context, app, namespace string) (*storedInventory, error) {
+	s := &storedInventory{namespace: namespace, byKey: map[string]Entry{}}
+	u, err := e.dyn.Resource(secretsGVR).Namespace(namespace).Get(ctx, InventoryName(app), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return s, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the inventory of app %s (secret %s/%s): %w", app, namespace, InventoryName(app), err)
+	}
+	var sec corev1.Secret
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &sec); err != nil {
+		return nil, fmt.Errorf("reading the inventory of app %s: %w", app, err)
+	}
+	s.exists = true
+	s.resourceVersion = sec.ResourceVersion
+	var inv Inventory
+	if err := json.Unmarshal(sec.Data[inventoryKey], &inv); err != nil {
+		return nil, fmt.Errorf("the inventory of app %s (secret %s/%s, key %s) is corrupt: %w; delete the secret and re-apply to rebuild it (objects removed since then will not be pruned)", app, namespace, InventoryName(app), inventoryKey, err)
+	}
+	for _, en := range inv.Entries {
+		s.byKey[en.Ref().key()] = en
+	}
+	return s, nil
+}
+
+// saveInventory writes entries as app's inventory if they differ from what is
+// stored, with optimistic concurrency.
+func (e *Engine) saveInventory(ctx context.Context, app string, s *storedInventory, next map[string]Entry) error {
+	if s.exists && maps.Equal(s.byKey, next) {
+		return nil
+	}
+	tmp := &storedInventory{byKey: next}
+	data, err := json.Marshal(Inventory{App: app, Entries: tmp.sorted()})
+	if err != nil {
+		return err
+	}
+	sec := &corev1.Secret{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: InventoryName(app), Namespace: s.namespace, ResourceVersion: s.resourceVersion,
+			Labels: map[string]string{LabelApp: app, LabelManagedBy: ManagedByValue},
+		},
+		Type: inventoryType,
+		Data: map[string][]byte{inventoryKey: data},
+	}
+	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(sec)
+	if err != nil {
+		return err
+	}
+	u := &unstructured.Unstructured{Object: obj}
+	var out *unstructured.Unstructured
+	if s.exists {
+		out, err = e.dyn.Resource(secretsGVR).Namespace(s.namespace).Update(ctx, u, metav1.UpdateOptions{FieldManager: e.opts.FieldManager})
+	} else {
+		out, err = e.dyn.Resource(secretsGVR).Namespace(s.namespace).Create(ctx, u, metav1.CreateOptions{FieldManager: e.opts.FieldManager})
+	}
+	if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("writing the inventory of app %s (secret %s/%s): another apply or delete of this app changed it meanwhile; run again once it is done: %w", app, s.namespace, InventoryName(app), err)
+	}
+	if apierrors.IsNotFound(err) {
+		return fmt.Errorf("writing the inventory of app %s: namespace %s does not exist: create it, include it in the manifests, or pick another with --namespace: %w", app, s.namespace, err)
+	}
+	if err != nil {
+		return fmt.Errorf("writing the inventory of app %s (secret %s/%s): %w", app, s.namespace, InventoryName(app), err)
+	}
+	s.exists = true
+	s.resourceVersion = out.GetResourceVersion()
+	s.byKey = maps.Clone(next)
+	return nil
+}
+
+func (e *Engine) deleteInventory(ctx context.Context, app string, s *storedInventory) error {
+	if !s.exists {
+		return nil
+	}
+	err := e.dyn.Resource(secretsGVR).Namespace(s.namespace).Delete(ctx, InventoryName(app), metav1.DeleteOptions{
+		Preconditions: &metav1.Preconditions{ResourceVersion: &s.resourceVersion},
+	})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("deleting the inventory of app %s (secret %s/%s): %w", app, s.namespace, InventoryName(app), err)
+	}
+	s.exists = false
+	return nil
+}
+
+func hashBytes(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
+}
+
+func hashObject(obj *unstructured.Unstructured) (string, error) {
+	b, err := json.Marshal(obj.Object)
+	if err != nil {
+		return "", err
+	}
+	return hashBytes(b), nil
+}
+
+// managerEntry returns the Apply entry of manager in managedFields.
+func managerEntry(fields []metav1.ManagedFieldsEntry, manager string) *metav1.ManagedFieldsEntry {
+	for i := range fields {
+		f := &fields[i]
+		if f.Manager == manager && f.Operation == metav1.ManagedFieldsOperationApply && f.Subresource == "" {
+			return f
+		}
+	}
+	return nil
+}
+
+func fieldsHash(fields []metav1.ManagedFieldsEntry, manager string) string {
+	f := managerEntry(fields, manager)
+	if f == nil || f.FieldsV1 == nil {
+		return ""
+	}
+	return hashBytes(append([]byte(f.APIVersion+"\n"), f.FieldsV1.Raw...))
+}

@@ -1,0 +1,195 @@
+package apply
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"berth.dev/berth/internal/health"
+)
+
+// WaitOptions say how to wait for objects to become healthy.
+type WaitOptions struct {
+	// App, when set, narrows the reads to objects labelled as the app's.
+	App string
+	// Timeout bounds the wait; 5 minutes when zero.
+	Timeout time.Duration
+	// Interval between reads; 250ms when zero.
+	Interval time.Duration
+	// Events receives EventWaiting when an object's state changes and
+	// EventReady when it becomes healthy.
+	Events func(Event)
+}
+
+// NotReadyError lists the objects that were not healthy when a wait ended.
+type NotReadyError struct {
+	Timeout  time.Duration
+	Failed   bool // some object failed for good; the wait ended early
+	NotReady map[string]health.Result
+}
+
+func (e *NotReadyError) Error() string {
+	var b strings.Builder
+	if e.Failed {
+		b.WriteString("objects failed:")
+	} else {
+		fmt.Fprintf(&b, "%d object(s) not ready after %s:", len(e.NotReady), e.Timeout)
+	}
+	for _, k := range slices.Sorted(maps.Keys(e.NotReady)) {
+		r := e.NotReady[k]
+		fmt.Fprintf(&b, "\n  %s: %s (%s)", k, r.Message, r.Status)
+	}
+	return b.String()
+}
+
+// Wait waits until every object in refs is healthy (health.Current), reading them
+// with one LIST per resource and namespace per round. It returns the last health
+// message of each object by ref key; on timeout or when an object fails, a
+// *NotReadyError.
+func (e *Engine) Wait(ctx context.Context, refs []ObjectRef, opts WaitOptions) (map[string]string, error) {
+	if opts.Timeout <= 0 {
+		opts.Timeout = 5 * time.Minute
+	}
+	if opts.Interval <= 0 {
+		opts.Interval = 250 * time.Millisecond
+	}
+	start := time.Now()
+	groups := map[listKey][]ObjectRef{}
+	for _, r := range refs {
+		m, err := e.mappingFor(r.GroupVersionKind())
+		if err != nil {
+			return nil, fmt.Errorf("waiting for %s: %w", r, err)
+		}
+		groups[listKey{m, r.Namespace}] = append(groups[listKey{m, r.Namespace}], r)
+	}
+	var mu sync.Mutex
+	last := map[string]health.Result{}
+	names := map[string]string{} // key -> display name
+	for _, r := range refs {
+		names[r.key()] = r.String()
+	}
+	tctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	defer cancel()
+	keys := slices.Collect(maps.Keys(groups))
+	var failed bool
+	err := wait.PollUntilContextCancel(tctx, opts.Interval, true, func(ctx context.Context) (bool, error) {
+		var firstErr error
+		parallel(ctx, e.opts.Workers, len(keys), func(ctx context.Context, i int) {
+			k := keys[i]
+			lo := metav1.ListOptions{}
+			if opts.App != "" {
+				lo.LabelSelector = LabelApp + "=" + opts.App
+			}
+			list, err := e.resource(k.m, k.namespace).List(ctx, lo)
+			if err != nil {
+				mu.Lock()
+				if firstErr == nil && ctx.Err() == nil {
+					firstErr = fmt.Errorf("reading %s: %w", k.m.gvr.Resource, err)
+				}
+				mu.Unlock()
+				return
+			}
+			byName := map[string]*unstructured.Unstructured{}
+			for j := range list.Items {
+				byName[list.Items[j].GetName()] = &list.Items[j]
+			}
+			for _, r := range groups[k] {
+				res := health.Result{Status: health.InProgress, Message: "not found"}
+				if obj, ok := byName[r.Name]; ok {
+					res = health.Compute(obj)
+				}
+				mu.Lock()
+				prev, seen := last[r.key()]
+				last[r.key()] = res
+				mu.Unlock()
+				if !seen || prev != res {
+					typ := EventWaiting
+					if res.Status == health.Current {
+						typ = EventReady
+					}
+					e.emit(opts.Events, Event{Type: typ, Object: r, Message: res.Message, Elapsed: time.Since(start)})
+				}
+			}
+		})
+		if firstErr != nil {
+			return false, firstErr
+		}
+		done := true
+		for _, r := range last {
+			if r.Status == health.Failed {
+				failed = true
+				return true, nil
+			}
+			if r.Status != health.Current {
+				done = false
+			}
+		}
+		return done && len(last) == len(refs), nil
+	})
+	out := map[string]string{}
+	notReady := map[string]health.Result{}
+	for k, r := range last {
+		out[k] = string(r.Status)
+		if r.Message != "" {
+			out[k] += ": " + r.Message
+		}
+		if r.Status != health.Current {
+			notReady[names[k]] = r
+		}
+	}
+	if failed {
+		return out, &NotReadyError{Failed: true, NotReady: notReady}
+	}
+	if err != nil {
+		if ctx.Err() == nil && tctx.Err() != nil {
+			return out, &NotReadyError{Timeout: opts.Timeout, NotReady: notReady}
+		}
+		return out, fmt.Errorf("waiting for objects to be ready: %w", err)
+	}
+	return out, nil
+}
+
+// waitEstablished waits until the CRDs just applied are established, failing
+// those that are not, so that custom resources of the same set can follow.
+func (e *Engine) waitEstablished(ctx context.Context, crds []*item, opts ApplyOptions, start time.Time) {
+	var refs []ObjectRef
+	for _, it := range crds {
+		if it.change.Action != ActionFail {
+			refs = append(refs, it.ref)
+		}
+	}
+	if len(refs) == 0 {
+		return
+	}
+	e.emit(opts.Events, Event{Type: EventProgress, Message: fmt.Sprintf("waiting for %d CustomResourceDefinition(s) to be established", len(refs)), Elapsed: time.Since(start)})
+	timeout := opts.Timeout
+	if timeout > time.Minute {
+		timeout = time.Minute
+	}
+	_, err := e.Wait(ctx, refs, WaitOptions{App: opts.App, Timeout: timeout, Interval: 100 * time.Millisecond})
+	if err == nil {
+		return
+	}
+	sort.Slice(crds, func(i, j int) bool { return crds[i].ref.Name < crds[j].ref.Name })
+	nr, _ := err.(*NotReadyError)
+	for _, it := range crds {
+		if it.change.Action == ActionFail {
+			continue
+		}
+		if nr != nil {
+			if _, bad := nr.NotReady[it.ref.String()]; !bad {
+				continue
+			}
+		}
+		it.fail(fmt.Errorf("%s: not established: %w", it.ref, err))
+	}
+}
