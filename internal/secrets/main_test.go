@@ -34,6 +34,13 @@ func TestMain(m *testing.M) {
 }
 
 func runFilter(args []string) int {
+	if len(args) == 1 && args[0] == "guard" {
+		if err := CheckStaged(context.Background(), "."); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return 0
+	}
 	if len(args) < 3 || args[1] != "--key" {
 		fmt.Fprintln(os.Stderr, "usage: crypto clean|smudge|diff --key FILE [PATH]")
 		return 2
