@@ -2,6 +2,7 @@ package apply
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"maps"
@@ -268,10 +269,45 @@ func prepare(objs []*unstructured.Unstructured, app string) ([]*item, error) {
 			unstructured.RemoveNestedField(obj.Object, "metadata", f)
 		}
 		unstructured.RemoveNestedField(obj.Object, "status")
+		if err := normalizeSecret(obj); err != nil {
+			return nil, err
+		}
 		ref := RefOf(obj)
 		items = append(items, &item{obj: obj, ref: ref, stage: StageOf(ref.GroupKind())})
 	}
 	return items, nil
+}
+
+// normalizeSecret moves a Secret's stringData into data, as the API server
+// would: stringData is never stored, so berth's managedFields entry would
+// otherwise name fields that do not exist, and miss changes to data.
+func normalizeSecret(obj *unstructured.Unstructured) error {
+	if obj.GetAPIVersion() != "v1" || obj.GetKind() != "Secret" {
+		return nil
+	}
+	sd, found, err := unstructured.NestedMap(obj.Object, "stringData")
+	if err != nil {
+		return fmt.Errorf("%s: stringData must map keys to strings: %w", RefOf(obj), err)
+	}
+	if !found {
+		return nil
+	}
+	data, _, err := unstructured.NestedMap(obj.Object, "data")
+	if err != nil {
+		return fmt.Errorf("%s: data must map keys to base64 strings: %w", RefOf(obj), err)
+	}
+	if data == nil {
+		data = map[string]any{}
+	}
+	for k, v := range sd {
+		s, ok := v.(string)
+		if !ok {
+			return fmt.Errorf("%s: stringData.%s is not a string: quote it", RefOf(obj), k)
+		}
+		data[k] = base64.StdEncoding.EncodeToString([]byte(s))
+	}
+	unstructured.RemoveNestedField(obj.Object, "stringData")
+	return unstructured.SetNestedMap(obj.Object, data, "data")
 }
 
 // mapItems resolves each item's resource and namespace; it reports whether
@@ -436,6 +472,18 @@ func (e *Engine) applyItem(ctx context.Context, it *item, opts ApplyOptions) {
 		it.fail(applyError(it.ref, err, it.change.Conflicts))
 		e.emit(opts.Events, Event{Type: EventFailed, Object: it.ref, Action: ActionFail, Message: it.change.Error})
 		return
+	}
+	if it.change.Action == ActionCreate {
+		for _, f := range out.GetManagedFields() {
+			if f.Manager != e.opts.FieldManager {
+				// It existed without the app's label: adopted, not created.
+				it.change.Action = ActionUpdate
+				if it.change.Reason == "" {
+					it.change.Reason = fmt.Sprintf("existed without the %s label; adopted", LabelApp)
+				}
+				break
+			}
+		}
 	}
 	it.entry = entryFor(it.ref)
 	it.entry.Desired = it.hash

@@ -61,7 +61,11 @@ func (e *Engine) planItem(ctx context.Context, it *item) {
 			live = got
 			if it.live == nil {
 				it.change.Action = ActionUpdate
-				it.change.Reason = fmt.Sprintf("exists without the %s label; berth adopts it", LabelApp)
+				if it.change.Reason == "" {
+					it.change.Reason = fmt.Sprintf("exists without the %s label; berth adopts it", LabelApp)
+				} else {
+					it.change.Reason = fmt.Sprintf("drift: its %s label was removed", LabelApp)
+				}
 			}
 		case !apierrors.IsNotFound(err):
 			it.fail(fmt.Errorf("%s: reading it: %w", it.ref, err))

@@ -35,7 +35,9 @@ func RefOf(obj *unstructured.Unstructured) ObjectRef {
 }
 
 // GroupKind returns the ref's group and kind.
-func (r ObjectRef) GroupKind() schema.GroupKind { return schema.GroupKind{Group: r.Group, Kind: r.Kind} }
+func (r ObjectRef) GroupKind() schema.GroupKind {
+	return schema.GroupKind{Group: r.Group, Kind: r.Kind}
+}
 
 // GroupVersionKind returns the ref's group, version and kind.
 func (r ObjectRef) GroupVersionKind() schema.GroupVersionKind {

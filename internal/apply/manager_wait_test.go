@@ -1,0 +1,149 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"berth.dev/berth/internal/testcluster"
+)
+
+func TestApplyWaitsForHealth(t *testing.T) {
+	tests := map[string]struct {
+		docs     string
+		timeout  time.Duration
+		wantErr  string // empty: healthy
+		failFast bool   // the error must come before the timeout
+		wantSeen string // a progress message that must have been streamed
+	}{
+		"deployment becomes available": {
+			docs: `
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: web, image: nginx}]}`,
+			timeout:  testTimeout,
+			wantSeen: "3/3 available",
+		},
+		"running job is not healthy": {
+			docs: `
+apiVersion: batch/v1
+kind: Job
+metadata: {name: migrate}
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      nodeSelector: {no-such-node: "true"}
+      containers: [{name: m, image: busybox}]`,
+			timeout: 3 * time.Second,
+			wantErr: "job/migrate (namespace %s): running",
+		},
+		"deployment past its progress deadline fails": {
+			docs: `
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: stuck}
+spec:
+  progressDeadlineSeconds: 1
+  selector: {matchLabels: {app: stuck}}
+  template:
+    metadata: {labels: {app: stuck}}
+    spec:
+      nodeSelector: {no-such-node: "true"}
+      containers: [{name: web, image: nginx}]`,
+			timeout:  testTimeout,
+			wantErr:  "progress deadline exceeded",
+			failFast: true,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			ns := testcluster.Namespace(t)
+			e, _ := newEngine(t)
+			var mu sync.Mutex
+			var seen []string
+			opts := applyOpts("wait", ns)
+			opts.Wait, opts.Timeout = true, tc.timeout
+			opts.Events = func(ev Event) {
+				mu.Lock()
+				seen = append(seen, ev.Message)
+				mu.Unlock()
+			}
+			start := time.Now()
+			_, err := e.Apply(context.Background(), objects(t, ns, tc.docs), opts)
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("apply --wait: %v", err)
+				}
+			} else {
+				want := strings.ReplaceAll(tc.wantErr, "%s", ns)
+				var nr *NotReadyError
+				if !errors.As(err, &nr) || !strings.Contains(err.Error(), want) {
+					t.Fatalf("apply --wait: err = %v, want a *NotReadyError containing %q", err, want)
+				}
+				if tc.failFast && time.Since(start) >= tc.timeout {
+					t.Errorf("a failed object should end the wait early; it took %s", time.Since(start))
+				}
+			}
+			if tc.wantSeen != "" && !strings.Contains(strings.Join(seen, "\n"), tc.wantSeen) {
+				t.Errorf("progress %q never reported; saw %q", tc.wantSeen, seen)
+			}
+		})
+	}
+}
+
+func TestWaitJudgesCustomResourcesByTheirReadyCondition(t *testing.T) {
+	ns := testcluster.Namespace(t)
+	e, _ := newEngine(t)
+	ctx := context.Background()
+	objs, err := ReadManifests(nil, "testdata/crd-and-cr.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = dynClient(t).Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}).
+			Delete(context.Background(), "widgets.test.berth.dev", metav1.DeleteOptions{})
+	})
+	mustApply(t, e, objs, applyOpts("ready", ns))
+	widgets := dynClient(t).Resource(schema.GroupVersionResource{Group: "test.berth.dev", Version: "v1", Resource: "widgets"}).Namespace(ns)
+	setReady := func(status, reason string) {
+		t.Helper()
+		w, err := widgets.Get(ctx, "small", metav1.GetOptions{})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		_ = unstructured.SetNestedSlice(w.Object, []any{map[string]any{"type": "Ready", "status": status, "reason": reason, "message": "by the test", "lastTransitionTime": "2026-01-01T00:00:00Z"}}, "status", "conditions")
+		if _, err := widgets.UpdateStatus(ctx, w, metav1.UpdateOptions{}); err != nil {
+			t.Error(err)
+		}
+	}
+	setReady("False", "Provisioning")
+	ref := ObjectRef{Group: "test.berth.dev", Version: "v1", Kind: "Widget", Namespace: ns, Name: "small"}
+	_, err = e.Wait(ctx, []ObjectRef{ref}, WaitOptions{Timeout: time.Second})
+	if err == nil || !strings.Contains(err.Error(), "Provisioning") {
+		t.Fatalf("wait on a widget with Ready=False: err = %v, want not ready with reason Provisioning", err)
+	}
+	var once sync.Once
+	_, err = e.Wait(ctx, []ObjectRef{ref}, WaitOptions{Timeout: testTimeout, Events: func(ev Event) {
+		if ev.Type == EventWaiting {
+			once.Do(func() { go setReady("True", "Done") })
+		}
+	}})
+	if err != nil {
+		t.Fatalf("wait on a widget that becomes Ready: %v", err)
+	}
+}
