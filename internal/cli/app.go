@@ -5,6 +5,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -53,6 +54,7 @@ trying berth and for testing.`,
 		newUpCmd(app),
 		newDownCmd(app),
 		newClusterCmd(app),
+		newKubectlCmd(app),
 	)
 	// Each area of berth registers its commands from a file of its own.
 	root.AddCommand(deployCommands(app)...)
@@ -67,6 +69,10 @@ func Execute(ctx context.Context, app *App, args []string) int {
 	cmd := NewRootCmd(app)
 	cmd.SetArgs(args)
 	if err := cmd.ExecuteContext(ctx); err != nil {
+		var exit *exitCodeError
+		if errors.As(err, &exit) {
+			return exit.code
+		}
 		fmt.Fprintf(app.Err, "Error: %v\n", err)
 		return 1
 	}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"sort"
 
 	"github.com/spf13/cobra"
 
@@ -82,15 +83,17 @@ restarted with its data. Several named clusters can run side by side.`,
 
 func newDownCmd(app *App) *cobra.Command {
 	opts := localcluster.DownOptions{Name: localcluster.DefaultUpOptions().Name}
+	var all bool
 	cmd := &cobra.Command{
 		Use:   "down",
 		Short: "Stop a local cluster, and with --purge remove its state",
 		Long: `Stop the processes of a local cluster started by 'berth up', by the process ids
 it recorded, in reverse order (etcd last), each with a grace period before it is
 killed. The cluster's data stays, so 'berth up' restarts it as it was; --purge
-removes the state directory too.`,
+removes the state directory too. --all stops every local cluster.`,
 		Example: `  berth down
-  berth down --name staging --purge`,
+  berth down --name staging --purge
+  berth down --all --purge`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			home, err := app.home()
@@ -98,23 +101,41 @@ removes the state directory too.`,
 				return err
 			}
 			opts.Home = home
-			res, err := localcluster.Down(cmd.Context(), opts)
-			if err != nil {
-				return err
+			results := map[string]localcluster.DownResult{}
+			if all {
+				results, err = localcluster.DownAll(cmd.Context(), home, opts.Purge)
+			} else {
+				var res localcluster.DownResult
+				res, err = localcluster.Down(cmd.Context(), opts)
+				results[opts.Name] = res
 			}
-			switch {
-			case len(res.Stopped) == 0:
-				fmt.Fprintf(app.Out, "Cluster %q was not running.\n", opts.Name)
-			default:
-				fmt.Fprintf(app.Out, "Cluster %q stopped (%d processes).\n", opts.Name, len(res.Stopped))
+			for _, name := range sortedNames(results) {
+				res := results[name]
+				if len(res.Stopped) == 0 {
+					fmt.Fprintf(app.Out, "Cluster %q was not running.", name)
+				} else {
+					fmt.Fprintf(app.Out, "Cluster %q stopped (%d processes).", name, len(res.Stopped))
+				}
+				if res.Purged {
+					fmt.Fprint(app.Out, " Its state was removed.")
+				}
+				fmt.Fprintln(app.Out)
 			}
-			if res.Purged {
-				fmt.Fprintf(app.Out, "Its state was removed.\n")
-			}
-			return nil
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&opts.Name, "name", opts.Name, "cluster name")
 	cmd.Flags().BoolVar(&opts.Purge, "purge", false, "also remove the cluster's state (certificates, etcd data, logs)")
+	cmd.Flags().BoolVar(&all, "all", false, "stop every local cluster")
+	cmd.MarkFlagsMutuallyExclusive("name", "all")
 	return cmd
+}
+
+func sortedNames[V any](m map[string]V) []string {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
 }

@@ -152,10 +152,10 @@ func TestEnsurePKIReportsCorruptFiles(t *testing.T) {
 		file string
 		data []byte
 	}{
-		"garbage certificate":  {"apiserver.crt", []byte("not a certificate")},
-		"garbage key":          {"admin.key", []byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")},
-		"garbage CA":           {"ca.crt", []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")},
-		"garbage account key":  {"sa.key", []byte("nope")},
+		"garbage certificate":       {"apiserver.crt", []byte("not a certificate")},
+		"garbage key":               {"admin.key", []byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")},
+		"garbage CA":                {"ca.crt", []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")},
+		"garbage account key":       {"sa.key", []byte("nope")},
 		"certificate of another CA": {"kwok.crt", nil}, // data filled in below
 	}
 	for name, tc := range tests {

@@ -418,6 +418,31 @@ func Down(ctx context.Context, opts DownOptions) (DownResult, error) {
 	return res, nil
 }
 
+// DownAll stops every cluster under home (and purges each when purge is set),
+// going on past failures and returning them all.
+func DownAll(ctx context.Context, home string, purge bool) (map[string]DownResult, error) {
+	entries, err := os.ReadDir(clustersDir(home))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	results := map[string]DownResult{}
+	var errs []error
+	for _, e := range entries {
+		if !e.IsDir() || ValidateName(e.Name()) != nil {
+			continue
+		}
+		res, err := Down(ctx, DownOptions{Home: home, Name: e.Name(), Purge: purge})
+		results[e.Name()] = res
+		if err != nil {
+			errs = append(errs, fmt.Errorf("cluster %q: %w", e.Name(), err))
+		}
+	}
+	return results, errors.Join(errs...)
+}
+
 // stop stops the named components in reverse start order and removes their pid
 // files. It returns the names of those that were running.
 func (c *Cluster) stop(ctx context.Context, names []string, onErr func(error)) []string {
