@@ -77,6 +77,9 @@ func Deconfigure(ctx context.Context, dir string) error {
 // FilterConfigured reports whether .git/config has a clean and a smudge filter
 // for git-crypt (berth's or git-crypt's own).
 func FilterConfigured(ctx context.Context, dir string) (bool, error) {
+	if _, _, err := repoPaths(ctx, dir); err != nil {
+		return false, err
+	}
 	for _, name := range []string{"filter.git-crypt.clean", "filter.git-crypt.smudge"} {
 		v, ok, err := gitConfigGet(ctx, dir, name)
 		if err != nil {
@@ -128,8 +131,9 @@ type InitOptions struct {
 type InitResult struct {
 	KeyID   string
 	KeyPath string
-	// Attributes is true when .gitattributes changed (the caller commits it).
-	Attributes bool
+	// Paths are what the caller commits: .gitattributes when it changed, and
+	// secret files that were tracked in plaintext, now staged encrypted.
+	Paths []string
 }
 
 // Init makes a repository encrypt its secret paths: it generates a key, stores it
@@ -170,7 +174,25 @@ func Init(ctx context.Context, dir string, opts InitOptions) (*InitResult, error
 	if err := Configure(ctx, top, Filter{Executable: opts.Executable, KeyPath: keyPath}); err != nil {
 		return nil, err
 	}
-	return &InitResult{KeyID: key.ID(), KeyPath: keyPath, Attributes: changed}, nil
+	res := &InitResult{KeyID: key.ID(), KeyPath: keyPath}
+	if changed {
+		res.Paths = append(res.Paths, ".gitattributes")
+	}
+	// Files already tracked under a secret path are in plaintext in the index:
+	// stage them again through the filter, so the next commit encrypts them.
+	// (Their history stays plaintext; PlaintextInHistory reports it.)
+	plain, err := SecretFiles(ctx, top)
+	if err != nil {
+		return nil, err
+	}
+	if len(plain) > 0 {
+		args := append([]string{"add", "--renormalize", "--"}, plain...)
+		if _, err := gitCmd(ctx, top, nil, args...); err != nil {
+			return nil, fmt.Errorf("encrypting the secret files already tracked: %w", err)
+		}
+		res.Paths = append(res.Paths, plain...)
+	}
+	return res, nil
 }
 
 // UnlockOptions configures Unlock.
