@@ -234,7 +234,7 @@ func (e *ObjectsError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d object(s) failed:", len(e.Failed))
 	for _, c := range e.Failed {
-		fmt.Fprintf(&b, "\n  %s: %s", c.Object, c.Error)
+		fmt.Fprintf(&b, "\n  %s", c.Error)
 	}
 	return b.String()
 }

@@ -116,6 +116,7 @@ func (e *Engine) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 	}
 
 	desired := map[string]bool{}
+	newNamespaces := map[string]bool{} // created by this apply, in a dry run
 	reset := false
 	for stage := range numStages {
 		var st []*item
@@ -152,7 +153,14 @@ func (e *Engine) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 			e.decide(it, old, opts)
 		}
 		if opts.DryRun {
-			e.planItems(ctx, st, opts)
+			e.planItems(ctx, st, newNamespaces)
+			if stage == StageNamespaces {
+				for _, it := range st {
+					if it.change.Action == ActionCreate {
+						newNamespaces[it.ref.Name] = true
+					}
+				}
+			}
 			continue
 		}
 		var todo []*item
@@ -167,6 +175,16 @@ func (e *Engine) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 		}
 		if len(todo) == 0 {
 			continue
+		}
+		if stage == StageNamespaces && !stored.exists {
+			// The inventory lives in the app's namespace: create that first.
+			for i, it := range todo {
+				if it.ref.Name == opts.Namespace {
+					e.applyItem(ctx, it, opts)
+					todo = slices.Delete(todo, i, i+1)
+					break
+				}
+			}
 		}
 		// Record the objects before creating them, so that a crash
 		// between here and the final write never orphans one.

@@ -39,9 +39,15 @@ func (e *Engine) Plan(ctx context.Context, objs []*unstructured.Unstructured, op
 }
 
 // planItems dry-runs the items that would change and diffs them.
-func (e *Engine) planItems(ctx context.Context, st []*item, opts ApplyOptions) {
+func (e *Engine) planItems(ctx context.Context, st []*item, newNamespaces map[string]bool) {
 	var todo []*item
 	for _, it := range st {
+		if it.change.Action == ActionCreate && newNamespaces[it.ref.Namespace] {
+			// A dry run cannot create an object in a namespace that
+			// does not exist yet.
+			it.change.Reason = "its namespace is created by this apply"
+			continue
+		}
 		if it.change.Action == ActionCreate || it.change.Action == ActionUpdate {
 			todo = append(todo, it)
 		}
