@@ -560,7 +560,7 @@ func newCryptoGuardCmd(app *App, o *cryptoOpts) *cobra.Command {
 // newCryptoFilterCmd is what git runs: clean and smudge between stdin and stdout,
 // diff (textconv) on a file. Hidden: users never type them.
 func newCryptoFilterCmd(app *App, o *cryptoOpts, verb string) *cobra.Command {
-	var keyFile string
+	var keyFile, file string
 	use := verb
 	args := cobra.NoArgs
 	if verb == "diff" {
@@ -583,20 +583,29 @@ func newCryptoFilterCmd(app *App, o *cryptoOpts, verb string) *cobra.Command {
 				return err
 			}
 			in, out := cmd.InOrStdin(), cmd.OutOrStdout()
+			name := file
+			if name == "" {
+				name = "a secret file"
+			}
 			switch verb {
 			case "clean":
-				return secrets.Clean(key, in, out)
+				err = secrets.Clean(key, in, out)
 			case "smudge":
-				res, err := secrets.Smudge(key, in, out)
+				var res secrets.SmudgeResult
+				res, err = secrets.Smudge(key, in, out)
 				if res == secrets.PassedThrough && err == nil {
-					fmt.Fprintln(app.Err, "berth: warning: a secret file is not encrypted in git; run 'berth crypto status' to find it")
+					fmt.Fprintf(app.Err, "berth: warning: %s is not encrypted in git; run 'berth crypto status' for every such file\n", name)
 				}
-				return err
 			default:
 				return secrets.Diff(key, args[0], out)
 			}
+			if err != nil && file != "" {
+				return fmt.Errorf("%s: %w", file, err)
+			}
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&keyFile, "key", "", "key file (default: the key this clone is unlocked with)")
+	cmd.Flags().StringVar(&file, "file", "", "the file's path, for messages (git passes %f)")
 	return cmd
 }

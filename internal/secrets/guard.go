@@ -118,7 +118,7 @@ func Commit(ctx context.Context, dir, message string, paths ...string) error {
 		unstage(ctx, top, paths)
 		return err
 	}
-	args = append([]string{"commit", "--quiet", "--no-verify", "-m", message, "--"}, paths...)
+	args = append([]string{"commit", "--quiet", "-m", message, "--"}, paths...)
 	if _, err := gitCmd(ctx, top, nil, args...); err != nil {
 		return fmt.Errorf("committing %s: %w", strings.Join(paths, ", "), err)
 	}

@@ -58,6 +58,9 @@ func runFilter(args []string) int {
 	case "diff":
 		err = Diff(key, args[3], os.Stdout)
 	}
+	if err != nil && len(args) == 5 && args[3] == "--file" {
+		err = fmt.Errorf("%s: %w", args[4], err)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -36,7 +36,12 @@ type Filter struct {
 }
 
 func (f Filter) command(verb string) string {
-	return fmt.Sprintf("%s crypto %s --key %s", shellQuote(f.Executable), verb, shellQuote(f.KeyPath))
+	cmd := fmt.Sprintf("%s crypto %s --key %s", shellQuote(f.Executable), verb, shellQuote(f.KeyPath))
+	if verb != "diff" {
+		// git replaces %f with the file's path, so errors can name the file.
+		cmd += " --file %f"
+	}
+	return cmd
 }
 
 // Configure wires the filter into the repository's .git/config under git-crypt's
@@ -201,6 +206,11 @@ type UnlockOptions struct {
 	Executable string
 }
 
+// ErrNamedKey means a key file is one of git-crypt's named keys (git-crypt init -k
+// NAME), which use a filter of their own (git-crypt-NAME) that berth does not
+// configure.
+var ErrNamedKey = errors.New("named git-crypt keys (git-crypt init -k NAME) are not supported; use the default key")
+
 // Unlock stores key in berth's home, configures the filter and checks out the
 // secret files decrypted. Before changing anything it decrypts every encrypted
 // file in the index, so a wrong key is refused with the repository unchanged.
@@ -208,6 +218,9 @@ func Unlock(ctx context.Context, dir string, key *Key, opts UnlockOptions) (stri
 	top, _, err := repoPaths(ctx, dir)
 	if err != nil {
 		return "", err
+	}
+	if key.Name != "" {
+		return "", fmt.Errorf("key %q: %w", key.Name, ErrNamedKey)
 	}
 	if err := requireClean(ctx, top); err != nil {
 		return "", err

@@ -203,3 +203,65 @@ func TestWriteAttributesKeepsUserLines(t *testing.T) {
 		t.Fatal("a pattern with a space was accepted")
 	}
 }
+
+// TestTamperedBlobInRepository: a commit whose secret file was altered after
+// encryption fails to check out (the filter is required) and the failure names
+// the file; berth's unlock of a clone refuses it before changing anything.
+func TestTamperedBlobInRepository(t *testing.T) {
+	ctx := context.Background()
+	dir := newRepo(t)
+	key, _ := initRepo(t, dir)
+	writeFile(t, dir, "apps/db/secrets.yaml", secretYAML)
+	if err := Commit(ctx, dir, "install", ".gitattributes", "apps"); err != nil {
+		t.Fatal(err)
+	}
+	// An attacker (or a bad merge tool) with push access flips a byte.
+	ct := blobAt(t, dir, "HEAD", "apps/db/secrets.yaml")
+	ct[len(ct)-2] ^= 0x20
+	attacker := filepath.Join(t.TempDir(), "attacker")
+	run(t, "", "git", "clone", "-q", dir, attacker)
+	if err := os.WriteFile(filepath.Join(attacker, "apps/db/secrets.yaml"), ct, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run(t, attacker, "git", "commit", "-q", "-am", "tamper")
+	run(t, attacker, "git", "push", "-q", "origin", "HEAD:refs/heads/tampered")
+
+	out, err := runErr(dir, "git", "checkout", "-q", "tampered")
+	if err == nil {
+		t.Fatal("git checked out a tampered secret file")
+	}
+	if !strings.Contains(out, "apps/db/secrets.yaml") || !strings.Contains(out, "tampered") {
+		t.Fatalf("the checkout error does not name the file and the cause:\n%s", out)
+	}
+	t.Logf("git checkout of the tampered commit:\n%s", out)
+
+	clone := filepath.Join(t.TempDir(), "clone")
+	run(t, "", "git", "clone", "-q", "--branch", "tampered", dir, clone)
+	_, err = Unlock(ctx, clone, key, UnlockOptions{Home: t.TempDir(), Executable: testExecutable(t)})
+	if !isErr(err, ErrTampered) {
+		t.Fatalf("Unlock of a tampered clone: %v, want ErrTampered", err)
+	}
+}
+
+func TestUnlockRefusesNamedKey(t *testing.T) {
+	key, _ := GenerateKey()
+	key.Name = "ops"
+	_, err := Unlock(context.Background(), newRepo(t), key, UnlockOptions{Home: t.TempDir(), Executable: testExecutable(t)})
+	if !isErr(err, ErrNamedKey) {
+		t.Fatalf("Unlock with a named key: %v, want ErrNamedKey", err)
+	}
+}
+
+func TestUnlockRefusesDirtyTree(t *testing.T) {
+	ctx := context.Background()
+	dir := newRepo(t)
+	writeFile(t, dir, "README", "a\n")
+	run(t, dir, "git", "add", ".")
+	run(t, dir, "git", "commit", "-q", "-m", "a")
+	writeFile(t, dir, "README", "b\n")
+	key, _ := GenerateKey()
+	_, err := Unlock(ctx, dir, key, UnlockOptions{Home: t.TempDir(), Executable: testExecutable(t)})
+	if !isErr(err, ErrDirty) || !strings.Contains(err.Error(), "README") {
+		t.Fatalf("Unlock of a dirty tree: %v, want ErrDirty naming README", err)
+	}
+}
