@@ -113,7 +113,17 @@ func TestLocalClusterLifecycleThroughTheCLI(t *testing.T) {
 
 	// Two clusters side by side.
 	outA := berth(t, home, "up", "--name", a, "--binaries", bin)
-	berth(t, home, "up", "--name", b, "--nodes", "1", "--binaries", bin)
+	var upB struct {
+		clusterStatus
+		Created bool `json:"created"`
+	}
+	outB := berth(t, home, "up", "--name", b, "--nodes", "1", "--binaries", bin, "-o", "json")
+	if err := json.Unmarshal([]byte(outB), &upB); err != nil {
+		t.Fatalf("up -o json: %v\n%s", err, outB)
+	}
+	if !upB.Created || upB.State != "running" || upB.Nodes != 1 || upB.Name != b {
+		t.Errorf("up -o json = %+v, want a created, running cluster %s with 1 node", upB, b)
+	}
 	m := exportRE.FindStringSubmatch(outA)
 	if m == nil {
 		t.Fatalf("berth up printed no export KUBECONFIG line:\n%s", outA)
