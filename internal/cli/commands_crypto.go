@@ -119,10 +119,9 @@ without it nobody can read the secrets.`,
 			}
 			committed := false
 			if len(res.Paths) > 0 && !noCommit {
-				if err := secrets.Commit(ctx, o.repo, "crypto: encrypt secret files with berth (git-crypt compatible)", res.Paths...); err != nil {
+				if committed, err = secrets.Commit(ctx, o.repo, "crypto: encrypt secret files with berth (git-crypt compatible)", res.Paths...); err != nil {
 					return err
 				}
-				committed = true
 			}
 			if out == outputJSON {
 				return writeJSON(app.Out, map[string]any{"keyId": res.KeyID, "keyFile": res.KeyPath, "hook": hook, "committed": committed})
@@ -457,10 +456,15 @@ func commitOrSay(cmd *cobra.Command, app *App, repo string, noCommit bool, messa
 		fmt.Fprintf(app.Out, "Not committed: %s\n", strings.Join(paths, " "))
 		return nil
 	}
-	if err := secrets.Commit(cmd.Context(), repo, message, paths...); err != nil {
+	committed, err := secrets.Commit(cmd.Context(), repo, message, paths...)
+	if err != nil {
 		return err
 	}
-	fmt.Fprintf(app.Out, "Committed: %s\n", message)
+	if committed {
+		fmt.Fprintf(app.Out, "Committed: %s\n", message)
+	} else {
+		fmt.Fprintln(app.Out, "Nothing changed; no commit.")
+	}
 	return nil
 }
 
@@ -598,6 +602,9 @@ func newCryptoFilterCmd(app *App, o *cryptoOpts, verb string) *cobra.Command {
 				}
 			default:
 				return secrets.Diff(key, args[0], out)
+			}
+			if errors.Is(err, secrets.ErrTampered) {
+				err = fmt.Errorf("%w (if the key was rotated, unlock again: 'berth crypto unlock')", err)
 			}
 			if err != nil && file != "" {
 				return fmt.Errorf("%s: %w", file, err)

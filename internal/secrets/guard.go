@@ -86,18 +86,19 @@ func CheckUnlocked(ctx context.Context, dir string, paths ...string) error {
 
 // Commit stages paths and commits exactly them with message, guarded: it refuses
 // (and unstages them again) when a secret path would be committed in plaintext.
-// This is how berth commits; the workspace calls it for every change it makes.
-func Commit(ctx context.Context, dir, message string, paths ...string) error {
+// When the paths hold no change it makes no commit and reports false. This is how
+// berth commits; the workspace calls it for every change it makes.
+func Commit(ctx context.Context, dir, message string, paths ...string) (bool, error) {
 	top, _, err := repoPaths(ctx, dir)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if len(paths) == 0 {
-		return errors.New("commit: no paths given")
+		return false, errors.New("commit: no paths given")
 	}
 	secret, err := IsSecretPath(ctx, top, paths...)
 	if err != nil {
-		return err
+		return false, err
 	}
 	var secretPaths []string
 	for _, p := range paths {
@@ -107,20 +108,57 @@ func Commit(ctx context.Context, dir, message string, paths ...string) error {
 	}
 	if len(secretPaths) > 0 {
 		if err := CheckUnlocked(ctx, top, secretPaths...); err != nil {
-			return err
+			return false, err
 		}
 	}
 	args := append([]string{"add", "--all", "--"}, paths...)
 	if _, err := gitCmd(ctx, top, nil, args...); err != nil {
-		return fmt.Errorf("staging %s: %w", strings.Join(paths, ", "), err)
+		return false, fmt.Errorf("staging %s: %w", strings.Join(paths, ", "), err)
 	}
 	if err := CheckStaged(ctx, top); err != nil {
 		unstage(ctx, top, paths)
-		return err
+		return false, err
+	}
+	if _, err := gitCmd(ctx, top, nil, "rev-parse", "--verify", "-q", "HEAD"); err == nil {
+		args = append([]string{"diff", "--cached", "--quiet", "HEAD", "--"}, paths...)
+		if _, err := gitCmd(ctx, top, nil, args...); err == nil {
+			return false, nil
+		} else if exitCode(err) != 1 {
+			return false, err
+		}
 	}
 	args = append([]string{"commit", "--quiet", "-m", message, "--"}, paths...)
 	if _, err := gitCmd(ctx, top, nil, args...); err != nil {
-		return fmt.Errorf("committing %s: %w", strings.Join(paths, ", "), err)
+		return false, fmt.Errorf("committing %s: %w", strings.Join(paths, ", "), err)
+	}
+	return true, nil
+}
+
+// ErrNotSecretPath means a secret value was about to be written to a file git
+// would not encrypt.
+var ErrNotSecretPath = errors.New("not a secret path: git would store it in plaintext")
+
+// WriteSecretFile writes data to rel (relative to the repository's top level)
+// only if git encrypts that path and this clone can encrypt now; the file is
+// written atomically with mode 0600. The workspace writes every secret value and
+// rendered Secret object through it, so none can land in a plaintext file.
+func WriteSecretFile(ctx context.Context, dir, rel string, data []byte) error {
+	top, _, err := repoPaths(ctx, dir)
+	if err != nil {
+		return err
+	}
+	secret, err := IsSecretPath(ctx, top, rel)
+	if err != nil {
+		return err
+	}
+	if !secret[rel] {
+		return fmt.Errorf("%s: %w; write it under one of the secret paths in .gitattributes (see 'berth crypto init --path')", rel, ErrNotSecretPath)
+	}
+	if err := CheckUnlocked(ctx, top, rel); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(top, rel), data, 0o600); err != nil {
+		return fmt.Errorf("writing %s: %w", rel, err)
 	}
 	return nil
 }

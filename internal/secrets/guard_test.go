@@ -3,6 +3,7 @@ package secrets
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,7 +19,7 @@ func lockedClone(t *testing.T) string {
 	dir := newRepo(t)
 	initRepo(t, dir)
 	writeFile(t, dir, "apps/db/secrets.yaml", secretYAML)
-	if err := Commit(ctx, dir, "install", ".gitattributes", "apps"); err != nil {
+	if _, err := Commit(ctx, dir, "install", ".gitattributes", "apps"); err != nil {
 		t.Fatal(err)
 	}
 	clone := filepath.Join(t.TempDir(), "clone")
@@ -41,7 +42,7 @@ func TestCommitRefusesPlaintextWhenLocked(t *testing.T) {
 			clone := lockedClone(t)
 			before := commitCount(t, clone)
 			writeFile(t, clone, tc.path, "new-password: Kx9-plain-leak\n")
-			err := Commit(ctx, clone, "change", tc.path)
+			_, err := Commit(ctx, clone, "change", tc.path)
 			if !isErr(err, tc.want) {
 				t.Fatalf("Commit = %v, want %v", err, tc.want)
 			}
@@ -111,4 +112,59 @@ func TestPreCommitHookStopsPlainGitCommit(t *testing.T) {
 
 func asLeak(err error, target **LeakError) bool {
 	return errors.As(err, target)
+}
+
+func TestCommitWithoutChangesMakesNoCommit(t *testing.T) {
+	ctx := context.Background()
+	dir := newRepo(t)
+	initRepo(t, dir)
+	writeFile(t, dir, "apps/db/secrets.yaml", secretYAML)
+	for i, want := range []bool{true, false} {
+		committed, err := Commit(ctx, dir, "install", ".gitattributes", "apps")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if committed != want {
+			t.Fatalf("commit %d: committed = %v, want %v", i, committed, want)
+		}
+	}
+	if n := commitCount(t, dir); n != 1 {
+		t.Fatalf("%d commits, want 1", n)
+	}
+}
+
+func TestWriteSecretFile(t *testing.T) {
+	ctx := context.Background()
+	unlocked := newRepo(t)
+	initRepo(t, unlocked)
+	tests := map[string]struct {
+		dir  string
+		path string
+		want error
+	}{
+		"secret path, unlocked": {unlocked, "apps/db/secrets.yaml", nil},
+		"plain path":            {unlocked, "apps/db/values.yaml", ErrNotSecretPath},
+		"secret path, locked":   {lockedClone(t), "apps/web/secrets.yaml", ErrFilterMissing},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			err := WriteSecretFile(ctx, tc.dir, tc.path, []byte(secretYAML))
+			if !isErr(err, tc.want) {
+				t.Fatalf("WriteSecretFile = %v, want %v", err, tc.want)
+			}
+			fi, statErr := os.Stat(filepath.Join(tc.dir, tc.path))
+			if tc.want != nil {
+				if statErr == nil {
+					t.Fatal("the file was written despite the refusal")
+				}
+				if strings.Contains(err.Error(), "Zr8-cobalt") {
+					t.Fatal("the error holds the secret")
+				}
+				return
+			}
+			if statErr != nil || fi.Mode().Perm() != 0o600 {
+				t.Fatalf("written file: %v, %v; want mode 0600", fi, statErr)
+			}
+		})
+	}
 }

@@ -50,6 +50,11 @@ func StoreKey(home string, key *Key) (string, error) {
 	if home == "" {
 		return "", errors.New("berth home directory is not set (set BERTH_HOME)")
 	}
+	// git runs the filter from the repository, so the path it records must be absolute.
+	home, err := filepath.Abs(home)
+	if err != nil {
+		return "", err
+	}
 	path := KeyPath(home, key.ID())
 	merged := key
 	if old, err := ReadKeyFile(path); err == nil {

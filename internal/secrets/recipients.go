@@ -58,8 +58,11 @@ func Recipients(ctx context.Context, dir string) ([]string, error) {
 
 func parseRecipient(s string) (age.Recipient, error) {
 	rs, err := age.ParseRecipients(strings.NewReader(s))
-	if err != nil || len(rs) != 1 {
-		return nil, fmt.Errorf("%q is not an age public key (it starts with age1; create one with age-keygen): %v", s, err)
+	if err == nil && len(rs) != 1 {
+		err = fmt.Errorf("want exactly one key, found %d", len(rs))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%q is not an age public key (one starting with age1, from 'berth crypto identity' or age-keygen): %w", s, err)
 	}
 	return rs[0], nil
 }

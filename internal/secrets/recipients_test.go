@@ -36,7 +36,7 @@ func TestRecipientsShareAndRevoke(t *testing.T) {
 			t.Fatalf("changed paths (-want +got):\n%s", diff)
 		}
 	}
-	if err := Commit(ctx, dir, "share", ".gitattributes", "apps", RecipientsDir); err != nil {
+	if _, err := Commit(ctx, dir, "share", ".gitattributes", "apps", RecipientsDir); err != nil {
 		t.Fatal(err)
 	}
 	rs, err := Recipients(ctx, dir)
@@ -96,7 +96,7 @@ func TestRotate(t *testing.T) {
 	if _, err := AddRecipient(ctx, dir, key, alice.Recipient().String()); err != nil {
 		t.Fatal(err)
 	}
-	if err := Commit(ctx, dir, "install", ".gitattributes", "apps", RecipientsDir); err != nil {
+	if _, err := Commit(ctx, dir, "install", ".gitattributes", "apps", RecipientsDir); err != nil {
 		t.Fatal(err)
 	}
 	oldBlob := blobAt(t, dir, "HEAD", "apps/db/secrets.yaml")
@@ -108,7 +108,7 @@ func TestRotate(t *testing.T) {
 	if res.Version != 1 {
 		t.Fatalf("rotated to version %d, want 1", res.Version)
 	}
-	if err := Commit(ctx, dir, "rotate", res.Paths...); err != nil {
+	if _, err := Commit(ctx, dir, "rotate", res.Paths...); err != nil {
 		t.Fatal(err)
 	}
 	newBlob := blobAt(t, dir, "HEAD", "apps/db/secrets.yaml")

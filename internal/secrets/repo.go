@@ -155,6 +155,9 @@ func Init(ctx context.Context, dir string, opts InitOptions) (*InitResult, error
 	} else if !errors.Is(err, ErrLocked) {
 		return nil, err
 	}
+	if _, err := os.Stat(filepath.Join(top, WrappedKeyFile)); err == nil {
+		return nil, fmt.Errorf("%s already has a key shared with age (%s): unlock with 'berth crypto unlock' instead of creating a second key", top, WrappedKeyFile)
+	}
 	if files, err := encryptedIndexFiles(ctx, top); err != nil {
 		return nil, err
 	} else if len(files) > 0 {

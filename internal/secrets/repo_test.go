@@ -22,7 +22,7 @@ func TestBerthRepoUnlockedByGitCrypt(t *testing.T) {
 	key, _ := initRepo(t, dir)
 	writeFile(t, dir, "apps/db/secrets.yaml", secretYAML)
 	writeFile(t, dir, "apps/db/app.yaml", "package: postgresql\n")
-	if err := Commit(ctx, dir, "install db", ".gitattributes", "apps"); err != nil {
+	if _, err := Commit(ctx, dir, "install db", ".gitattributes", "apps"); err != nil {
 		t.Fatal(err)
 	}
 	stored := blobAt(t, dir, "HEAD", "apps/db/secrets.yaml")
@@ -104,7 +104,7 @@ func TestGitCryptRepoUnlockedByBerth(t *testing.T) {
 	}
 	// A change made through berth's filter is readable by git-crypt in the origin.
 	writeFile(t, clone, "secret/token", "api-token: rotated-by-berth\n")
-	if err := Commit(ctx, clone, "change token", "secret/token"); err != nil {
+	if _, err := Commit(ctx, clone, "change token", "secret/token"); err != nil {
 		t.Fatal(err)
 	}
 	run(t, clone, "git", "push", "-q", "origin", "HEAD:refs/heads/from-berth")
@@ -139,7 +139,7 @@ func TestUnlockWrongKeyChangesNothing(t *testing.T) {
 	dir := newRepo(t)
 	initRepo(t, dir)
 	writeFile(t, dir, "apps/db/secrets.yaml", secretYAML)
-	if err := Commit(ctx, dir, "install", ".gitattributes", "apps"); err != nil {
+	if _, err := Commit(ctx, dir, "install", ".gitattributes", "apps"); err != nil {
 		t.Fatal(err)
 	}
 	clone := filepath.Join(t.TempDir(), "clone")
@@ -164,11 +164,41 @@ func TestUnlockWrongKeyChangesNothing(t *testing.T) {
 
 func TestInitRefusesSecondKey(t *testing.T) {
 	ctx := context.Background()
-	dir := newRepo(t)
-	initRepo(t, dir)
-	_, err := Init(ctx, dir, InitOptions{Home: t.TempDir(), Executable: testExecutable(t)})
-	if err == nil || !strings.Contains(err.Error(), "already has a key") {
-		t.Fatalf("second Init: %v; want a refusal", err)
+	// A clone that has the key, and a fresh clone of a repository whose key is
+	// only shared with age (no secret files yet): a second key would split the team.
+	unlocked := newRepo(t)
+	key, _ := initRepo(t, unlocked)
+	if _, err := AddRecipient(ctx, unlocked, key, newIdentity(t).Recipient().String()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Commit(ctx, unlocked, "share", ".gitattributes", RecipientsDir); err != nil {
+		t.Fatal(err)
+	}
+	fresh := filepath.Join(t.TempDir(), "fresh")
+	run(t, "", "git", "clone", "-q", unlocked, fresh)
+	for name, dir := range map[string]string{"unlocked": unlocked, "fresh clone": fresh} {
+		t.Run(name, func(t *testing.T) {
+			home := t.TempDir()
+			_, err := Init(ctx, dir, InitOptions{Home: home, Executable: testExecutable(t)})
+			if err == nil || !strings.Contains(err.Error(), "already has a key") {
+				t.Fatalf("second Init: %v; want a refusal", err)
+			}
+			if _, err := os.Stat(KeysDir(home)); !os.IsNotExist(err) {
+				t.Fatal("a refused Init stored a key")
+			}
+		})
+	}
+}
+
+func TestStoreKeyRecordsAbsolutePath(t *testing.T) {
+	t.Chdir(t.TempDir())
+	key, _ := GenerateKey()
+	path, err := StoreKey("relative-home", key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !filepath.IsAbs(path) {
+		t.Fatalf("StoreKey returned %q; git runs the filter elsewhere, so it must be absolute", path)
 	}
 }
 
@@ -212,7 +242,7 @@ func TestTamperedBlobInRepository(t *testing.T) {
 	dir := newRepo(t)
 	key, _ := initRepo(t, dir)
 	writeFile(t, dir, "apps/db/secrets.yaml", secretYAML)
-	if err := Commit(ctx, dir, "install", ".gitattributes", "apps"); err != nil {
+	if _, err := Commit(ctx, dir, "install", ".gitattributes", "apps"); err != nil {
 		t.Fatal(err)
 	}
 	// An attacker (or a bad merge tool) with push access flips a byte.

@@ -53,7 +53,7 @@ func TestHistoryHoldsNoPlaintext(t *testing.T) {
 		}},
 	}
 	for _, s := range steps {
-		if err := Commit(ctx, dir, s.name, s.apply(t)...); err != nil {
+		if _, err := Commit(ctx, dir, s.name, s.apply(t)...); err != nil {
 			t.Fatalf("%s: %v", s.name, err)
 		}
 	}
@@ -102,7 +102,7 @@ func TestPlaintextInHistory(t *testing.T) {
 	leakedBlob := strings.TrimSpace(run(t, dir, "git", "rev-parse", "HEAD:apps/db/secrets.yaml"))
 	initRepo(t, dir)
 	writeFile(t, dir, "apps/db/secrets.yaml", "password: later\n")
-	if err := Commit(ctx, dir, "encrypt", ".gitattributes", "apps"); err != nil {
+	if _, err := Commit(ctx, dir, "encrypt", ".gitattributes", "apps"); err != nil {
 		t.Fatal(err)
 	}
 	leaks, err := PlaintextInHistory(ctx, dir)
