@@ -146,7 +146,7 @@ func identityPath(home string) string {
 }
 
 func newCryptoUnlockCmd(app *App, o *cryptoOpts) *cobra.Command {
-	var identity string
+	var identity, rev string
 	cmd := &cobra.Command{
 		Use:   "unlock [KEYFILE]",
 		Short: "Decrypt the secret files in this clone, with a key file or your age identity",
@@ -156,10 +156,16 @@ plaintext. With KEYFILE it uses that key file (exported by berth, or by
 identity (see 'berth crypto identity'). The key is stored in berth's home.
 
 Every encrypted file is checked against the key first: with a wrong key nothing
-changes.`,
+changes.
+
+In a clone that is already unlocked, unlock adds the newer versions of the same
+key (after a teammate ran 'berth crypto rotate'): when 'git pull' fails because a
+file was "encrypted with another key", run 'berth crypto unlock --rev FETCH_HEAD'
+and pull again.`,
 		Example: `  berth crypto unlock
   berth crypto unlock ./team.key
-  berth crypto unlock --identity ~/.config/age/keys.txt`,
+  berth crypto unlock --identity ~/.config/age/keys.txt
+  berth crypto unlock --rev FETCH_HEAD   # after a teammate rotated the key`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -185,9 +191,21 @@ changes.`,
 					return fmt.Errorf("no key file given and no age identity at %s: pass KEYFILE, --identity FILE, or create one with 'berth crypto identity' and ask a teammate to add it: %w", identity, err)
 				}
 				defer f.Close()
-				if key, err = secrets.UnwrapKey(ctx, o.repo, f); err != nil {
+				if key, err = secrets.UnwrapKeyAt(ctx, o.repo, rev, f); err != nil {
 					return err
 				}
+			}
+			if current, _, err := secrets.RepoKey(ctx, o.repo); err == nil && current.ID() == key.ID() {
+				merged, err := secrets.RefreshKey(ctx, o.repo, key)
+				if err != nil {
+					return err
+				}
+				latest, err := merged.Latest()
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(app.Out, "Already unlocked; key %s now has version %d. Retry the git command that failed (for example 'git checkout -- . && git pull').\n", key.ID(), latest.Version)
+				return nil
 			}
 			path, err := secrets.Unlock(ctx, o.repo, key, secrets.UnlockOptions{Home: home, Executable: exe})
 			if err != nil {
@@ -198,6 +216,7 @@ changes.`,
 		},
 	}
 	cmd.Flags().StringVar(&identity, "identity", "", "age identity file (default: the one 'berth crypto identity' created)")
+	cmd.Flags().StringVar(&rev, "rev", "", "read the wrapped key as committed at this revision (e.g. FETCH_HEAD) instead of the working tree")
 	return cmd
 }
 
@@ -564,7 +583,10 @@ func newCryptoGuardCmd(app *App, o *cryptoOpts) *cobra.Command {
 // newCryptoFilterCmd is what git runs: clean and smudge between stdin and stdout,
 // diff (textconv) on a file. Hidden: users never type them.
 func newCryptoFilterCmd(app *App, o *cryptoOpts, verb string) *cobra.Command {
-	var keyFile, file string
+	var (
+		keyFile, file string
+		reencrypt     bool
+	)
 	use := verb
 	args := cobra.NoArgs
 	if verb == "diff" {
@@ -593,7 +615,7 @@ func newCryptoFilterCmd(app *App, o *cryptoOpts, verb string) *cobra.Command {
 			}
 			switch verb {
 			case "clean":
-				err = secrets.Clean(key, in, out)
+				err = secrets.CleanFile(cmd.Context(), o.repo, file, key, reencrypt, in, out)
 			case "smudge":
 				var res secrets.SmudgeResult
 				res, err = secrets.Smudge(key, in, out)
@@ -604,7 +626,7 @@ func newCryptoFilterCmd(app *App, o *cryptoOpts, verb string) *cobra.Command {
 				return secrets.Diff(key, args[0], out)
 			}
 			if errors.Is(err, secrets.ErrTampered) {
-				err = fmt.Errorf("%w (if the key was rotated, unlock again: 'berth crypto unlock')", err)
+				err = fmt.Errorf("%w (if a teammate rotated the key: 'berth crypto unlock --rev FETCH_HEAD', then retry)", err)
 			}
 			if err != nil && file != "" {
 				return fmt.Errorf("%s: %w", file, err)
@@ -613,6 +635,9 @@ func newCryptoFilterCmd(app *App, o *cryptoOpts, verb string) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&keyFile, "key", "", "key file (default: the key this clone is unlocked with)")
-	cmd.Flags().StringVar(&file, "file", "", "the file's path, for messages (git passes %f)")
+	cmd.Flags().StringVar(&file, "file", "", "the file's path (git passes %f)")
+	if verb == "clean" {
+		cmd.Flags().BoolVar(&reencrypt, "reencrypt", false, "encrypt with the newest key version even when the index holds an older ciphertext of the same content")
+	}
 	return cmd
 }

@@ -1,6 +1,8 @@
 package secrets
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -27,6 +29,29 @@ func Clean(key *Key, r io.Reader, w io.Writer) error {
 	}
 	_, err = w.Write(out)
 	return err
+}
+
+// CleanFile is the clean filter as git runs it on path (relative to the top of
+// the repository in dir). With a rotated key, a file encrypted under an older
+// version would encrypt differently now and look modified to git although its
+// plaintext is unchanged; so when the index already holds a ciphertext of exactly
+// this plaintext (under any version of the key), CleanFile keeps it. Rotate passes
+// reencrypt to force the newest version.
+func CleanFile(ctx context.Context, dir, path string, key *Key, reencrypt bool, r io.Reader, w io.Writer) error {
+	if reencrypt || path == "" || len(key.Entries) < 2 {
+		return Clean(key, r, w)
+	}
+	in, err := io.ReadAll(r)
+	if err != nil {
+		return fmt.Errorf("reading the file to encrypt: %w", err)
+	}
+	if staged, err := gitCmd(ctx, dir, nil, "cat-file", "blob", ":"+path); err == nil && IsEncrypted(staged) {
+		if plain, err := Decrypt(key, staged); err == nil && bytes.Equal(plain, in) {
+			_, err = w.Write(staged)
+			return err
+		}
+	}
+	return Clean(key, bytes.NewReader(in), w)
 }
 
 // SmudgeResult says what Smudge did with its input.

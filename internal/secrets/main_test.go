@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -41,25 +42,29 @@ func runFilter(args []string) int {
 		}
 		return 0
 	}
-	if len(args) < 3 || args[1] != "--key" {
-		fmt.Fprintln(os.Stderr, "usage: crypto clean|smudge|diff --key FILE [PATH]")
+	fs := flag.NewFlagSet("crypto", flag.ContinueOnError)
+	keyPath := fs.String("key", "", "")
+	file := fs.String("file", "", "")
+	reencrypt := fs.Bool("reencrypt", false, "")
+	if len(args) < 1 || fs.Parse(args[1:]) != nil {
+		fmt.Fprintln(os.Stderr, "usage: crypto clean|smudge|diff --key FILE [--file PATH] [--reencrypt] [PATH]")
 		return 2
 	}
-	key, err := ReadKeyFile(args[2])
+	key, err := ReadKeyFile(*keyPath)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	switch args[0] {
 	case "clean":
-		err = Clean(key, os.Stdin, os.Stdout)
+		err = CleanFile(context.Background(), ".", *file, key, *reencrypt, os.Stdin, os.Stdout)
 	case "smudge":
 		_, err = Smudge(key, os.Stdin, os.Stdout)
 	case "diff":
-		err = Diff(key, args[3], os.Stdout)
+		err = Diff(key, fs.Arg(0), os.Stdout)
 	}
-	if err != nil && len(args) == 5 && args[3] == "--file" {
-		err = fmt.Errorf("%s: %w", args[4], err)
+	if err != nil && *file != "" {
+		err = fmt.Errorf("%s: %w", *file, err)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -167,9 +167,16 @@ func writeRecipients(ctx context.Context, dir string, key *Key, rs []string) ([]
 	return changed, nil
 }
 
-// UnwrapKey decrypts the repository's wrapped key with age identities (the
-// contents of an age identity file such as age-keygen writes).
+// UnwrapKey decrypts the repository's wrapped key, as in the working tree, with
+// age identities (the contents of an age identity file such as age-keygen writes).
 func UnwrapKey(ctx context.Context, dir string, identities io.Reader) (*Key, error) {
+	return UnwrapKeyAt(ctx, dir, "", identities)
+}
+
+// UnwrapKeyAt is UnwrapKey with the wrapped key as committed at rev (for example
+// FETCH_HEAD, after a pull failed because a teammate rotated the key); the
+// working tree's copy when rev is empty.
+func UnwrapKeyAt(ctx context.Context, dir, rev string, identities io.Reader) (*Key, error) {
 	top, _, err := repoPaths(ctx, dir)
 	if err != nil {
 		return nil, err
@@ -178,31 +185,74 @@ func UnwrapKey(ctx context.Context, dir string, identities io.Reader) (*Key, err
 	if err != nil {
 		return nil, fmt.Errorf("reading age identities: %w", err)
 	}
-	f, err := os.Open(filepath.Join(top, WrappedKeyFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("%s has no %s: nobody has been added with 'berth crypto add-recipient'; ask a teammate for the key file instead", top, WrappedKeyFile)
+	var wrapped []byte
+	if rev == "" {
+		wrapped, err = os.ReadFile(filepath.Join(top, WrappedKeyFile))
+	} else {
+		wrapped, err = gitCmd(ctx, top, nil, "cat-file", "blob", rev+":"+WrappedKeyFile)
 	}
 	if err != nil {
+		if errors.Is(err, os.ErrNotExist) || rev != "" {
+			return nil, fmt.Errorf("%s has no %s%s: nobody has been added with 'berth crypto add-recipient'; ask a teammate for the key file instead (%w)", top, WrappedKeyFile, atRev(rev), err)
+		}
 		return nil, err
 	}
-	defer f.Close()
-	r, err := age.Decrypt(armor.NewReader(f), ids...)
+	r, err := age.Decrypt(armor.NewReader(bytes.NewReader(wrapped)), ids...)
 	if err != nil {
 		var noMatch *age.NoIdentityMatchError
 		if errors.As(err, &noMatch) {
-			return nil, fmt.Errorf("%s: %w; ask a teammate to run 'berth crypto add-recipient' with your public key", WrappedKeyFile, ErrNotRecipient)
+			return nil, fmt.Errorf("%s%s: %w; ask a teammate to run 'berth crypto add-recipient' with your public key ('berth crypto identity')", WrappedKeyFile, atRev(rev), ErrNotRecipient)
 		}
-		return nil, fmt.Errorf("%s: %w", WrappedKeyFile, err)
+		return nil, fmt.Errorf("%s%s: %w", WrappedKeyFile, atRev(rev), err)
 	}
 	b, err := io.ReadAll(r)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", WrappedKeyFile, err)
+		return nil, fmt.Errorf("%s%s: %w", WrappedKeyFile, atRev(rev), err)
 	}
 	k, err := ParseKey(b)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", WrappedKeyFile, err)
+		return nil, fmt.Errorf("%s%s: %w", WrappedKeyFile, atRev(rev), err)
 	}
 	return k, nil
+}
+
+func atRev(rev string) string {
+	if rev == "" {
+		return ""
+	}
+	return " at " + rev
+}
+
+// ErrOtherKey means a key offered to refresh this clone's key is not a later
+// version of it.
+var ErrOtherKey = errors.New("not a newer version of this clone's key")
+
+// RefreshKey adds the newer versions in key (a teammate's rotation, unwrapped
+// with UnwrapKeyAt) to the key this clone is unlocked with. It accepts only a key
+// with the same ID whose common versions are identical, so a wrapped key pushed
+// by someone who never held the key cannot replace it. It needs no clean tree:
+// nothing is checked out; retry the git command that failed.
+func RefreshKey(ctx context.Context, dir string, key *Key) (*Key, error) {
+	current, path, err := RepoKey(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok, err := gitConfigGet(ctx, dir, gitConfigKey); err != nil {
+		return nil, err
+	} else if !ok {
+		return nil, fmt.Errorf("this clone was unlocked by git-crypt; lock it ('git-crypt lock') and unlock with berth")
+	}
+	if key.ID() != current.ID() {
+		return nil, fmt.Errorf("key %s: %w (%s); to switch keys, 'berth crypto lock' then 'berth crypto unlock'", key.ID(), ErrOtherKey, current.ID())
+	}
+	merged, err := mergeKeys(current, key)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrOtherKey, err)
+	}
+	if err := WriteKeyFile(path, merged); err != nil {
+		return nil, err
+	}
+	return merged, nil
 }
 
 // RotateResult is what Rotate changed.
@@ -248,7 +298,13 @@ func Rotate(ctx context.Context, dir string) (*RotateResult, error) {
 		return nil, err
 	}
 	if len(files) > 0 {
-		args := append([]string{"add", "--renormalize", "--"}, files...)
+		// The clean filter keeps unchanged files' old ciphertexts (see CleanFile);
+		// here every file must move to the new version.
+		clean, _, err := gitConfigGet(ctx, top, "filter.git-crypt.clean")
+		if err != nil {
+			return nil, err
+		}
+		args := append([]string{"-c", "filter.git-crypt.clean=" + clean + " --reencrypt", "add", "--renormalize", "--"}, files...)
 		if _, err := gitCmd(ctx, top, nil, args...); err != nil {
 			return nil, fmt.Errorf("re-encrypting the secret files: %w", err)
 		}

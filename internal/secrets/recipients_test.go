@@ -152,3 +152,74 @@ func TestRotate(t *testing.T) {
 		t.Fatal("git-crypt cannot read the rotated repository with the exported key")
 	}
 }
+
+// TestTeammatePullsRotation: a teammate's clone, unlocked with the pre-rotation
+// key, cannot check out the rotated files; refreshing the key from the fetched
+// commit fixes it, and neither old nor new files then look modified to git.
+func TestTeammatePullsRotation(t *testing.T) {
+	ctx := context.Background()
+	owner := newRepo(t)
+	key, _ := initRepo(t, owner)
+	mate := newIdentity(t)
+	writeFile(t, owner, "apps/db/secrets.yaml", secretYAML)
+	if _, err := AddRecipient(ctx, owner, key, mate.Recipient().String()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Commit(ctx, owner, "install", ".gitattributes", "apps", RecipientsDir); err != nil {
+		t.Fatal(err)
+	}
+	clone := filepath.Join(t.TempDir(), "mate")
+	run(t, "", "git", "clone", "-q", owner, clone)
+	mateKey, err := UnwrapKey(ctx, clone, strings.NewReader(mate.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Unlock(ctx, clone, mateKey, UnlockOptions{Home: t.TempDir(), Executable: testExecutable(t)}); err != nil {
+		t.Fatal(err)
+	}
+
+	res, err := Rotate(ctx, owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Commit(ctx, owner, "rotate", res.Paths...); err != nil {
+		t.Fatal(err)
+	}
+	// The owner can go back to the pre-rotation commit and return; nothing looks modified.
+	run(t, owner, "git", "checkout", "-q", "HEAD~1")
+	if out := run(t, owner, "git", "status", "--porcelain"); out != "" || readFile(t, owner, "apps/db/secrets.yaml") != secretYAML {
+		t.Fatalf("pre-rotation commit after rotation: status %q", out)
+	}
+	run(t, owner, "git", "checkout", "-q", "main")
+
+	out, err := runErr(clone, "git", "pull", "-q", "--ff-only")
+	if err == nil {
+		t.Fatal("the teammate pulled files encrypted with a key version they do not have")
+	}
+	if !strings.Contains(out, "apps/db/secrets.yaml") {
+		t.Fatalf("the pull error does not name the file:\n%s", out)
+	}
+	newer, err := UnwrapKeyAt(ctx, clone, "FETCH_HEAD", strings.NewReader(mate.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := RefreshKey(ctx, clone, newer); err != nil {
+		t.Fatal(err)
+	}
+	run(t, clone, "git", "checkout", "--", ".")
+	if out := run(t, clone, "git", "status", "--porcelain"); out != "" {
+		t.Fatalf("with the refreshed key, files of the old version look modified:\n%s", out)
+	}
+	run(t, clone, "git", "pull", "-q", "--ff-only")
+	if readFile(t, clone, "apps/db/secrets.yaml") != secretYAML {
+		t.Fatal("the teammate does not see the plaintext after the pull")
+	}
+	if out := run(t, clone, "git", "status", "--porcelain"); out != "" {
+		t.Fatalf("after the pull the clone is dirty:\n%s", out)
+	}
+
+	stranger, _ := GenerateKey()
+	if _, err := RefreshKey(ctx, clone, stranger); !isErr(err, ErrOtherKey) {
+		t.Fatalf("RefreshKey with an unrelated key: %v, want ErrOtherKey", err)
+	}
+}
