@@ -309,3 +309,39 @@ func TestCryptoStatusFindsHistoryLeak(t *testing.T) {
 		t.Fatalf("history leaks = %+v, want apps/db/secrets.yaml in %s", st.Leaks, commit)
 	}
 }
+
+// TestCryptoUnlockFollowsRotation: the error a teammate sees when pulling a
+// rotation names the fix, and the fix works.
+func TestCryptoUnlockFollowsRotation(t *testing.T) {
+	cryptoEnv(t)
+	home, mateHome := t.TempDir(), t.TempDir()
+	repo := t.TempDir()
+	git(t, repo, "init", "-q")
+	mustBerth(t, home, "crypto", "-C", repo, "init")
+	write(t, repo, "apps/db/secrets.yaml", "password: "+cliSecret+"\n")
+	git(t, repo, "add", "apps")
+	git(t, repo, "commit", "-q", "-m", "install db")
+	mustBerth(t, home, "crypto", "-C", repo, "add-recipient", strings.TrimSpace(mustBerth(t, mateHome, "crypto", "identity")))
+	clone := filepath.Join(t.TempDir(), "mate")
+	git(t, "", "clone", "-q", repo, clone)
+	mustBerth(t, mateHome, "crypto", "-C", clone, "unlock")
+	mustBerth(t, home, "crypto", "-C", repo, "rotate")
+
+	pull := exec.Command("git", "pull", "-q", "--ff-only")
+	pull.Dir = clone
+	out, err := pull.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "berth crypto unlock --rev FETCH_HEAD") {
+		t.Fatalf("pulling a rotation: err %v; the message should name the fix:\n%s", err, out)
+	}
+	if o := mustBerth(t, mateHome, "crypto", "-C", clone, "unlock", "--rev", "FETCH_HEAD"); !strings.Contains(o, "version 1") {
+		t.Fatalf("unlock --rev: %s", o)
+	}
+	git(t, clone, "checkout", "--", ".")
+	git(t, clone, "pull", "-q", "--ff-only")
+	if got := read(t, clone, "apps/db/secrets.yaml"); got != "password: "+cliSecret+"\n" {
+		t.Fatalf("after following the rotation: %q", got)
+	}
+	if s := git(t, clone, "status", "--porcelain"); s != "" {
+		t.Fatalf("dirty after following the rotation:\n%s", s)
+	}
+}
