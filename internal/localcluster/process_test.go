@@ -54,7 +54,14 @@ func TestStartDetachedRunsInItsOwnSessionAndStops(t *testing.T) {
 func TestStopProcessKillsAProcessThatIgnoresSIGTERM(t *testing.T) {
 	// An ignored signal stays ignored across exec, so sleep itself ignores TERM,
 	// like a kube-apiserver hanging in graceful shutdown.
-	rec, _ := startTestProcess(t, "trap '' TERM; exec sleep 60")
+	rec, logPath := startTestProcess(t, "trap '' TERM; echo ignoring TERM; exec sleep 60")
+	// Signal only once the trap is in place, or the shell dies of SIGTERM.
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(lastRunTail(logPath, 1), "ignoring TERM"); {
+		if time.Now().After(deadline) {
+			t.Fatal("the test process never reported its trap")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	start := time.Now()
 	if err := stopProcess(context.Background(), rec, 300*time.Millisecond); err != nil {
 		t.Fatal(err)

@@ -17,28 +17,6 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(testcluster.Main(m)) }
 
-// ProcessesUnder lists the pids of processes whose command line mentions dir: the
-// processes of a cluster whose state lives there.
-func processesUnder(t *testing.T, dir string) []string {
-	t.Helper()
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pids []string
-	for _, e := range entries {
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil || len(cmdline) == 0 {
-			continue
-		}
-		if strings.Contains(string(cmdline), dir+string(os.PathSeparator)) {
-			line := strings.ReplaceAll(string(cmdline), "\x00", " ")
-			pids = append(pids, e.Name()+": "+line[:min(len(line), 80)])
-		}
-	}
-	return pids
-}
-
 // newCluster returns options for a cluster of the test's own, stopped and purged
 // when the test ends.
 func newCluster(t *testing.T, binDir string) localcluster.UpOptions {
@@ -79,7 +57,7 @@ func TestUpFailsClearlyWhenAPortIsTaken(t *testing.T) {
 		t.Errorf("error %q does not name the address and the cluster", msg)
 	}
 	// etcd had started before the API server's port was checked; it must be gone.
-	if left := processesUnder(t, clusterDir(opts)); len(left) > 0 {
+	if left := testcluster.ProcessesUnder(t, clusterDir(opts)); len(left) > 0 {
 		t.Errorf("processes left running after the failed start: %v", left)
 	}
 }
@@ -114,7 +92,7 @@ func TestUpFailsClearlyWhenAProcessExitsDuringStart(t *testing.T) {
 	if !strings.Contains(err.Error(), "simulated fatal start-up failure") || !strings.Contains(err.Error(), exited.Log) {
 		t.Errorf("error does not show the log tail and path:\n%v", err)
 	}
-	if left := processesUnder(t, clusterDir(opts)); len(left) > 0 {
+	if left := testcluster.ProcessesUnder(t, clusterDir(opts)); len(left) > 0 {
 		t.Errorf("processes left running after the failed start: %v", left)
 	}
 	st, err := localcluster.List(opts.Home)

@@ -16,7 +16,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/util/wait"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
@@ -26,22 +25,6 @@ import (
 )
 
 func TestMain(m *testing.M) { os.Exit(testcluster.Main(m)) }
-
-// poll waits for cond, failing the test with the last observation on timeout.
-func poll(t *testing.T, timeout time.Duration, cond func(ctx context.Context) (bool, string, error)) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	var last string
-	err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
-		ok, state, err := cond(ctx)
-		last = state
-		return ok, err
-	})
-	if err != nil {
-		t.Fatalf("condition not met within %s: %v; last seen: %s", timeout, err, last)
-	}
-}
 
 func TestServerSideApplyDeploymentBecomesAvailableOnKwokNodes(t *testing.T) {
 	ns := testcluster.Namespace(t)
@@ -71,7 +54,7 @@ func TestServerSideApplyDeploymentBecomesAvailableOnKwokNodes(t *testing.T) {
 		t.Fatalf("managedFields has no Apply entry for berth-test: %+v", applied.ManagedFields)
 	}
 
-	poll(t, 90*time.Second, func(ctx context.Context) (bool, string, error) {
+	testcluster.WaitFor(t, 90*time.Second, func(ctx context.Context) (bool, string, error) {
 		d, err := cs.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
 		if err != nil {
 			return false, "", err
@@ -140,7 +123,7 @@ func TestCRDBecomesEstablishedAndServesCustomResources(t *testing.T) {
 	t.Cleanup(func() {
 		_ = ext.ApiextensionsV1().CustomResourceDefinitions().Delete(context.Background(), crd.Name, metav1.DeleteOptions{})
 	})
-	poll(t, 30*time.Second, func(ctx context.Context) (bool, string, error) {
+	testcluster.WaitFor(t, 30*time.Second, func(ctx context.Context) (bool, string, error) {
 		got, err := ext.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{})
 		if err != nil {
 			return false, "", err
@@ -199,7 +182,7 @@ func TestGarbageCollectorDeletesDependents(t *testing.T) {
 	if err := cs.CoreV1().ConfigMaps(ns).Delete(ctx, "owner", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, 60*time.Second, func(ctx context.Context) (bool, string, error) {
+	testcluster.WaitFor(t, 60*time.Second, func(ctx context.Context) (bool, string, error) {
 		_, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, "dependent", metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return true, "", nil

@@ -44,23 +44,6 @@ func kubectl(t *testing.T, kubeconfig, stdin string, args ...string) string {
 	return string(out)
 }
 
-// processesUnder lists processes whose command line mentions dir.
-func processesUnder(t *testing.T, dir string) []string {
-	t.Helper()
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var found []string
-	for _, e := range entries {
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err == nil && bytes.Contains(cmdline, []byte(dir+"/")) {
-			found = append(found, e.Name())
-		}
-	}
-	return found
-}
-
 type clusterStatus struct {
 	Name      string          `json:"name"`
 	State     string          `json:"state"`
@@ -163,7 +146,7 @@ func TestLocalClusterLifecycleThroughTheCLI(t *testing.T) {
 	// test), and restart: the data is kept and the impostor is not signalled.
 	berth(t, home, "down", "--name", a)
 	dirA := filepath.Join(home, "clusters", a)
-	if left := processesUnder(t, dirA); len(left) > 0 {
+	if left := testcluster.ProcessesUnder(t, dirA); len(left) > 0 {
 		t.Fatalf("processes still running after down: %v", left)
 	}
 	for _, comp := range []string{"etcd", "kube-apiserver", "kwok"} {
@@ -186,7 +169,7 @@ func TestLocalClusterLifecycleThroughTheCLI(t *testing.T) {
 	for _, name := range []string{a, b} {
 		berth(t, home, "down", "--name", name, "--purge")
 		dir := filepath.Join(home, "clusters", name)
-		if left := processesUnder(t, dir); len(left) > 0 {
+		if left := testcluster.ProcessesUnder(t, dir); len(left) > 0 {
 			t.Errorf("processes of %s left after down --purge: %v", name, left)
 		}
 		if _, err := os.Stat(dir); !os.IsNotExist(err) {
