@@ -151,11 +151,12 @@ func (c *Cluster) ensureNodes(ctx context.Context, progress ProgressFunc) error 
 			}
 		}
 	}
-	for _, name := range sortedKeys(want) {
+	for i := 1; i <= c.State.Nodes; i++ {
+		name := NodeName(c.Name, i)
 		if have[name] {
 			continue
 		}
-		if _, err := cs.CoreV1().Nodes().Create(ctx, c.node(name), metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		if _, err := cs.CoreV1().Nodes().Create(ctx, c.node(i), metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("creating node %s: %w", name, err)
 		}
 	}
@@ -193,9 +194,11 @@ func nodeReady(n *corev1.Node) bool {
 	return false
 }
 
-// node is a simulated node: kwok manages it because of its annotation and reports
-// it Ready with the capacity below.
-func (c *Cluster) node(name string) *corev1.Node {
+// node is the i-th simulated node: kwok manages it because of its annotation and
+// reports it Ready with the capacity below. Like a kubelet's node it has its own
+// pod range (kwok hands out pod IPs from it) and an internal address.
+func (c *Cluster) node(i int) *corev1.Node {
+	name := NodeName(c.Name, i)
 	capacity := corev1.ResourceList{
 		corev1.ResourceCPU:              resource.MustParse("32"),
 		corev1.ResourceMemory:           resource.MustParse("256Gi"),
@@ -215,7 +218,15 @@ func (c *Cluster) node(name string) *corev1.Node {
 				"type":                          "kwok",
 			},
 		},
+		Spec: corev1.NodeSpec{
+			PodCIDR:  fmt.Sprintf("10.244.%d.0/24", i),
+			PodCIDRs: []string{fmt.Sprintf("10.244.%d.0/24", i)},
+		},
 		Status: corev1.NodeStatus{
+			Addresses: []corev1.NodeAddress{
+				{Type: corev1.NodeInternalIP, Address: fmt.Sprintf("172.30.%d.%d", i/250, i%250+1)},
+				{Type: corev1.NodeHostName, Address: name},
+			},
 			Capacity:    capacity,
 			Allocatable: capacity,
 			NodeInfo: corev1.NodeSystemInfo{
