@@ -116,7 +116,7 @@ func (k *Key) Rotate() error {
 		return err
 	}
 	if latest.Version == ^uint32(0) {
-		return fmt.Errorf("key has reached its last version number; create a new key with 'berth crypto init --force'")
+		return errors.New("key has used every version number (2^32 rotations); export the secrets and start a new repository key")
 	}
 	e, err := newEntry(latest.Version + 1)
 	if err != nil {

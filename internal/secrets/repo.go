@@ -1,16 +1,11 @@
 package secrets
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 )
 
@@ -310,28 +305,6 @@ func recheckout(ctx context.Context, top string, files []string) error {
 	return err
 }
 
-// indexEntry is a stage-0 file in the index.
-type indexEntry struct {
-	path, blob string
-}
-
-func indexEntries(ctx context.Context, top string) ([]indexEntry, error) {
-	out, err := gitCmd(ctx, top, nil, "ls-files", "-z", "--stage")
-	if err != nil {
-		return nil, err
-	}
-	var res []indexEntry
-	for _, l := range splitZ(out) {
-		meta, path, ok := strings.Cut(l, "\t")
-		f := strings.Fields(meta)
-		if !ok || len(f) != 3 || f[0] == "160000" || f[2] != "0" {
-			continue
-		}
-		res = append(res, indexEntry{path: path, blob: f[1]})
-	}
-	return res, nil
-}
-
 // encryptedIndexFiles lists secret paths in the index whose blob is encrypted.
 func encryptedIndexFiles(ctx context.Context, top string) ([]string, error) {
 	files, err := SecretFiles(ctx, top)
@@ -346,104 +319,4 @@ func encryptedIndexFiles(ctx context.Context, top string) ([]string, error) {
 		return nil
 	})
 	return res, err
-}
-
-// forEachIndexBlob calls fn with the staged content of each path.
-func forEachIndexBlob(ctx context.Context, top string, paths []string, fn func(path string, blob []byte) error) error {
-	if len(paths) == 0 {
-		return nil
-	}
-	entries, err := indexEntries(ctx, top)
-	if err != nil {
-		return err
-	}
-	want := map[string]bool{}
-	for _, p := range paths {
-		want[p] = true
-	}
-	var ids, names []string
-	for _, e := range entries {
-		if want[e.path] {
-			ids = append(ids, e.blob)
-			names = append(names, e.path)
-		}
-	}
-	i := 0
-	return catFile(ctx, top, ids, func(_ string, _ string, content []byte) error {
-		err := fn(names[i], content)
-		i++
-		return err
-	})
-}
-
-// catFile streams objects through one `git cat-file --batch`, calling fn with
-// each object's id, type and content in order. With ids nil it streams every
-// object in the repository (--batch-all-objects), reachable or not.
-func catFile(ctx context.Context, top string, ids []string, fn func(id, typ string, content []byte) error) error {
-	args := []string{"cat-file", "--batch"}
-	var stdin io.Reader
-	if ids == nil {
-		args = append(args, "--batch-all-objects")
-	} else if len(ids) == 0 {
-		return nil
-	} else {
-		stdin = strings.NewReader(strings.Join(ids, "\n") + "\n")
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "git", args...)
-	cmd.Dir = top
-	cmd.Stdin = stdin
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	pipe, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("running git cat-file: %w", err)
-	}
-	perr := parseBatch(pipe, fn)
-	if perr != nil {
-		cancel()
-	}
-	werr := cmd.Wait()
-	if perr != nil {
-		return perr
-	}
-	if werr != nil {
-		return &GitError{Args: args, Stderr: strings.TrimSpace(stderr.String()), Err: werr}
-	}
-	return nil
-}
-
-func parseBatch(r io.Reader, fn func(id, typ string, content []byte) error) error {
-	br := bufio.NewReader(r)
-	for {
-		line, err := br.ReadString('\n')
-		if err == io.EOF && line == "" {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("reading git cat-file output: %w", err)
-		}
-		f := strings.Fields(line)
-		if len(f) == 2 && f[1] == "missing" {
-			return fmt.Errorf("git object %s is missing", f[0])
-		}
-		if len(f) != 3 {
-			return fmt.Errorf("unexpected git cat-file output %q", line)
-		}
-		n, err := strconv.Atoi(f[2])
-		if err != nil {
-			return fmt.Errorf("unexpected git cat-file output %q", line)
-		}
-		content := make([]byte, n+1)
-		if _, err := io.ReadFull(br, content); err != nil {
-			return fmt.Errorf("reading git object %s: %w", f[0], err)
-		}
-		if err := fn(f[0], f[1], content[:n]); err != nil {
-			return err
-		}
-	}
 }
