@@ -18,7 +18,9 @@ import (
 // gitCmd runs git in dir and returns its standard output. Errors carry git's
 // standard error, which never holds file contents for the commands used here.
 func gitCmd(ctx context.Context, dir string, stdin io.Reader, args ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, "git", args...)
+	// Paths berth passes are file names, never patterns: a secret file named
+	// "[a]" or "*.key" must not select other files.
+	cmd := exec.CommandContext(ctx, "git", append([]string{"--literal-pathspecs"}, args...)...)
 	cmd.Dir = dir
 	cmd.Stdin = stdin
 	var stdout, stderr bytes.Buffer

@@ -78,6 +78,7 @@ func TestGitCryptRepoUnlockedByBerth(t *testing.T) {
 	writeFile(t, dir, ".gitattributes", "secret/** filter=git-crypt diff=git-crypt\n")
 	writeFile(t, dir, "secret/token", "api-token: 4f1c-quartz-otter\n")
 	writeFile(t, dir, "secret/empty", "")
+	writeFile(t, dir, "secret/odd name [*].key", "odd: yes\n")
 	writeFile(t, dir, "README", "hello\n")
 	run(t, dir, "git", "add", ".")
 	run(t, dir, "git", "commit", "-q", "-m", "git-crypt repo")
@@ -94,7 +95,7 @@ func TestGitCryptRepoUnlockedByBerth(t *testing.T) {
 	if _, err := Unlock(ctx, clone, key, UnlockOptions{Home: home, Executable: testExecutable(t)}); err != nil {
 		t.Fatal(err)
 	}
-	for path, want := range map[string]string{"secret/token": "api-token: 4f1c-quartz-otter\n", "secret/empty": "", "README": "hello\n"} {
+	for path, want := range map[string]string{"secret/token": "api-token: 4f1c-quartz-otter\n", "secret/empty": "", "secret/odd name [*].key": "odd: yes\n", "README": "hello\n"} {
 		if got := readFile(t, clone, path); got != want {
 			t.Errorf("%s after berth unlock = %q, want %q", path, got, want)
 		}
