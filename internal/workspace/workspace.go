@@ -1,0 +1,254 @@
+// Package workspace manages the user's git repository that holds what berth
+// installs: berth.yaml, the lockfile, one directory per app with the user's choices,
+// and the rendered manifests. berth writes files atomically, commits its own
+// changes, never rewrites what the user wrote, and leaves the repository as it was
+// when a change fails half-way.
+package workspace
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+
+	"berth.dev/berth/internal/atomicfile"
+)
+
+// File and directory names of the workspace layout (see docs/workspace.md).
+const (
+	ConfigFile  = "berth.yaml"
+	LockFile    = "berth.lock"
+	AppsDir     = "apps"
+	RenderedDir = "rendered"
+	AppFile     = "app.yaml"
+	ValuesFile  = "values.yaml"
+	SecretsFile = "secrets.yaml"
+
+	APIVersion = "berth.dev/v1alpha1"
+)
+
+// Config is berth.yaml: which catalogs the workspace uses, which cluster it
+// targets, and defaults for new apps.
+type Config struct {
+	APIVersion string       `json:"apiVersion"`
+	Kind       string       `json:"kind"`
+	Catalogs   []CatalogRef `json:"catalogs,omitempty"`
+	Cluster    ClusterRef   `json:"cluster"`
+	Defaults   Defaults     `json:"defaults"`
+}
+
+// CatalogRef names a catalog by name and location; the built-in catalog is
+// always available as "builtin".
+type CatalogRef struct {
+	Name string `json:"name"`
+	URL  string `json:"url"`
+}
+
+// ClusterRef says where to deploy: a kubeconfig file and context (empty means the
+// usual KUBECONFIG resolution and its current context).
+type ClusterRef struct {
+	Kubeconfig string `json:"kubeconfig,omitempty"`
+	Context    string `json:"context,omitempty"`
+}
+
+// Defaults apply to apps installed without explicit choices.
+type Defaults struct {
+	Channel string `json:"channel,omitempty"`
+}
+
+// Workspace is an opened workspace: its root directory and configuration.
+type Workspace struct {
+	Root   string
+	Config Config
+	git    git
+}
+
+// ErrNotWorkspace means no berth.yaml was found in the directory or its parents.
+var ErrNotWorkspace = errors.New("not a berth workspace")
+
+// InitOptions configures Init.
+type InitOptions struct {
+	Cluster ClusterRef
+	Channel string
+}
+
+// Init creates a workspace in dir: a git repository (created, or adopted when dir
+// already is one), berth.yaml and the layout, committed. Initialising a directory
+// that already holds a workspace is an error, so nothing of the user's is replaced.
+func Init(ctx context.Context, dir string, opts InitOptions) (*Workspace, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return nil, fmt.Errorf("creating %s: %w", abs, err)
+	}
+	if _, err := os.Stat(filepath.Join(abs, ConfigFile)); err == nil {
+		return nil, fmt.Errorf("%s already holds a berth workspace (%s); use it as it is", abs, ConfigFile)
+	}
+	g := git{dir: abs}
+	if !g.isRepo(ctx) {
+		if _, err := g.run(ctx, nil, "init", "--quiet", "--initial-branch=main"); err != nil {
+			return nil, err
+		}
+	}
+	channel := opts.Channel
+	if channel == "" {
+		channel = "stable"
+	}
+	w := &Workspace{Root: abs, git: g, Config: Config{
+		APIVersion: APIVersion, Kind: "Workspace", Cluster: opts.Cluster, Defaults: Defaults{Channel: channel},
+	}}
+	files := map[string][]byte{
+		ConfigFile:                      mustYAML(w.Config),
+		".gitignore":                    []byte("# berth: local files that must never be committed\n*.tmp-*\n"),
+		path.Join(AppsDir, ".keep"):     nil,
+		path.Join(RenderedDir, ".keep"): nil,
+	}
+	err = w.Change(ctx, "initialise berth workspace", slices.Sorted(maps.Keys(files)), func() error {
+		for name, data := range files {
+			if err := w.WriteFile(name, data); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// Open finds the workspace that contains dir (dir itself or a parent).
+func Open(dir string) (*Workspace, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	for d := abs; ; d = filepath.Dir(d) {
+		data, err := os.ReadFile(filepath.Join(d, ConfigFile))
+		if err == nil {
+			w := &Workspace{Root: d, git: git{dir: d}}
+			if err := decodeStrict(filepath.Join(d, ConfigFile), data, &w.Config); err != nil {
+				return nil, err
+			}
+			if w.Config.Kind != "Workspace" || w.Config.APIVersion != APIVersion {
+				return nil, fmt.Errorf("%s: want apiVersion %s and kind Workspace, got %q and %q", filepath.Join(d, ConfigFile), APIVersion, w.Config.APIVersion, w.Config.Kind)
+			}
+			return w, nil
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		if parent := filepath.Dir(d); parent == d {
+			return nil, fmt.Errorf("%w: no %s in %s or any parent directory; create one with 'berth init'", ErrNotWorkspace, ConfigFile, abs)
+		}
+	}
+}
+
+// decodeStrict parses YAML into v, rejecting unknown fields, and names the file
+// in errors.
+func decodeStrict(file string, data []byte, v any) error {
+	if err := yaml.UnmarshalStrict(data, v); err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	return nil
+}
+
+func mustYAML(v any) []byte {
+	data, err := yaml.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("workspace: marshalling %T: %v", v, err)) // only for types of this package
+	}
+	return data
+}
+
+// Abs returns the absolute path of a workspace-relative path.
+func (w *Workspace) Abs(rel string) string { return filepath.Join(w.Root, filepath.FromSlash(rel)) }
+
+// WriteFile writes a workspace-relative file atomically (temporary file, then rename).
+func (w *Workspace) WriteFile(rel string, data []byte) error {
+	return atomicfile.Write(w.Abs(rel), data, 0o644)
+}
+
+// ReadFile reads a workspace-relative file.
+func (w *Workspace) ReadFile(rel string) ([]byte, error) { return os.ReadFile(w.Abs(rel)) }
+
+// DirtyError lists files berth would rewrite that hold uncommitted changes.
+type DirtyError struct {
+	Paths []string
+}
+
+func (e *DirtyError) Error() string {
+	return fmt.Sprintf("the workspace has uncommitted changes in files berth would rewrite: %s; commit or discard them first (git -C <workspace> status)", strings.Join(e.Paths, ", "))
+}
+
+// Change runs fn, which writes files under the given workspace-relative paths,
+// and commits exactly those paths with message. It refuses to start when any of
+// them holds uncommitted changes (they would be lost or mixed into berth's
+// commit), and when fn fails it puts them back as they were at HEAD. A change that
+// writes identical bytes commits nothing.
+func (w *Workspace) Change(ctx context.Context, message string, paths []string, fn func() error) error {
+	_, err := w.change(ctx, message, paths, fn)
+	return err
+}
+
+// ChangeCommitted is Change, also reporting whether a commit was made.
+func (w *Workspace) ChangeCommitted(ctx context.Context, message string, paths []string, fn func() error) (bool, error) {
+	return w.change(ctx, message, paths, fn)
+}
+
+func (w *Workspace) change(ctx context.Context, message string, paths []string, fn func() error) (bool, error) {
+	if len(paths) == 0 {
+		return false, errors.New("workspace change names no paths")
+	}
+	dirty, err := w.git.dirty(ctx, paths...)
+	if err != nil {
+		return false, err
+	}
+	if len(dirty) > 0 {
+		sort.Strings(dirty)
+		return false, &DirtyError{Paths: dirty}
+	}
+	if err := fn(); err != nil {
+		if rerr := w.git.restore(context.WithoutCancel(ctx), paths...); rerr != nil {
+			return false, errors.Join(err, fmt.Errorf("restoring %s after the failure: %w", strings.Join(paths, ", "), rerr))
+		}
+		return false, err
+	}
+	committed, err := w.git.commitPaths(ctx, message, paths...)
+	if err != nil {
+		_ = w.git.restore(context.WithoutCancel(ctx), paths...)
+		return false, fmt.Errorf("committing %q: %w", message, err)
+	}
+	return committed, nil
+}
+
+// History lists the commits that touched the given workspace paths, newest first.
+func (w *Workspace) History(ctx context.Context, paths ...string) ([]Revision, error) {
+	return w.git.log(ctx, paths...)
+}
+
+// Restore makes the given paths exactly as they were at revision rev, as a new
+// commit with message. It reports an unknown revision in plain words.
+func (w *Workspace) Restore(ctx context.Context, rev, message string, paths ...string) (string, error) {
+	hash, err := w.git.resolve(ctx, rev)
+	if err != nil {
+		return "", err
+	}
+	err = w.Change(ctx, message, paths, func() error { return w.git.checkoutFrom(ctx, hash, paths...) })
+	return hash, err
+}
+
+// FileAt returns a workspace file's content at revision rev.
+func (w *Workspace) FileAt(ctx context.Context, rev, rel string) ([]byte, error) {
+	return w.git.show(ctx, rev, rel)
+}
