@@ -268,3 +268,25 @@ func TestCleanSmudge(t *testing.T) {
 		t.Fatalf("Smudge of a tampered file: err %v, wrote %d bytes; want ErrTampered and nothing written", err, dec.Len())
 	}
 }
+
+func BenchmarkEncrypt(b *testing.B) {
+	key, _ := GenerateKey()
+	plain := randomBytes(b, 64<<10)
+	b.SetBytes(int64(len(plain)))
+	for b.Loop() {
+		if _, err := Encrypt(key, plain); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecrypt(b *testing.B) {
+	key, _ := GenerateKey()
+	ct, _ := Encrypt(key, randomBytes(b, 64<<10))
+	b.SetBytes(int64(len(ct)))
+	for b.Loop() {
+		if _, err := Decrypt(key, ct); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
