@@ -296,3 +296,30 @@ func TestUnlockRefusesDirtyTree(t *testing.T) {
 		t.Fatalf("Unlock of a dirty tree: %v, want ErrDirty naming README", err)
 	}
 }
+
+// TestFilterCommandQuoting: git runs the filter through the shell, so a home
+// directory with spaces and quotes must still reach the filter intact.
+func TestFilterCommandQuoting(t *testing.T) {
+	ctx := context.Background()
+	dir := newRepo(t)
+	home := filepath.Join(t.TempDir(), `it's a "home" $HOME`)
+	res, err := Init(ctx, dir, InitOptions{Home: home, Executable: testExecutable(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(res.KeyPath, home) {
+		t.Fatalf("key stored at %s, outside %s", res.KeyPath, home)
+	}
+	writeFile(t, dir, "apps/db/secrets.yaml", secretYAML)
+	if _, err := Commit(ctx, dir, "install", ".gitattributes", "apps"); err != nil {
+		t.Fatal(err)
+	}
+	key, err := ReadKeyFile(res.KeyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := Encrypt(key, []byte(secretYAML))
+	if !bytes.Equal(blobAt(t, dir, "HEAD", "apps/db/secrets.yaml"), want) {
+		t.Fatal("the filter did not encrypt with the key under the quoted path")
+	}
+}
