@@ -1,0 +1,11 @@
+// Package catalog holds the packages that ship with berth, embedded in the
+// binary as the catalog named builtin so that berth works offline.
+package catalog
+
+import "embed"
+
+// FS holds the built-in packages: NAME/channels.yaml and NAME/VERSION/package.yaml
+// with the files each package names.
+//
+//go:embed all:postgresql all:redis
+var FS embed.FS

@@ -1,0 +1,7 @@
+package render
+
+import chartv2util "helm.sh/helm/v4/pkg/chart/v2/util"
+
+func chartv2utilIsCompatibleRange(constraint, version string) bool {
+	return chartv2util.IsCompatibleRange(constraint, version)
+}
