@@ -24,6 +24,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -44,6 +45,7 @@ type config struct {
 	workloads  string
 	out        string
 	workers    int
+	runs       int
 }
 
 func main() {
@@ -53,6 +55,7 @@ func main() {
 	flag.StringVar(&c.workloads, "workloads", "configmaps,deployments", "workloads to run: configmaps (1,000 ConfigMaps), deployments (500 Deployments + 500 Services)")
 	flag.StringVar(&c.out, "o", "", "also write the results table (markdown) to this file")
 	flag.IntVar(&c.workers, "workers", 32, "workers of the raw client-go loop")
+	flag.IntVar(&c.runs, "runs", 3, "runs of each measurement; the table shows the median")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -181,36 +184,50 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 
-	var rows []row
+	paths, charts := map[string]string{}, map[string]string{}
 	for _, wl := range wls {
-		path := filepath.Join(work, wl.name+".yaml")
-		if err := os.WriteFile(path, []byte(wl.yaml), 0o644); err != nil {
+		paths[wl.name] = filepath.Join(work, wl.name+".yaml")
+		if err := os.WriteFile(paths[wl.name], []byte(wl.yaml), 0o644); err != nil {
 			return err
 		}
-		chart, err := writeChart(work, wl)
-		if err != nil {
+		if charts[wl.name], err = writeChart(work, wl); err != nil {
 			return err
-		}
-		for _, tool := range tools {
-			ns := "bench-" + tool + "-" + wl.name
-			if _, err := e.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-				return err
-			}
-			if err := e.settle(ctx, ns); err != nil {
-				return err
-			}
-			for _, phase := range []string{"cold", "unchanged"} {
-				r, err := e.measure(ctx, tool, phase, wl, path, chart, ns)
-				if err != nil {
-					return fmt.Errorf("%s %s %s: %w", tool, phase, wl.name, err)
-				}
-				fmt.Fprintf(os.Stderr, "  %-9s %-11s %-9s %8s  writes %-5d reads %d\n", tool, wl.name, phase, r.elapsed.Round(time.Millisecond), r.writes, r.reads)
-				rows = append(rows, r)
-			}
-			// Free the API server's memory and watch cache for the next run.
-			_ = e.cs.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{})
 		}
 	}
+	var all []row
+	for run := 1; run <= c.runs; run++ {
+		for _, wl := range wls {
+			for _, tool := range tools {
+				ns := fmt.Sprintf("bench-%s-%s-%d", tool, wl.name, run)
+				if _, err := e.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+					return err
+				}
+				if err := e.settle(ctx, ns); err != nil {
+					return err
+				}
+				for _, phase := range []string{"cold", "unchanged"} {
+					r, err := e.measure(ctx, tool, phase, wl, paths[wl.name], charts[wl.name], ns)
+					if err != nil {
+						return fmt.Errorf("%s %s %s: %w", tool, phase, wl.name, err)
+					}
+					fmt.Fprintf(os.Stderr, "  run %d  %-9s %-11s %-9s %8s  writes %-5d reads %d\n", run, tool, wl.name, phase, r.elapsed.Round(time.Millisecond), r.writes, r.reads)
+					all = append(all, r)
+					// Let the controllers finish their own writes (the
+					// Deployments' revision annotation) so that they are
+					// not counted as the next phase's.
+					if err := e.settleWorkloads(ctx, ns); err != nil {
+						return err
+					}
+				}
+				// Free the API server's memory and watch cache, and wait
+				// until the namespace controller is done deleting.
+				if err := e.deleteNamespace(ctx, ns); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	rows := medians(all)
 	table := render(rows, wls)
 	fmt.Print(table)
 	if c.out != "" {
@@ -235,9 +252,71 @@ func (e *env) settle(ctx context.Context, ns string) error {
 	return fmt.Errorf("namespace %s not ready after a minute", ns)
 }
 
+// settleWorkloads waits until the deployment controller has seen every
+// Deployment in ns.
+func (e *env) settleWorkloads(ctx context.Context, ns string) error {
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		list, err := e.cs.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		done := true
+		for _, d := range list.Items {
+			if d.Status.ObservedGeneration != d.Generation || d.Annotations["deployment.kubernetes.io/revision"] == "" {
+				done = false
+				break
+			}
+		}
+		if done {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("the deployments in %s were not observed by their controller within 2 minutes", ns)
+}
+
+func (e *env) deleteNamespace(ctx context.Context, ns string) error {
+	if err := e.cs.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(5 * time.Minute)
+	for time.Now().Before(deadline) {
+		if _, err := e.cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+			return nil
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("namespace %s still exists 5 minutes after its deletion", ns)
+}
+
+// medians keeps, per tool, workload and phase, the run with the median time.
+func medians(all []row) []row {
+	type key struct{ tool, workload, phase string }
+	groups := map[key][]row{}
+	var order []key
+	for _, r := range all {
+		k := key{r.tool, r.workload, r.phase}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], r)
+	}
+	var out []row
+	for _, k := range order {
+		g := groups[k]
+		sort.Slice(g, func(i, j int) bool { return g[i].elapsed < g[j].elapsed })
+		m := g[len(g)/2]
+		m.min, m.max = g[0].elapsed, g[len(g)-1].elapsed
+		out = append(out, m)
+	}
+	return out
+}
+
 type row struct {
 	tool, workload, phase string
 	elapsed               time.Duration
+	min, max              time.Duration
 	writes, reads         int
 	writesBy              map[string]int
 }
@@ -453,7 +532,7 @@ func render(rows []row, wls []workload) string {
 	for _, wl := range wls {
 		for _, phase := range []string{"cold", "unchanged"} {
 			fmt.Fprintf(&b, "\n**%s, %s apply**\n\n", wl.desc, phase)
-			fmt.Fprintln(&b, "| tool | time | vs raw loop | vs berth | mutating requests | reads |")
+			fmt.Fprintln(&b, "| tool | median time (min-max) | vs raw loop | vs berth | mutating requests | reads |")
 			fmt.Fprintln(&b, "| --- | ---: | ---: | ---: | ---: | ---: |")
 			raw, hasRaw := find("raw", wl.name, phase)
 			br, hasBerth := find("berth", wl.name, phase)
@@ -467,7 +546,7 @@ func render(rows []row, wls []workload) string {
 					}
 					return fmt.Sprintf("%.2fx", float64(r.elapsed)/float64(base.elapsed))
 				}
-				fmt.Fprintf(&b, "| %s | %s | %s | %s | %d%s | %d |\n", r.tool, r.elapsed.Round(time.Millisecond), ratio(hasRaw, raw), ratio(hasBerth, br), r.writes, breakdown(r.writesBy), r.reads)
+				fmt.Fprintf(&b, "| %s | %s (%s-%s) | %s | %s | %d%s | %d |\n", r.tool, r.elapsed.Round(time.Millisecond), r.min.Round(time.Millisecond), r.max.Round(time.Millisecond), ratio(hasRaw, raw), ratio(hasBerth, br), r.writes, breakdown(r.writesBy), r.reads)
 			}
 		}
 	}
