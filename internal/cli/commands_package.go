@@ -1,9 +1,640 @@
 package cli
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
+
+	"berth.dev/berth/internal/catalog"
+	"berth.dev/berth/internal/pkgspec"
+	"berth.dev/berth/internal/render"
+	"berth.dev/berth/internal/resolve"
+)
 
 // packageCommands returns the commands of berth catalog, search, show and template (internal/pkgspec, catalog, resolve, render).
 func packageCommands(app *App) []*cobra.Command {
-	_ = app
+	return []*cobra.Command{
+		newCatalogCmd(app),
+		newSearchCmd(app),
+		newShowCmd(app),
+		newTemplateCmd(app),
+	}
+}
+
+func (a *App) catalogs() (*catalog.Set, string, error) {
+	home, err := a.home()
+	if err != nil {
+		return nil, "", err
+	}
+	set, err := catalog.Open(home)
+	return set, home, err
+}
+
+func newCatalogCmd(app *App) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "catalog",
+		Short: "Manage the catalogs berth installs packages from",
+		Long: `A catalog is a set of packages with their versions and channels. berth always
+has the built-in catalog ('builtin'), embedded in the binary; add more from a
+directory, a git repository or an HTTP server. Packages are looked up in the
+built-in catalog first, then in the others in the order they were added; write
+CATALOG/PACKAGE to pick one.`,
+	}
+	cmd.AddCommand(newCatalogAddCmd(app), newCatalogListCmd(app), newCatalogUpdateCmd(app), newCatalogRemoveCmd(app))
+	return cmd
+}
+
+func newCatalogAddCmd(app *App) *cobra.Command {
+	var typ string
+	var out output
+	cmd := &cobra.Command{
+		Use:   "add NAME URL|PATH",
+		Short: "Add a catalog from a directory, a git repository or an HTTP server",
+		Long: `Add a catalog. A path to an existing directory adds a directory catalog; a URL
+ending in .git, or an ssh or file:// address, a git repository (cloned with the
+git binary); any other http(s) URL an HTTP catalog (an index.yaml plus one
+archive per package version). berth reads the catalog before adding it, so a
+catalog that cannot be read is never added.`,
+		Example: `  berth catalog add team ./catalog
+  berth catalog add community https://git.example.com/berth/catalog.git
+  berth catalog add mirror https://packages.example.com/berth/ --type http`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			home, err := app.home()
+			if err != nil {
+				return err
+			}
+			r, err := catalog.Add(cmd.Context(), home, catalog.Ref{Name: args[0], URL: args[1], Type: catalog.Type(typ)})
+			if err != nil {
+				return err
+			}
+			if out == outputJSON {
+				return writeJSON(app.Out, r)
+			}
+			fmt.Fprintf(app.Out, "Added catalog %s (%s, %s).\n", r.Name, r.Type, r.URL)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&typ, "type", "", "catalog type: dir, git or http (detected from URL|PATH when empty)")
+	addOutputFlag(cmd, &out)
+	return cmd
+}
+
+func newCatalogListCmd(app *App) *cobra.Command {
+	var out output
+	cmd := &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls"},
+		Short:   "List catalogs in lookup order",
+		Example: `  berth catalog list
+  berth catalog list -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			set, _, err := app.catalogs()
+			if err != nil {
+				return err
+			}
+			if out == outputJSON {
+				return writeJSON(app.Out, set.Refs)
+			}
+			tw := tabwriter.NewWriter(app.Out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tTYPE\tURL")
+			for _, r := range set.Refs {
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Name, r.Type, r.URL)
+			}
+			return tw.Flush()
+		},
+	}
+	addOutputFlag(cmd, &out)
+	return cmd
+}
+
+func newCatalogUpdateCmd(app *App) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "update [NAME...]",
+		Short: "Fetch the latest index of catalogs (all when no name is given)",
+		Example: `  berth catalog update
+  berth catalog update community`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			set, _, err := app.catalogs()
+			if err != nil {
+				return err
+			}
+			if err := set.Update(cmd.Context(), args...); err != nil {
+				return err
+			}
+			n := len(args)
+			if n == 0 {
+				n = len(set.Refs)
+			}
+			fmt.Fprintf(app.Out, "Updated %d catalog(s).\n", n)
+			return nil
+		},
+	}
+	return cmd
+}
+
+func newCatalogRemoveCmd(app *App) *cobra.Command {
+	return &cobra.Command{
+		Use:     "remove NAME",
+		Aliases: []string{"rm"},
+		Short:   "Remove a catalog and its cached files",
+		Example: `  berth catalog remove community`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			home, err := app.home()
+			if err != nil {
+				return err
+			}
+			if err := catalog.Remove(home, args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(app.Out, "Removed catalog %s.\n", args[0])
+			return nil
+		},
+	}
+}
+
+// searchHit is one line of 'berth search -o json'.
+type searchHit struct {
+	Name        string            `json:"name"`
+	Catalog     string            `json:"catalog"`
+	Description string            `json:"description"`
+	Latest      string            `json:"latest"`
+	Channels    map[string]string `json:"channels"`
+}
+
+func newSearchCmd(app *App) *cobra.Command {
+	var out output
+	cmd := &cobra.Command{
+		Use:   "search [TEXT]",
+		Short: "Search the catalogs for packages",
+		Long: `Search the catalogs for packages whose name, description or keywords contain
+TEXT (case-insensitive). Without TEXT, list every package.`,
+		Example: `  berth search postgres
+  berth search database -o json`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			set, _, err := app.catalogs()
+			if err != nil {
+				return err
+			}
+			text := strings.Join(args, " ")
+			found, err := set.Search(cmd.Context(), text)
+			if err != nil {
+				return err
+			}
+			hits := []searchHit{}
+			for _, f := range found {
+				hits = append(hits, searchHit{Name: f.Entry.Name, Catalog: f.Catalog, Description: f.Entry.Description, Latest: f.Entry.Latest(), Channels: f.Entry.Channels})
+			}
+			if out == outputJSON {
+				return writeJSON(app.Out, hits)
+			}
+			if len(hits) == 0 {
+				fmt.Fprintf(app.Out, "No package matches %q. List every package with 'berth search'.\n", text)
+				return nil
+			}
+			tw := tabwriter.NewWriter(app.Out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tSTABLE\tLATEST\tCATALOG\tDESCRIPTION")
+			for _, h := range hits {
+				stable := h.Channels["stable"]
+				if stable == "" {
+					stable = "-"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", h.Name, stable, h.Latest, h.Catalog, h.Description)
+			}
+			return tw.Flush()
+		},
+	}
+	addOutputFlag(cmd, &out)
+	return cmd
+}
+
+// pick resolves PKG[@VERSION|@CHANNEL|@CONSTRAINT] to a package and the
+// constraint a resolve request needs. Without a version it is the stable
+// channel's version, or the newest version when there is no stable channel.
+func pick(ctx context.Context, set *catalog.Set, arg string) (catalog.Found, string, string, error) {
+	name, want, _ := strings.Cut(arg, "@")
+	f, err := set.Find(ctx, name)
+	if err != nil {
+		return f, "", "", err
+	}
+	e := f.Entry
+	switch {
+	case want == "":
+		if v, ok := e.Channels["stable"]; ok {
+			return f, v, "=" + v, nil
+		}
+		return f, e.Latest(), "=" + e.Latest(), nil
+	case e.Channels[want] != "":
+		return f, e.Channels[want], "=" + e.Channels[want], nil
+	}
+	if _, ok := e.Version(want); ok {
+		return f, want, "=" + want, nil
+	}
+	if strings.ContainsAny(want, "<>=^~*x ") {
+		return f, "", want, nil
+	}
+	return f, "", "", fmt.Errorf("%s has no version or channel %q (channels: %s; versions: %s)", e.Name, want, channelList(e), versionList(e))
+}
+
+func channelList(e *catalog.Entry) string {
+	var s []string
+	for _, c := range e.ChannelNames() {
+		s = append(s, c+"="+e.Channels[c])
+	}
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ", ")
+}
+
+func versionList(e *catalog.Entry) string {
+	var s []string
+	for _, v := range e.Versions {
+		s = append(s, v.Version)
+	}
+	return strings.Join(s, ", ")
+}
+
+// shownParam is a configuration parameter in 'berth show -o json'; the
+// defaults of secret parameters are masked.
+type shownParam struct {
+	pkgspec.Param
+	Default any `json:"default,omitempty"`
+}
+
+const mask = "********"
+
+type shownPackage struct {
+	Catalog      string               `json:"catalog"`
+	Name         string               `json:"name"`
+	Version      string               `json:"version"`
+	Description  string               `json:"description"`
+	Homepage     string               `json:"homepage,omitempty"`
+	License      string               `json:"license,omitempty"`
+	Maintainers  []pkgspec.Maintainer `json:"maintainers,omitempty"`
+	Channels     map[string]string    `json:"channels"`
+	Versions     []string             `json:"versions"`
+	Config       []shownParam         `json:"config"`
+	Rules        []pkgspec.Rule       `json:"rules,omitempty"`
+	Dependencies []pkgspec.Dependency `json:"dependencies"`
+	Outputs      []pkgspec.Output     `json:"outputs,omitempty"`
+	Health       []pkgspec.HealthRule `json:"health,omitempty"`
+	Runbooks     []pkgspec.Document   `json:"runbooks,omitempty"`
+}
+
+func newShowCmd(app *App) *cobra.Command {
+	var out output
+	cmd := &cobra.Command{
+		Use:   "show PACKAGE[@VERSION|@CHANNEL]",
+		Short: "Show a package: versions by channel, configuration, dependencies",
+		Long: `Show a package's description, its versions and which version each channel
+points to, its configuration parameters (type, default, constraints), its
+dependencies and what it exports to packages that depend on it. Without a
+version, show the version of the stable channel.`,
+		Example: `  berth show postgresql
+  berth show postgresql@latest
+  berth show airflow@2.10.3 -o json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			set, _, err := app.catalogs()
+			if err != nil {
+				return err
+			}
+			f, version, _, err := pick(cmd.Context(), set, args[0])
+			if err != nil {
+				return err
+			}
+			if version == "" {
+				return fmt.Errorf("show needs one version, not a range: use %s@VERSION or %s@CHANNEL", f.Entry.Name, f.Entry.Name)
+			}
+			p, _, err := set.Load(cmd.Context(), f, version)
+			if err != nil {
+				return err
+			}
+			sp := shownPackage{Catalog: f.Catalog, Name: p.Name, Version: p.Version, Description: p.Description, Homepage: p.Homepage,
+				License: p.License, Maintainers: p.Maintainers, Channels: f.Entry.Channels, Rules: p.Rules, Dependencies: p.Dependencies,
+				Outputs: p.Outputs, Health: p.Health, Runbooks: p.Runbooks, Config: []shownParam{}}
+			if sp.Dependencies == nil {
+				sp.Dependencies = []pkgspec.Dependency{}
+			}
+			for _, v := range f.Entry.Versions {
+				sp.Versions = append(sp.Versions, v.Version)
+			}
+			for _, q := range p.Config {
+				d := q.Default
+				if q.IsSecret() && d != nil {
+					d = mask
+				}
+				sp.Config = append(sp.Config, shownParam{Param: q, Default: d})
+			}
+			if out == outputJSON {
+				return writeJSON(app.Out, sp)
+			}
+			return writeShow(app.Out, f.Entry, sp)
+		},
+	}
+	addOutputFlag(cmd, &out)
+	return cmd
+}
+
+func writeShow(w io.Writer, e *catalog.Entry, sp shownPackage) error {
+	fmt.Fprintf(w, "%s %s (catalog %s)\n%s\n", sp.Name, sp.Version, sp.Catalog, sp.Description)
+	if sp.Homepage != "" {
+		fmt.Fprintf(w, "Homepage: %s\n", sp.Homepage)
+	}
+	if sp.License != "" {
+		fmt.Fprintf(w, "License:  %s\n", sp.License)
+	}
+	fmt.Fprintf(w, "\nCHANNELS\n")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, c := range e.ChannelNames() {
+		fmt.Fprintf(tw, "  %s\t%s\n", c, e.Channels[c])
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "Versions: %s\n", strings.Join(sp.Versions, ", "))
+
+	fmt.Fprintf(w, "\nCONFIGURATION\n")
+	if len(sp.Config) == 0 {
+		fmt.Fprintln(w, "  (none)")
+	} else {
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  NAME\tTYPE\tDEFAULT\tCONSTRAINTS\tDESCRIPTION")
+		for _, q := range sp.Config {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", q.Name, q.Type, showDefault(q), constraints(q.Param), q.Description)
+		}
+		tw.Flush()
+	}
+	if len(sp.Rules) > 0 {
+		fmt.Fprintf(w, "\nRULES\n")
+		for _, r := range sp.Rules {
+			fmt.Fprintf(w, "  %s\n    %s\n", r.Rule, r.Message)
+		}
+	}
+	fmt.Fprintf(w, "\nDEPENDENCIES\n")
+	if len(sp.Dependencies) == 0 {
+		fmt.Fprintln(w, "  (none)")
+	} else {
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		for _, d := range sp.Dependencies {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", d.Key(), d.Package, d.Version, d.Kind)
+		}
+		tw.Flush()
+	}
+	if len(sp.Outputs) > 0 {
+		fmt.Fprintf(w, "\nOUTPUTS\n")
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		for _, o := range sp.Outputs {
+			fmt.Fprintf(tw, "  %s\t%s\n", o.Name, o.Description)
+		}
+		tw.Flush()
+	}
+	return nil
+}
+
+func showDefault(q shownParam) string {
+	switch {
+	case q.Generate != nil:
+		return fmt.Sprintf("(generated, %d chars)", q.Generate.Length)
+	case q.Default == nil:
+		if q.Required {
+			return "(required)"
+		}
+		return "-"
+	case q.Default == "":
+		return `""`
+	}
+	return fmt.Sprint(q.Default)
+}
+
+func constraints(q pkgspec.Param) string {
+	var c []string
+	if len(q.Values) > 0 {
+		c = append(c, strings.Join(q.Values, "|"))
+	}
+	if q.Min != nil {
+		c = append(c, fmt.Sprintf("min %v", q.Min))
+	}
+	if q.Max != nil {
+		c = append(c, fmt.Sprintf("max %v", q.Max))
+	}
+	if q.Pattern != "" {
+		c = append(c, "pattern "+q.Pattern)
+	}
+	if q.IsSecret() {
+		c = append(c, "secret")
+	}
+	if q.When != "" {
+		c = append(c, "when "+q.When)
+	}
+	if len(c) == 0 {
+		return "-"
+	}
+	return strings.Join(c, ", ")
+}
+
+// setLoader loads package versions from catalogs for rendering.
+type setLoader struct{ set *catalog.Set }
+
+func (l setLoader) Load(ctx context.Context, name, version string) (*pkgspec.Package, fs.FS, error) {
+	f, err := l.set.Find(ctx, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	return l.set.Load(ctx, f, version)
+}
+
+// universe gives the resolver every version of every package in the catalogs.
+func universe(ctx context.Context, set *catalog.Set) (*resolve.Universe, error) {
+	all, err := set.Packages(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pkgs := map[string][]resolve.Candidate{}
+	for _, f := range all {
+		for _, v := range f.Entry.Versions {
+			c := resolve.Candidate{Version: v.Version}
+			for _, d := range v.Dependencies {
+				c.Dependencies = append(c.Dependencies, resolve.Dependency{Name: d.Key(), Package: d.Package, Constraint: d.Version, Kind: d.Kind})
+			}
+			pkgs[f.Entry.Name] = append(pkgs[f.Entry.Name], c)
+		}
+	}
+	return resolve.NewUniverse(pkgs)
+}
+
+// seed returns the secret seed that 'berth template' derives generated values
+// from, creating it on first use, so repeated runs print the same values.
+func seed(home string) ([]byte, error) {
+	p := filepath.Join(home, "generate.key")
+	b, err := os.ReadFile(p)
+	if err == nil && len(b) >= 32 {
+		return b, nil
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	b = make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return seed(home)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return b, f.Close()
+}
+
+// setValue stores k=v in values; a dotted key (component.param) goes into the
+// component's map.
+func setValue(values map[string]any, kv string) error {
+	k, v, ok := strings.Cut(kv, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("--set %q: use NAME=VALUE, e.g. --set replicas=3", kv)
+	}
+	parts := strings.Split(k, ".")
+	m := values
+	for _, p := range parts[:len(parts)-1] {
+		sub, ok := m[p].(map[string]any)
+		if !ok {
+			sub = map[string]any{}
+			m[p] = sub
+		}
+		m = sub
+	}
+	m[parts[len(parts)-1]] = v
+	return nil
+}
+
+func newTemplateCmd(app *App) *cobra.Command {
+	var sets, valueFiles []string
+	var name, namespace, kube string
+	cmd := &cobra.Command{
+		Use:   "template PACKAGE[@VERSION|@CHANNEL]",
+		Short: "Render a package's Kubernetes objects without installing them",
+		Long: `Resolve a package and its dependencies, check the configuration, and print the
+Kubernetes objects berth would apply, as YAML, in apply order: the private
+components first, then the app; within each, the stages crds, pre (Helm
+pre-install hooks), main and post (post-install hooks).
+
+Shared dependencies (such as cert-manager) are installed as apps of their own
+and are not printed; their outputs are computed as if installed with defaults
+under their own name and namespace.
+
+A value that breaks a parameter's type or a rule stops the command with an
+error naming the parameter; nothing is printed. Generated values (passwords)
+come from a secret seed in berth's home, so repeated runs print the same ones.
+Set a component's values with its dependency name as prefix:
+--set postgresql.storage=20Gi.`,
+		Example: `  berth template postgresql
+  berth template postgresql@latest --set storage=20Gi --name db --namespace data
+  berth template airflow --values airflow.yaml --set postgresql.storage=50Gi`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			set, home, err := app.catalogs()
+			if err != nil {
+				return err
+			}
+			values := map[string]any{}
+			for _, file := range valueFiles {
+				b, err := os.ReadFile(file)
+				if err != nil {
+					return fmt.Errorf("--values: %w", err)
+				}
+				var m map[string]any
+				if err := yaml.Unmarshal(b, &m); err != nil {
+					return fmt.Errorf("--values %s: %v; the file must be a YAML map of parameter names to values", file, err)
+				}
+				for k, v := range m {
+					values[k] = v
+				}
+			}
+			for _, kv := range sets {
+				if err := setValue(values, kv); err != nil {
+					return err
+				}
+			}
+			f, _, constraint, err := pick(ctx, set, args[0])
+			if err != nil {
+				return err
+			}
+			if name == "" {
+				name = f.Entry.Name
+			}
+			if namespace == "" {
+				namespace = "default"
+			}
+			u, err := universe(ctx, set)
+			if err != nil {
+				return err
+			}
+			sol, err := resolve.Solve(u, resolve.Input{Requests: []resolve.Request{{App: name, Package: f.Entry.Name, Constraint: constraint}}})
+			if err != nil {
+				return err
+			}
+			key, err := seed(home)
+			if err != nil {
+				return fmt.Errorf("the seed for generated values: %w", err)
+			}
+			res, err := render.RenderApp(ctx, setLoader{set}, render.AppInput{
+				Solution: sol, App: name, Namespace: namespace, Values: values, KubeVersion: kube,
+				Generator: func(scope string) pkgspec.Generator { return pkgspec.SeededGenerator(key, scope) },
+			})
+			if err != nil {
+				return err
+			}
+			return writeApp(app.Out, res)
+		},
+	}
+	cmd.Flags().StringArrayVar(&sets, "set", nil, "set a parameter: NAME=VALUE, or COMPONENT.NAME=VALUE (repeatable)")
+	cmd.Flags().StringArrayVarP(&valueFiles, "values", "f", nil, "read parameters from a YAML file (repeatable; --set wins)")
+	cmd.Flags().StringVar(&name, "name", "", "app name (default: the package name)")
+	cmd.Flags().StringVarP(&namespace, "namespace", "n", "", "namespace (default: default)")
+	cmd.Flags().StringVar(&kube, "kube-version", render.DefaultKubeVersion, "Kubernetes version charts see")
+	return cmd
+}
+
+func writeApp(w io.Writer, res *render.AppResult) error {
+	shared := make([]string, 0, len(res.Shared))
+	for _, d := range res.Shared {
+		shared = append(shared, fmt.Sprintf("%s %s (install it as app %s in namespace %s)", d.Package, d.Version, d.App, d.Namespace))
+	}
+	sort.Strings(shared)
+	for _, s := range shared {
+		fmt.Fprintf(w, "# Needs the shared dependency %s\n", s)
+	}
+	for _, p := range res.Parts {
+		fmt.Fprintf(w, "# %s %s %s as app %s\n", p.Role, p.Package, p.Version, p.App)
+		for _, s := range p.Result.Skipped {
+			fmt.Fprintf(w, "# Skipped hook: %s\n", s)
+		}
+		if err := p.Result.YAML(w); err != nil {
+			return err
+		}
+	}
 	return nil
 }
