@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"berth.dev/berth/internal/atomicfile"
 )
 
 // DefaultSecretPaths are the workspace paths that hold secrets: the values of
@@ -86,7 +88,7 @@ func WriteAttributes(ctx context.Context, dir string, patterns []string) (bool, 
 	if bytes.Equal(old, b.Bytes()) {
 		return false, nil
 	}
-	if err := writeFileAtomic(path, b.Bytes(), 0o644); err != nil {
+	if err := atomicfile.Write(path, b.Bytes(), 0o644); err != nil {
 		return false, fmt.Errorf("writing %s: %w", path, err)
 	}
 	return true, nil

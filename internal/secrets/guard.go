@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"berth.dev/berth/internal/atomicfile"
 )
 
 var (
@@ -157,7 +159,7 @@ func WriteSecretFile(ctx context.Context, dir, rel string, data []byte) error {
 	if err := CheckUnlocked(ctx, top, rel); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(top, rel), data, 0o600); err != nil {
+	if err := atomicfile.Write(filepath.Join(top, rel), data, 0o600); err != nil {
 		return fmt.Errorf("writing %s: %w", rel, err)
 	}
 	return nil
@@ -195,7 +197,7 @@ func InstallHook(ctx context.Context, dir, executable string) (bool, error) {
 	if _, err := os.Stat(path); err == nil {
 		return false, nil
 	}
-	if err := writeFileAtomic(path, []byte(HookScript(executable)), 0o755); err != nil {
+	if err := atomicfile.Write(path, []byte(HookScript(executable)), 0o755); err != nil {
 		return false, fmt.Errorf("installing the pre-commit hook: %w", err)
 	}
 	return true, nil

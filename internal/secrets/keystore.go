@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"berth.dev/berth/internal/atomicfile"
 )
 
 // KeysDir is where berth keeps keys under its home directory, outside every
@@ -37,7 +39,7 @@ func WriteKeyFile(path string, key *Key) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("creating %s: %w", filepath.Dir(path), err)
 	}
-	if err := writeFileAtomic(path, b, 0o600); err != nil {
+	if err := atomicfile.Write(path, b, 0o600); err != nil {
 		return fmt.Errorf("writing key file %s: %w", path, err)
 	}
 	return nil

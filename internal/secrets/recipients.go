@@ -13,6 +13,8 @@ import (
 
 	"filippo.io/age"
 	"filippo.io/age/armor"
+
+	"berth.dev/berth/internal/atomicfile"
 )
 
 // Files in RecipientsDir: the public keys of the teammates who may unlock, and the
@@ -158,10 +160,10 @@ func writeRecipients(ctx context.Context, dir string, key *Key, rs []string) ([]
 	list := "# age public keys of the people who can unlock this repository's secrets.\n" +
 		"# Managed by 'berth crypto add-recipient' and 'berth crypto remove-recipient'.\n" +
 		strings.Join(rs, "\n") + "\n"
-	if err := writeFileAtomic(listPath, []byte(list), 0o644); err != nil {
+	if err := atomicfile.Write(listPath, []byte(list), 0o644); err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(wrappedPath, buf.Bytes(), 0o644); err != nil {
+	if err := atomicfile.Write(wrappedPath, buf.Bytes(), 0o644); err != nil {
 		return nil, err
 	}
 	return changed, nil
