@@ -60,6 +60,8 @@ trying berth and for testing.`,
 	root.AddCommand(deployCommands(app)...)
 	root.AddCommand(packageCommands(app)...)
 	root.AddCommand(cryptoCommands(app)...)
+	root.AddCommand(workspaceCommands(app)...)
+	root.AddCommand(controllerCommands(app)...)
 	return root
 }
 
