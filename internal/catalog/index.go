@@ -169,10 +169,10 @@ func buildEntry(fsys fs.FS, where, name string) (*Entry, error) {
 			return nil, fmt.Errorf("%s: version is %q but the directory is %s; the directory must be named after the version", file, p.Version, d.Name())
 		}
 		v, _ := semver.NewVersion(p.Version)
-		deps := make([]pkgspec.Dependency, len(p.Dependencies))
-		for i, dep := range p.Dependencies {
+		var deps []pkgspec.Dependency
+		for _, dep := range p.Dependencies {
 			dep.Config = nil
-			deps[i] = dep
+			deps = append(deps, dep)
 		}
 		vs = append(vs, pv{v: v, ver: Version{Version: p.Version, Description: p.Description, Dependencies: deps}, pkg: p})
 	}

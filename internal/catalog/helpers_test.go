@@ -1,0 +1,5 @@
+package catalog
+
+import "berth.dev/berth/internal/pkgspec"
+
+type pkgspecDependency = pkgspec.Dependency
