@@ -107,6 +107,9 @@ func controllerManagerArgs(c *Cluster) []string {
 		"--cluster-signing-key-file=" + keyPath(pki, caName),
 		"--service-cluster-ip-range=" + serviceCIDR,
 		"--cluster-name=" + c.Name,
+		// Provisions PersistentVolumes as directories under /tmp/hostpath_pv for
+		// the default StorageClass, so that volume claims bind as on a real cluster.
+		"--enable-hostpath-provisioner=true",
 		"--profiling=false",
 		"--v=1",
 	}

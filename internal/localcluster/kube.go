@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -160,6 +161,9 @@ func (c *Cluster) ensureNodes(ctx context.Context, progress ProgressFunc) error 
 			return fmt.Errorf("creating node %s: %w", name, err)
 		}
 	}
+	if err := c.ensureStorageClass(ctx, cs); err != nil {
+		return err
+	}
 	if err := c.saveState(); err != nil {
 		return err
 	}
@@ -183,6 +187,31 @@ func (c *Cluster) ensureNodes(ctx context.Context, progress ProgressFunc) error 
 			return nil
 		})
 	})
+}
+
+// StorageClassName is the default StorageClass of a local cluster.
+const StorageClassName = "standard"
+
+// ensureStorageClass makes the host-path provisioner of kube-controller-manager
+// the cluster's default StorageClass.
+func (c *Cluster) ensureStorageClass(ctx context.Context, cs *kubernetes.Clientset) error {
+	immediate := storagev1.VolumeBindingImmediate
+	deletePolicy := corev1.PersistentVolumeReclaimDelete
+	sc := &storagev1.StorageClass{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        StorageClassName,
+			Annotations: map[string]string{"storageclass.kubernetes.io/is-default-class": "true"},
+			Labels:      map[string]string{ClusterLabel: c.Name},
+		},
+		Provisioner:       "kubernetes.io/host-path",
+		ReclaimPolicy:     &deletePolicy,
+		VolumeBindingMode: &immediate,
+	}
+	_, err := cs.StorageV1().StorageClasses().Create(ctx, sc, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating storageclass %s: %w", StorageClassName, err)
+	}
+	return nil
 }
 
 func nodeReady(n *corev1.Node) bool {

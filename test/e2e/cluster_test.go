@@ -13,6 +13,7 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -192,3 +193,40 @@ func TestGarbageCollectorDeletesDependents(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestStatefulSetVolumeClaimsBindThroughTheDefaultStorageClass(t *testing.T) {
+	ns := testcluster.Namespace(t)
+	cs := testcluster.Clientset(t)
+	ctx := context.Background()
+	labels := map[string]string{"app": "db"}
+	sts := appsv1ac.StatefulSet("db", ns).WithSpec(appsv1ac.StatefulSetSpec().
+		WithReplicas(2).
+		WithServiceName("db").
+		WithSelector(metav1ac.LabelSelector().WithMatchLabels(labels)).
+		WithTemplate(corev1ac.PodTemplateSpec().WithLabels(labels).WithSpec(corev1ac.PodSpec().WithContainers(
+			corev1ac.Container().WithName("db").WithImage("postgres:16").
+				WithVolumeMounts(corev1ac.VolumeMount().WithName("data").WithMountPath("/var/lib/postgresql/data"))))).
+		WithVolumeClaimTemplates(corev1ac.PersistentVolumeClaim("data", "").WithSpec(corev1ac.PersistentVolumeClaimSpec().
+			WithAccessModes(corev1.ReadWriteOnce).
+			WithResources(corev1ac.VolumeResourceRequirements().WithRequests(corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")})))))
+	if _, err := cs.AppsV1().StatefulSets(ns).Apply(ctx, sts, metav1.ApplyOptions{FieldManager: "berth-test"}); err != nil {
+		t.Fatal(err)
+	}
+	testcluster.WaitFor(t, 90*time.Second, func(ctx context.Context) (bool, string, error) {
+		s, err := cs.AppsV1().StatefulSets(ns).Get(ctx, "db", metav1.GetOptions{})
+		if err != nil {
+			return false, "", err
+		}
+		pvcs, err := cs.CoreV1().PersistentVolumeClaims(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, "", err
+		}
+		bound := 0
+		for _, p := range pvcs.Items {
+			if p.Status.Phase == corev1.ClaimBound {
+				bound++
+			}
+		}
+		return s.Status.ReadyReplicas == 2 && bound == 2, fmt.Sprintf("%d/2 ready, %d/%d claims bound", s.Status.ReadyReplicas, bound, len(pvcs.Items)), nil
+	})
+}
