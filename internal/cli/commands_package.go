@@ -457,14 +457,19 @@ func (l setLoader) Load(ctx context.Context, name, version string) (*pkgspec.Pac
 	return l.set.Load(ctx, f, version)
 }
 
-// universe gives the resolver every version of every package in the catalogs.
-func universe(ctx context.Context, set *catalog.Set) (*resolve.Universe, error) {
+// universe gives the resolver every version of every package in the catalogs,
+// and the stable channel's version of each as the preferred one.
+func universe(ctx context.Context, set *catalog.Set) (*resolve.Universe, map[string]string, error) {
 	all, err := set.Packages(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	pkgs := map[string][]resolve.Candidate{}
+	prefer := map[string]string{}
 	for _, f := range all {
+		if v, ok := f.Entry.Channels["stable"]; ok {
+			prefer[f.Entry.Name] = v
+		}
 		for _, v := range f.Entry.Versions {
 			c := resolve.Candidate{Version: v.Version}
 			for _, d := range v.Dependencies {
@@ -473,7 +478,8 @@ func universe(ctx context.Context, set *catalog.Set) (*resolve.Universe, error) 
 			pkgs[f.Entry.Name] = append(pkgs[f.Entry.Name], c)
 		}
 	}
-	return resolve.NewUniverse(pkgs)
+	u, err := resolve.NewUniverse(pkgs)
+	return u, prefer, err
 }
 
 // seed returns the secret seed that 'berth template' derives generated values
@@ -537,7 +543,8 @@ func newTemplateCmd(app *App) *cobra.Command {
 		Short: "Render a package's Kubernetes objects without installing them",
 		Long: `Resolve a package and its dependencies, check the configuration, and print the
 Kubernetes objects berth would apply, as YAML, in apply order: the private
-components first, then the app; within each, the stages crds, pre (Helm
+components first (at the versions of their stable channels where the
+constraints allow), then the app; within each, the stages crds, pre (Helm
 pre-install hooks), main and post (post-install hooks).
 
 Shared dependencies (such as cert-manager) are installed as apps of their own
@@ -588,11 +595,11 @@ Set a component's values with its dependency name as prefix:
 			if namespace == "" {
 				namespace = "default"
 			}
-			u, err := universe(ctx, set)
+			u, prefer, err := universe(ctx, set)
 			if err != nil {
 				return err
 			}
-			sol, err := resolve.Solve(u, resolve.Input{Requests: []resolve.Request{{App: name, Package: f.Entry.Name, Constraint: constraint}}})
+			sol, err := resolve.Solve(u, resolve.Input{Requests: []resolve.Request{{App: name, Package: f.Entry.Name, Constraint: constraint}}, Prefer: prefer})
 			if err != nil {
 				return err
 			}

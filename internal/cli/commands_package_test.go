@@ -94,7 +94,7 @@ func TestPackageCommandErrors(t *testing.T) {
 		"bad type":            {[]string{"template", "postgresql", "--set", "maxConnections=many"}, `Error: invalid configuration for postgresql 16.4.0: config "maxConnections": must be a whole number (got "many"); use digits only, e.g. 3`},
 		"rule":                {[]string{"template", "postgresql", "--set", "username=postgres"}, `config "username": the user postgres is the superuser and is reserved; choose another username`},
 		"secret hidden":       {[]string{"template", "postgresql", "--set", "password=tooshort"}, `config "password": must be at least 16 characters long (got 8)`},
-		"component value":     {[]string{"template", "airflow", "--set", "postgresql.storage=1Mi"}, `Error: component postgresql (postgresql 17.2.0): invalid configuration for postgresql 17.2.0: config "storage": must be at least 1Gi (got 1Mi)`},
+		"component value":     {[]string{"template", "airflow", "--set", "postgresql.storage=1Mi"}, `Error: component postgresql of app airflow: invalid configuration for postgresql 16.4.0: config "storage": must be at least 1Gi (got 1Mi)`},
 		"bad set":             {[]string{"template", "redis", "--set", "novalue"}, `Error: --set "novalue": use NAME=VALUE`},
 		"unknown param":       {[]string{"template", "redis", "--set", "colour=blue"}, `config "colour": is not a parameter of redis; known parameters: password, maxMemory`},
 		"no constraint fit":   {[]string{"template", "redis@>=9"}, "Error: cannot resolve dependencies: you asked for redis >=9, but the catalog only has 7.4.2, 7.4.1"},

@@ -78,10 +78,7 @@ func (r *appRenderer) instance(ctx context.Context, key, app string, values map[
 	if !ok {
 		return Dep{}, fmt.Errorf("render: %s is not in the resolved solution", key)
 	}
-	where := inst.Package + " " + inst.Version
-	if path != "" {
-		where = fmt.Sprintf("component %s (%s)", path, where)
-	}
+	where := fmt.Sprintf("component %s of app %s", path, r.in.App)
 	pkg, files, err := r.l.Load(ctx, inst.Package, inst.Version)
 	if err != nil {
 		return Dep{}, err

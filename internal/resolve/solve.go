@@ -39,6 +39,9 @@ type Input struct {
 	// a locked version is tried first when it still fits, so an unrelated change
 	// does not upgrade anything.
 	Locked map[string]string
+	// Prefer maps package names to a version tried first for any instance
+	// without a locked version, such as the version of the stable channel.
+	Prefer map[string]string
 	// MaxSteps bounds the search; DefaultMaxSteps when zero.
 	MaxSteps int
 }
@@ -134,6 +137,7 @@ type node struct {
 type solver struct {
 	u        *Universe
 	locked   map[string]string
+	prefer   map[string]string
 	nodes    map[string]*node
 	cons     map[string]*constraint
 	steps    int
@@ -149,7 +153,7 @@ type conflict struct {
 // Solve resolves in against u. Errors are a *ConflictError when no versions fit
 // together, a *CycleError for circular dependencies, or ErrTooComplex.
 func Solve(u *Universe, in Input) (*Solution, error) {
-	s := &solver{u: u, locked: in.Locked, nodes: map[string]*node{}, cons: map[string]*constraint{}, maxSteps: in.MaxSteps}
+	s := &solver{u: u, locked: in.Locked, prefer: in.Prefer, nodes: map[string]*node{}, cons: map[string]*constraint{}, maxSteps: in.MaxSteps}
 	if s.maxSteps == 0 {
 		s.maxSteps = DefaultMaxSteps
 	}
@@ -219,14 +223,18 @@ func (n *node) allows(v *semver.Version) bool {
 }
 
 // candidates lists the versions of n that satisfy every edge: the locked
-// version first, then newest first.
+// version first (or else the preferred one), then newest first.
 func (s *solver) candidates(n *node) []*version {
 	vs := s.u.pkgs[n.pkg]
 	var out []*version
 	lockedAt := -1
+	first, ok := s.locked[n.key]
+	if !ok {
+		first = s.prefer[n.pkg]
+	}
 	for i := range vs {
 		if n.allows(vs[i].v) {
-			if l, ok := s.locked[n.key]; ok && lockedAt < 0 && vs[i].v.Original() == l {
+			if first != "" && lockedAt < 0 && vs[i].v.Original() == first {
 				lockedAt = len(out)
 			}
 			out = append(out, &vs[i])

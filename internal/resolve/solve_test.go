@@ -112,6 +112,21 @@ func TestSolve(t *testing.T) {
 				Locked: map[string]string{"app:web": "1.0.0", "shared:db": "1.0.0"}},
 			want: []string{"app:web=1.0.0", "shared:db=1.0.0"},
 		},
+		"preferred version first": {
+			u:    cat(t, "app@1.0.0: db >=1 component", "db@1.0.0:", "db@2.0.0:"),
+			in:   Input{Requests: []Request{{Package: "app"}}, Prefer: map[string]string{"db": "1.0.0"}},
+			want: []string{"app:app=1.0.0", "app:app/db=1.0.0"},
+		},
+		"preferred version that does not fit": {
+			u:    cat(t, "app@1.0.0: db >=2 component", "db@1.0.0:", "db@2.0.0:", "db@3.0.0:"),
+			in:   Input{Requests: []Request{{Package: "app"}}, Prefer: map[string]string{"db": "1.0.0"}},
+			want: []string{"app:app=1.0.0", "app:app/db=3.0.0"},
+		},
+		"locked beats preferred": {
+			u:    cat(t, "app@1.0.0: db >=1", "db@1.0.0:", "db@2.0.0:", "db@3.0.0:"),
+			in:   Input{Requests: []Request{{Package: "app"}}, Prefer: map[string]string{"db": "1.0.0"}, Locked: map[string]string{"shared:db": "2.0.0"}},
+			want: []string{"app:app=1.0.0", "shared:db=2.0.0"},
+		},
 		"missing package avoided by backtracking": {
 			u:    cat(t, "web@2.0.0: gone ^1", "web@1.0.0:"),
 			in:   Input{Requests: []Request{{Package: "web"}}},
@@ -310,8 +325,7 @@ func TestSynthetic(t *testing.T) {
 	}
 	// Every chosen version satisfies every constraint on it.
 	for _, in := range sol.Instances {
-		var cands []version
-		cands = u.pkgs[in.Package]
+		cands := u.pkgs[in.Package]
 		var chosen *version
 		for i := range cands {
 			if cands[i].v.Original() == in.Version {
