@@ -29,6 +29,9 @@ type App struct {
 	Channel   string         `json:"channel,omitempty"`
 	Namespace string         `json:"namespace"`
 	Values    map[string]any `json:"values,omitempty"`
+	// Shared marks an app berth installed as a shared dependency of other apps;
+	// it is removed when the last of them is.
+	Shared bool `json:"shared,omitempty"`
 }
 
 var appNameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,51}[a-z0-9])?$`)

@@ -1,0 +1,399 @@
+package lifecycle
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"maps"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"berth.dev/berth/internal/pkgspec"
+	"berth.dev/berth/internal/render"
+	"berth.dev/berth/internal/resolve"
+	"berth.dev/berth/internal/workspace"
+)
+
+// plan is a resolved workspace: every app (the user's and the shared ones) with
+// the solution that fixes their versions.
+type plan struct {
+	apps     map[string]*workspace.App
+	solution *resolve.Solution
+	lock     *workspace.Lock
+}
+
+// constraint is the version constraint an app is resolved with. An app that
+// follows a channel keeps its locked version until it is upgraded; upgrade
+// moves it to the channel's current version.
+func (e *Env) constraint(ctx context.Context, a *workspace.App, lock *workspace.Lock, upgrade bool) (string, error) {
+	if a.Version != "" {
+		return a.Version, nil
+	}
+	if in, ok := lock.Get(resolve.AppKey(a.Name)); ok && !upgrade {
+		return "=" + in.Version, nil
+	}
+	f, err := e.Catalogs.Find(ctx, a.Package)
+	if err != nil {
+		return "", err
+	}
+	channel := a.Channel
+	if channel == "" {
+		channel = "stable"
+	}
+	v, ok := f.Entry.Channels[channel]
+	if !ok {
+		return "", fmt.Errorf("app %s follows channel %q, which package %s does not have (channels: %s); set another with 'berth upgrade %s --channel C'",
+			a.Name, channel, a.Package, strings.Join(f.Entry.ChannelNames(), ", "), a.Name)
+	}
+	return "=" + v, nil
+}
+
+// solve resolves apps. Shared dependencies become apps of their own, named after
+// their package (render.SharedApp), pinned to the version their dependants need.
+// Apps named in upgrade are resolved afresh; all others prefer their locked versions.
+func (e *Env) solve(ctx context.Context, apps map[string]*workspace.App, lock *workspace.Lock, upgrade map[string]bool) (*plan, error) {
+	u, err := e.Catalogs.Universe(ctx)
+	if err != nil {
+		return nil, err
+	}
+	locked := map[string]string{}
+	for _, in := range lock.Instances {
+		owner, _, _ := strings.Cut(strings.TrimPrefix(in.Key, "app:"), "/")
+		if in.Role == string(resolve.RoleShared) {
+			owner = strings.TrimPrefix(in.Key, "shared:")
+		}
+		if !upgrade[owner] {
+			locked[in.Key] = in.Version
+		}
+	}
+	var requests []resolve.Request
+	for _, name := range slices.Sorted(maps.Keys(apps)) {
+		a := apps[name]
+		if a.Shared {
+			continue // derived from the apps that need it
+		}
+		c, err := e.constraint(ctx, a, lock, upgrade[name])
+		if err != nil {
+			return nil, err
+		}
+		requests = append(requests, resolve.Request{App: a.Name, Package: a.Package, Constraint: c, Installed: true})
+	}
+	sol, err := resolve.Solve(u, resolve.Input{Requests: requests, Locked: locked})
+	if err != nil {
+		return nil, err
+	}
+	// Install every shared instance as an app of its own at the chosen version.
+	out := map[string]*workspace.App{}
+	for name, a := range apps {
+		if !a.Shared {
+			out[name] = a
+		}
+	}
+	shared := false
+	for _, in := range sol.Instances {
+		if in.Role != resolve.RoleShared {
+			continue
+		}
+		shared = true
+		name, ns := render.SharedApp(in.Package)
+		a, ok := apps[name]
+		if !ok {
+			a = &workspace.App{Name: name, Package: in.Package, Namespace: ns, Shared: true}
+		} else if !a.Shared || a.Package != in.Package {
+			return nil, fmt.Errorf("the shared dependency %s must be installed as app %q, but an app of that name already exists for package %s; rename that app", in.Package, name, a.Package)
+		}
+		out[name] = a
+		requests = append(requests, resolve.Request{App: name, Package: in.Package, Constraint: "=" + in.Version, Installed: true})
+	}
+	if shared {
+		if sol, err = resolve.Solve(u, resolve.Input{Requests: requests, Locked: locked}); err != nil {
+			return nil, err
+		}
+	}
+	return &plan{apps: out, solution: sol, lock: lock}, nil
+}
+
+// values merges, for rendering, what app.yaml records, the secret values and
+// the user's own overrides in values.yaml (which win).
+func (e *Env) values(a *workspace.App, s *appSecrets) (map[string]any, error) {
+	user, err := e.WS.UserValues(a.Name)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]any{}
+	mergeValues(out, a.Values)
+	if s != nil {
+		mergeValues(out, s.Values)
+	}
+	mergeValues(out, user)
+	return out, nil
+}
+
+// mergeValues copies src into dst; maps (a component's values) merge key by key.
+func mergeValues(dst, src map[string]any) {
+	for k, v := range src {
+		if sm, ok := v.(map[string]any); ok {
+			dm, ok := dst[k].(map[string]any)
+			if !ok {
+				dm = map[string]any{}
+				dst[k] = dm
+			}
+			mergeValues(dm, sm)
+			continue
+		}
+		dst[k] = v
+	}
+}
+
+// renderApp renders one app of a plan into objects annotated with their phase,
+// plus its namespace when it has one of its own.
+func (e *Env) renderApp(ctx context.Context, p *plan, a *workspace.App) ([]*unstructured.Unstructured, error) {
+	s, err := e.readSecrets(a.Name)
+	if err != nil {
+		return nil, err
+	}
+	seed, err := s.seed()
+	if err != nil {
+		return nil, fmt.Errorf("app %s: %w", a.Name, err)
+	}
+	vals, err := e.values(a, s)
+	if err != nil {
+		return nil, err
+	}
+	res, err := render.RenderApp(ctx, e.Catalogs.Loader(), render.AppInput{
+		Solution: p.solution, App: a.Name, Namespace: a.Namespace, Values: vals, KubeVersion: e.KubeVersion,
+		Generator: func(scope string) pkgspec.Generator { return pkgspec.SeededGenerator(seed, scope) },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("app %s: %w", a.Name, err)
+	}
+	var objs []*unstructured.Unstructured
+	hasNamespace := false
+	for i, part := range res.Parts {
+		for _, o := range part.Result.Objects {
+			obj := o.Object.DeepCopy()
+			ann := obj.GetAnnotations()
+			if ann == nil {
+				ann = map[string]string{}
+			}
+			ann[AnnotationPhase] = strconv.Itoa(i*10 + stageIndex(o.Stage))
+			obj.SetAnnotations(ann)
+			// Components deploy as part of the app that owns them: the deploy
+			// engine's inventory and pruning go by this label.
+			labels := obj.GetLabels()
+			labels[render.LabelApp] = a.Name
+			obj.SetLabels(labels)
+			if obj.GetKind() == "Namespace" && obj.GetName() == a.Namespace {
+				hasNamespace = true
+			}
+			objs = append(objs, obj)
+		}
+	}
+	if !hasNamespace && a.Namespace != "default" {
+		ns := &unstructured.Unstructured{}
+		ns.SetAPIVersion("v1")
+		ns.SetKind("Namespace")
+		ns.SetName(a.Namespace)
+		ns.SetAnnotations(map[string]string{AnnotationPhase: "0"})
+		objs = append(objs, ns)
+	}
+	return objs, nil
+}
+
+// lockOf records a plan's solution with each package version's content digest.
+func (e *Env) lockOf(ctx context.Context, p *plan) (*workspace.Lock, error) {
+	l := &workspace.Lock{}
+	for _, in := range p.solution.Instances {
+		f, err := e.Catalogs.Find(ctx, in.Package)
+		if err != nil {
+			return nil, err
+		}
+		_, fsys, err := e.Catalogs.Load(ctx, f, in.Version)
+		if err != nil {
+			return nil, err
+		}
+		digest, err := contentDigest(fsys)
+		if err != nil {
+			return nil, fmt.Errorf("digest of %s %s: %w", in.Package, in.Version, err)
+		}
+		l.Instances = append(l.Instances, workspace.LockInstance{
+			Key: in.Key, Role: string(in.Role), Package: in.Package, Version: in.Version,
+			Catalog: f.Catalog, Digest: digest, Dependencies: in.Dependencies,
+		})
+	}
+	return l, nil
+}
+
+// contentDigest hashes every file of a package (path and content, in path order),
+// so the lock detects a package whose content changed under the same version.
+func contentDigest(fsys fs.FS) (string, error) {
+	var files []string
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			files = append(files, p)
+		}
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	sort.Strings(files)
+	h := sha256.New()
+	for _, f := range files {
+		data, err := fs.ReadFile(fsys, f)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", f, len(data))
+		h.Write(data)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// appPaths are the workspace paths that hold an app.
+func appPaths(name string) []string {
+	return []string{workspace.AppDir(name), workspace.AppRenderedDir(name)}
+}
+
+// BuildResult says what a build changed.
+type BuildResult struct {
+	Apps      []string `json:"apps"`
+	Committed bool     `json:"committed"`
+}
+
+// writePlan renders the named apps of p (all when names is empty) and writes
+// them, their app files, new secrets files and the lock; allPaths lists what it
+// may change.
+func (e *Env) writePlan(ctx context.Context, p *plan, names []string) error {
+	if len(names) == 0 {
+		names = slices.Sorted(maps.Keys(p.apps))
+	}
+	for _, name := range names {
+		a := p.apps[name]
+		if err := e.WS.WriteApp(a); err != nil {
+			return err
+		}
+		if _, err := e.WS.ReadFile(secretsPath(name)); err != nil {
+			seed, err := newSeed()
+			if err != nil {
+				return err
+			}
+			if err := e.writeSecrets(ctx, name, &appSecrets{Seed: seed}); err != nil {
+				return err
+			}
+		}
+		var objs []*unstructured.Unstructured
+		err := e.step(name, "render "+name, func() error {
+			var err error
+			objs, err = e.renderApp(ctx, p, a)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if _, err := e.WS.WriteRendered(name, objs); err != nil {
+			return err
+		}
+	}
+	lock, err := e.lockOf(ctx, p)
+	if err != nil {
+		return err
+	}
+	return e.WS.WriteLock(lock)
+}
+
+// workspaceApps reads every installed app by name.
+func (e *Env) workspaceApps() (map[string]*workspace.App, error) {
+	list, err := e.WS.Apps()
+	if err != nil {
+		return nil, err
+	}
+	apps := map[string]*workspace.App{}
+	for _, a := range list {
+		apps[a.Name] = a
+	}
+	return apps, nil
+}
+
+// Build re-renders the named apps (all when none is named) into rendered/ and
+// updates the lock, committing the result. Nothing changed means no commit.
+func (e *Env) Build(ctx context.Context, names ...string) (*BuildResult, error) {
+	apps, err := e.workspaceApps()
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range names {
+		if _, ok := apps[n]; !ok {
+			_, err := e.WS.App(n)
+			return nil, err
+		}
+	}
+	lock, err := e.WS.Lock()
+	if err != nil {
+		return nil, err
+	}
+	p, err := e.solve(ctx, apps, lock, nil)
+	if err != nil {
+		return nil, err
+	}
+	// Shared apps the solution added must be built too.
+	if len(names) > 0 {
+		for name := range p.apps {
+			if _, had := apps[name]; !had {
+				names = append(names, name)
+			}
+		}
+	}
+	built := names
+	if len(built) == 0 {
+		built = slices.Sorted(maps.Keys(p.apps))
+	}
+	committed, err := e.WS.ChangeCommitted(ctx, "build "+strings.Join(built, ", "), e.allPaths(p, names), func() error {
+		return e.writePlan(ctx, p, names)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &BuildResult{Apps: built, Committed: committed}, nil
+}
+
+// allPaths lists the workspace paths a write of the named apps of p touches.
+func (e *Env) allPaths(p *plan, names []string) []string {
+	if len(names) == 0 {
+		names = slices.Sorted(maps.Keys(p.apps))
+	}
+	paths := []string{workspace.LockFile}
+	for _, n := range names {
+		paths = append(paths, appPaths(n)...)
+	}
+	return paths
+}
+
+// appSummary names an app's package version and its components, for commit
+// messages: "airflow 2.9.1 (+ postgresql 16.4.0, redis 7.4.0)".
+func appSummary(p *plan, app string) string {
+	in, ok := p.solution.Get(resolve.AppKey(app))
+	if !ok {
+		return app
+	}
+	var comps []string
+	for _, c := range p.solution.Instances {
+		if strings.HasPrefix(c.Key, resolve.AppKey(app)+"/") {
+			comps = append(comps, c.Package+" "+c.Version)
+		}
+	}
+	s := in.Package + " " + in.Version
+	if in.Package != app {
+		s = app + " (" + s + ")"
+	}
+	if len(comps) > 0 {
+		s += " (+ " + strings.Join(comps, ", ") + ")"
+	}
+	return s
+}

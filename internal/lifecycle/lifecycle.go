@@ -1,0 +1,166 @@
+// Package lifecycle runs berth's app lifecycle over a workspace: install (resolve,
+// configure, render, commit), build, deploy (health-gated, in dependency order),
+// status, config, upgrade, rollback and uninstall. It joins the catalog, the
+// resolver, the renderer, the secrets and the deploy engine; each step that
+// changes the workspace is one commit, and a failed step leaves it as it was.
+package lifecycle
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"path"
+	"sort"
+	"strconv"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/yaml"
+
+	"berth.dev/berth/internal/catalog"
+	"berth.dev/berth/internal/render"
+	"berth.dev/berth/internal/secrets"
+	"berth.dev/berth/internal/workspace"
+)
+
+// Env is what lifecycle operations work on.
+type Env struct {
+	WS       *workspace.Workspace
+	Catalogs *catalog.Set
+	// Cluster returns the client configuration of the target cluster; only
+	// operations that touch the cluster call it.
+	Cluster func() (*rest.Config, error)
+	// Events, when set, receives progress.
+	Events func(Event)
+	// KubeVersion is the Kubernetes version charts are rendered for.
+	KubeVersion string
+}
+
+// Event reports progress of a long step.
+type Event struct {
+	App     string
+	Message string
+	Done    bool
+	Elapsed time.Duration
+	Err     error
+}
+
+func (e *Env) emit(ev Event) {
+	if e.Events != nil {
+		e.Events(ev)
+	}
+}
+
+// step runs fn as a reported step.
+func (e *Env) step(app, msg string, fn func() error) error {
+	e.emit(Event{App: app, Message: msg})
+	start := time.Now()
+	err := fn()
+	e.emit(Event{App: app, Message: msg, Done: true, Elapsed: time.Since(start), Err: err})
+	return err
+}
+
+// AnnotationPhase orders an app's rendered objects for deployment: components
+// before the app that uses them, and within each the stages crds, pre (hooks
+// such as migrations), main and post. Deploy applies phase by phase, each one
+// healthy before the next.
+const AnnotationPhase = "berth.dev/phase"
+
+// stageIndex gives render's stages their place within a part.
+func stageIndex(s render.Stage) int {
+	for i, st := range render.Stages {
+		if st == s {
+			return i
+		}
+	}
+	return len(render.Stages)
+}
+
+// Phases groups objects by their phase annotation, in ascending order.
+// Objects without one come last.
+func Phases(objs []*unstructured.Unstructured) [][]*unstructured.Unstructured {
+	byPhase := map[int][]*unstructured.Unstructured{}
+	for _, o := range objs {
+		p, err := strconv.Atoi(o.GetAnnotations()[AnnotationPhase])
+		if err != nil {
+			p = 1 << 20
+		}
+		byPhase[p] = append(byPhase[p], o)
+	}
+	keys := make([]int, 0, len(byPhase))
+	for k := range byPhase {
+		keys = append(keys, k)
+	}
+	sort.Ints(keys)
+	out := make([][]*unstructured.Unstructured, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, byPhase[k])
+	}
+	return out
+}
+
+// appSecrets is apps/<app>/secrets.yaml, an encrypted file: the seed that the
+// app's generated values (passwords) derive from, so every clone that can
+// decrypt renders the same values, and the secret parameters the user set.
+type appSecrets struct {
+	Seed   string         `json:"seed"`
+	Values map[string]any `json:"values,omitempty"`
+}
+
+func secretsPath(app string) string { return path.Join(workspace.AppDir(app), workspace.SecretsFile) }
+
+// ErrLocked means the workspace's secrets cannot be read or written.
+var ErrLocked = errors.New("the workspace's secrets are encrypted and this clone cannot decrypt them; run 'berth crypto unlock' (or 'berth crypto init' in a new workspace)")
+
+func (e *Env) readSecrets(app string) (*appSecrets, error) {
+	data, err := e.WS.ReadFile(secretsPath(app))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", secretsPath(app), err)
+	}
+	if secrets.IsEncrypted(data) {
+		return nil, ErrLocked
+	}
+	var s appSecrets
+	if err := yaml.UnmarshalStrict(data, &s); err != nil {
+		// Never echo the content: it is secret.
+		return nil, fmt.Errorf("%s is not valid YAML of a seed and values; restore it with 'berth rollback %s'", secretsPath(app), app)
+	}
+	return &s, nil
+}
+
+func (e *Env) writeSecrets(ctx context.Context, app string, s *appSecrets) error {
+	data, err := yaml.Marshal(s)
+	if err != nil {
+		return err
+	}
+	if old, err := e.WS.ReadFile(secretsPath(app)); err == nil && bytes.Equal(old, data) {
+		return nil
+	}
+	if err := secrets.WriteSecretFile(ctx, e.WS.Root, secretsPath(app), data); err != nil {
+		if errors.Is(err, secrets.ErrLocked) {
+			return ErrLocked
+		}
+		return fmt.Errorf("writing %s: %w", secretsPath(app), err)
+	}
+	return nil
+}
+
+func newSeed() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(b), nil
+}
+
+func (s *appSecrets) seed() ([]byte, error) {
+	b, err := base64.StdEncoding.DecodeString(s.Seed)
+	if err != nil || len(b) < 16 {
+		return nil, errors.New("the seed in secrets.yaml is damaged")
+	}
+	return b, nil
+}

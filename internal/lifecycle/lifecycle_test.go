@@ -1,0 +1,303 @@
+package lifecycle
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+
+	"berth.dev/berth/internal/catalog"
+	"berth.dev/berth/internal/pkgspec"
+	"berth.dev/berth/internal/testcluster"
+)
+
+func TestMain(m *testing.M) { os.Exit(testcluster.Main(m)) }
+
+var berthBinary struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// filterBinary builds cmd/berth once: git runs it as the encryption filter.
+func filterBinary(t *testing.T) string {
+	t.Helper()
+	berthBinary.once.Do(func() {
+		dir, err := os.MkdirTemp("", "berth-lifecycle-bin-")
+		if err != nil {
+			berthBinary.err = err
+			return
+		}
+		berthBinary.path = filepath.Join(dir, "berth")
+		out, err := exec.Command("go", "build", "-o", berthBinary.path, "berth.dev/berth/cmd/berth").CombinedOutput()
+		if err != nil {
+			berthBinary.err = errors.New(string(out))
+		}
+	})
+	if berthBinary.err != nil {
+		t.Fatalf("building berth for the git filter: %v", berthBinary.err)
+	}
+	return berthBinary.path
+}
+
+func git(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// newEnv creates a workspace with encryption set up, over the built-in catalog.
+func newEnv(t *testing.T, cfg *rest.Config) *Env {
+	t.Helper()
+	ctx := context.Background()
+	home := t.TempDir()
+	ws, _, err := Init(ctx, filepath.Join(t.TempDir(), "ws"), InitOptions{Home: home, Executable: filterBinary(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := catalog.Open(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &Env{WS: ws, Catalogs: set}
+	if cfg != nil {
+		env.Cluster = func() (*rest.Config, error) { return cfg, nil }
+	}
+	return env
+}
+
+func TestInstallWritesACommittedAppWithEncryptedSecretsAndALock(t *testing.T) {
+	ctx := context.Background()
+	env := newEnv(t, nil)
+	res, err := env.Install(ctx, InstallOptions{Package: "airflow", Values: map[string]any{
+		"workers":       "3",
+		"adminPassword": "correct horse battery staple",
+		"postgresql":    map[string]any{"storage": "20Gi"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := env.WS.Root
+	lock, err := env.WS.Lock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	version := func(key string) string {
+		in, ok := lock.Get(key)
+		if !ok || !strings.HasPrefix(in.Digest, "sha256:") {
+			t.Errorf("lock entry %s = %+v, %v", key, in, ok)
+		}
+		return in.Version
+	}
+	want := "install airflow " + version("app:airflow") + " (+ postgresql " + version("app:airflow/postgresql") + ", redis " + version("app:airflow/redis") + ")"
+	if got := git(t, root, "log", "-1", "--format=%s"); got != want {
+		t.Errorf("commit message %q, want %q", got, want)
+	}
+	if res.App != "airflow" || len(res.Apps) != 1 {
+		t.Errorf("result = %+v", res)
+	}
+	if st := git(t, root, "status", "--porcelain"); st != "" {
+		t.Errorf("workspace not clean after install:\n%s", st)
+	}
+	a, err := env.WS.App("airflow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Channel != "stable" || a.Namespace != "airflow" || a.Values["workers"] != float64(3) && a.Values["workers"] != int64(3) {
+		t.Errorf("app.yaml = %+v", a)
+	}
+	if _, leaked := a.Values["adminPassword"]; leaked {
+		t.Error("a secret value is in app.yaml")
+	}
+	// Secrets are encrypted in git and readable in the work tree.
+	blob := git(t, root, "cat-file", "-p", "HEAD:apps/airflow/secrets.yaml")
+	if !strings.HasPrefix(blob, "\x00GITCRYPT\x00") {
+		t.Errorf("secrets.yaml is committed in plaintext: %q", blob[:min(len(blob), 40)])
+	}
+	s, err := env.readSecrets("airflow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Values["adminPassword"] != "correct horse battery staple" {
+		t.Errorf("secret values = %v", s.Values)
+	}
+	// No secret value in any blob of the history: not the one set, not the
+	// generated ones in rendered Secrets.
+	objs, err := env.WS.ReadRendered("airflow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var secretsSeen int
+	var phases = map[string]bool{}
+	for _, o := range objs {
+		phases[o.GetAnnotations()[AnnotationPhase]] = true
+		if o.GetKind() == "Secret" {
+			secretsSeen++
+		}
+	}
+	if secretsSeen == 0 {
+		t.Fatal("airflow renders no Secret objects; the leak check below would prove nothing")
+	}
+	leaks := scanHistory(t, root, []byte("correct horse battery staple"))
+	if len(leaks) > 0 {
+		t.Errorf("secret found in plaintext in history: %v", leaks)
+	}
+	// Parts in order: postgresql (0x), redis (1x), airflow (2x); within each the
+	// stages crds (x0), pre (x1), main (x2), post (x3). Airflow's migration Job
+	// is a pre-install hook.
+	for _, p := range []string{"2", "12", "21", "22"} {
+		if !phases[p] {
+			t.Errorf("no object in phase %s; phases: %v", p, phases)
+		}
+	}
+
+	// Build with nothing changed is a no-op: same bytes, no commit.
+	head := git(t, root, "rev-parse", "HEAD")
+	b, err := env.Build(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Committed || git(t, root, "rev-parse", "HEAD") != head {
+		t.Error("a build with nothing changed made a commit")
+	}
+}
+
+// scanHistory returns the git objects of dir that hold any of the values.
+func scanHistory(t *testing.T, dir string, values ...[]byte) []string {
+	t.Helper()
+	var found []string
+	for _, oid := range strings.Fields(git(t, dir, "cat-file", "--batch-all-objects", "--batch-check=%(objectname)")) {
+		data := git(t, dir, "cat-file", "-p", oid)
+		for _, v := range values {
+			if bytes.Contains([]byte(data), v) {
+				found = append(found, oid)
+			}
+		}
+	}
+	return found
+}
+
+func TestInstallRejectsBadInputAndLeavesTheWorkspaceAsItWas(t *testing.T) {
+	ctx := context.Background()
+	env := newEnv(t, nil)
+	root := env.WS.Root
+	head := git(t, root, "rev-parse", "HEAD")
+	tests := map[string]struct {
+		opts    InstallOptions
+		wantErr string
+	}{
+		"unknown package":     {InstallOptions{Package: "no-such-package"}, "no-such-package"},
+		"unknown version":     {InstallOptions{Package: "airflow@9.9.9"}, `no version or channel "9.9.9"`},
+		"impossible range":    {InstallOptions{Package: "postgresql@>=99"}, "postgresql"},
+		"value of wrong type": {InstallOptions{Package: "airflow", Values: map[string]any{"workers": "many"}}, "workers"},
+		"rule broken":         {InstallOptions{Package: "airflow", Values: map[string]any{"workers": "0"}}, "the CeleryExecutor needs at least one worker"},
+		"unknown parameter":   {InstallOptions{Package: "airflow", Values: map[string]any{"colour": "blue"}}, "colour"},
+		"bad app name":        {InstallOptions{Package: "redis", Name: "Redis_1"}, `app name "Redis_1" is invalid`},
+		"required value when nobody may ask": {InstallOptions{Package: "airflow", Values: map[string]any{"executor": "LocalExecutor", "baseUrl": "ftp://x"}}, "baseUrl"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, err := env.Install(ctx, tc.opts)
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("got %v, want an error containing %q", err, tc.wantErr)
+			}
+			if got := git(t, root, "rev-parse", "HEAD"); got != head {
+				t.Error("a failed install made a commit")
+			}
+			if st := git(t, root, "status", "--porcelain", "--untracked-files=all"); st != "" {
+				t.Errorf("a failed install left changes:\n%s", st)
+			}
+		})
+	}
+	// A second install under a taken name.
+	if _, err := env.Install(ctx, InstallOptions{Package: "redis"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Install(ctx, InstallOptions{Package: "redis"}); err == nil || !strings.Contains(err.Error(), "already installed") {
+		t.Errorf("installing redis twice: %v", err)
+	}
+}
+
+func TestInstallAsksThroughTheWizardHook(t *testing.T) {
+	env := newEnv(t, nil)
+	var asked map[string]any
+	ask := func(ctx context.Context, pkg *pkgspec.Package, given map[string]any) (map[string]any, error) {
+		asked = given
+		return map[string]any{"maxMemory": "512Mi"}, nil
+	}
+	if _, err := env.Install(context.Background(), InstallOptions{Package: "redis", Values: map[string]any{"persistence": "true"}, Ask: ask}); err != nil {
+		t.Fatal(err)
+	}
+	if asked["persistence"] != "true" {
+		t.Errorf("the wizard was given %v, want the values set up front", asked)
+	}
+	a, err := env.WS.App("redis")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Values["maxMemory"] != "512Mi" {
+		t.Errorf("app values = %v, want the wizard's answer recorded", a.Values)
+	}
+}
+
+// countingTransport counts mutating requests.
+type countingTransport struct {
+	rt     http.RoundTripper
+	writes atomic.Int64
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	switch r.Method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+		c.writes.Add(1)
+	}
+	return c.rt.RoundTrip(r)
+}
+
+func TestDeployBringsAnAppWithComponentsToHealthAndAgainWithoutWrites(t *testing.T) {
+	ctx := context.Background()
+	cfg := testcluster.Config(t)
+	counter := &countingTransport{}
+	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { counter.rt = rt; return counter }
+	env := newEnv(t, cfg)
+	name := testcluster.UniqueName(t, 20)
+	ns := name
+	if _, err := env.Install(ctx, InstallOptions{Package: "airflow", Name: name, Namespace: ns}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cs := testcluster.Clientset(t)
+		_ = cs.CoreV1().Namespaces().Delete(context.Background(), ns, metav1DeleteOptions)
+	})
+	res, err := env.Deploy(ctx, DeployOptions{Timeout: 3 * time.Minute})
+	if err != nil {
+		t.Fatalf("deploy: %v", err)
+	}
+	if len(res.Apps) != 1 || res.Apps[0].Actions["create"] == 0 {
+		t.Fatalf("deploy result = %+v", res)
+	}
+	before := counter.writes.Load()
+	res, err = env.Deploy(ctx, DeployOptions{Timeout: time.Minute})
+	if err != nil {
+		t.Fatalf("second deploy: %v", err)
+	}
+	if writes := counter.writes.Load() - before; writes != 0 {
+		t.Errorf("second deploy of an unchanged workspace made %d writes, want 0 (actions %v)", writes, res.Apps[0].Actions)
+	}
+}
+
+var metav1DeleteOptions = metav1.DeleteOptions{}
