@@ -200,13 +200,13 @@ func TestInstallRejectsBadInputAndLeavesTheWorkspaceAsItWas(t *testing.T) {
 		opts    InstallOptions
 		wantErr string
 	}{
-		"unknown package":     {InstallOptions{Package: "no-such-package"}, "no-such-package"},
-		"unknown version":     {InstallOptions{Package: "airflow@9.9.9"}, `no version or channel "9.9.9"`},
-		"impossible range":    {InstallOptions{Package: "postgresql@>=99"}, "postgresql"},
-		"value of wrong type": {InstallOptions{Package: "airflow", Values: map[string]any{"workers": "many"}}, "workers"},
-		"rule broken":         {InstallOptions{Package: "airflow", Values: map[string]any{"workers": "0"}}, "the CeleryExecutor needs at least one worker"},
-		"unknown parameter":   {InstallOptions{Package: "airflow", Values: map[string]any{"colour": "blue"}}, "colour"},
-		"bad app name":        {InstallOptions{Package: "redis", Name: "Redis_1"}, `app name "Redis_1" is invalid`},
+		"unknown package":                    {InstallOptions{Package: "no-such-package"}, "no-such-package"},
+		"unknown version":                    {InstallOptions{Package: "airflow@9.9.9"}, `no version or channel "9.9.9"`},
+		"impossible range":                   {InstallOptions{Package: "postgresql@>=99"}, "postgresql"},
+		"value of wrong type":                {InstallOptions{Package: "airflow", Values: map[string]any{"workers": "many"}}, "workers"},
+		"rule broken":                        {InstallOptions{Package: "airflow", Values: map[string]any{"workers": "0"}}, "the CeleryExecutor needs at least one worker"},
+		"unknown parameter":                  {InstallOptions{Package: "airflow", Values: map[string]any{"colour": "blue"}}, "colour"},
+		"bad app name":                       {InstallOptions{Package: "redis", Name: "Redis_1"}, `app name "Redis_1" is invalid`},
 		"required value when nobody may ask": {InstallOptions{Package: "airflow", Values: map[string]any{"executor": "LocalExecutor", "baseUrl": "ftp://x"}}, "baseUrl"},
 	}
 	for name, tc := range tests {
