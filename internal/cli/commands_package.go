@@ -610,6 +610,7 @@ Set a component's values with its dependency name as prefix:
 			res, err := render.RenderApp(ctx, setLoader{set}, render.AppInput{
 				Solution: sol, App: name, Namespace: namespace, Values: values, KubeVersion: kube,
 				Generator: func(scope string) pkgspec.Generator { return pkgspec.SeededGenerator(key, scope) },
+				Charts:    (&catalog.ChartFetcher{Cache: filepath.Join(home, "charts")}).Fetch,
 			})
 			if err != nil {
 				return err

@@ -29,6 +29,9 @@ type AppInput struct {
 	Generator func(scope string) pkgspec.Generator
 	// KubeVersion is passed to Render.
 	KubeVersion string
+	// Charts fetches the archives of a package's charts from chart
+	// repositories (see catalog.FetchCharts); nil when no package needs any.
+	Charts func(ctx context.Context, pkg *pkgspec.Package) (map[string][]byte, error)
 }
 
 // Part is one rendered package instance of an app.
@@ -125,7 +128,13 @@ func (r *appRenderer) instance(ctx context.Context, key, app string, values map[
 		}
 		return Dep{}, err
 	}
-	res, err := Render(Input{Package: pkg, Files: files, App: app, Namespace: r.in.Namespace, Config: cfg, Deps: deps, KubeVersion: r.in.KubeVersion})
+	var charts map[string][]byte
+	if r.in.Charts != nil {
+		if charts, err = r.in.Charts(ctx, pkg); err != nil {
+			return Dep{}, err
+		}
+	}
+	res, err := Render(Input{Package: pkg, Files: files, App: app, Namespace: r.in.Namespace, Config: cfg, Deps: deps, KubeVersion: r.in.KubeVersion, Charts: charts})
 	if err != nil {
 		return Dep{}, err
 	}

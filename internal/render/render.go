@@ -2,6 +2,8 @@ package render
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -87,6 +89,10 @@ type Input struct {
 	Deps map[string]Dep
 	// KubeVersion is the Kubernetes version charts see; DefaultKubeVersion when empty.
 	KubeVersion string
+	// Charts holds the archives of the package's charts from chart
+	// repositories, by chart name (see catalog.FetchChart); each must match
+	// the digest the package pins.
+	Charts map[string][]byte
 }
 
 // Object is one rendered Kubernetes object.
@@ -225,10 +231,13 @@ func execute(name, text string, data TemplateData) (string, error) {
 func renderChart(in Input, c pkgspec.Chart, data TemplateData, kv *common.KubeVersion) ([]Object, []string, error) {
 	name := c.ChartName()
 	where := fmt.Sprintf("%s: chart %s", in.Package.File, name)
-	if c.Path == "" {
-		return nil, nil, fmt.Errorf("%s: charts from repositories are not supported yet; vendor the chart into the package and use path:", where)
+	var ch *chart.Chart
+	var err error
+	if c.Path != "" {
+		ch, err = loadChart(in.Files, c.Path)
+	} else {
+		ch, err = loadArchive(in.Charts[name], c)
 	}
-	ch, err := loadChart(in.Files, c.Path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", where, err)
 	}
@@ -407,6 +416,26 @@ func loadChart(fsys fs.FS, dir string) (*chart.Chart, error) {
 		return nil, err
 	}
 	return loader.LoadFiles(files)
+}
+
+// loadArchive loads a chart from a repository's archive after checking it is
+// the archive the package pins.
+func loadArchive(b []byte, c pkgspec.Chart) (*chart.Chart, error) {
+	if b == nil {
+		return nil, fmt.Errorf("the archive of %s %s from %s was not fetched", c.Chart, c.Version, c.Repo)
+	}
+	sum := sha256.Sum256(b)
+	if got := "sha256:" + hex.EncodeToString(sum[:]); got != c.Digest {
+		return nil, fmt.Errorf("the archive of %s %s has digest %s, but the package pins %s", c.Chart, c.Version, got, c.Digest)
+	}
+	ch, err := loader.LoadArchive(bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	if ch.Metadata.Version != c.Version {
+		return nil, fmt.Errorf("the archive holds %s %s, not version %s", ch.Metadata.Name, ch.Metadata.Version, c.Version)
+	}
+	return ch, nil
 }
 
 // decodeObjects parses a multi-document YAML file into objects.

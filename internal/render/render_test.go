@@ -13,6 +13,9 @@ import (
 	"testing/fstest"
 
 	"github.com/google/go-cmp/cmp"
+	"helm.sh/helm/v4/pkg/chart/loader/archive"
+	"helm.sh/helm/v4/pkg/chart/v2/loader"
+	chartutil "helm.sh/helm/v4/pkg/chart/v2/util"
 
 	"berth.dev/berth/internal/catalog"
 	"berth.dev/berth/internal/pkgspec"
@@ -315,5 +318,48 @@ func TestRenderErrors(t *testing.T) {
 				t.Errorf("Render error = %v, want it to contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestRenderRepositoryChart(t *testing.T) {
+	ch, err := loader.LoadFiles([]*archive.BufferedFile{
+		{Name: "Chart.yaml", Data: []byte("apiVersion: v2\nname: hello\nversion: 0.3.0\n")},
+		{Name: "templates/cm.yaml", Data: []byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: {{ .Release.Name }}}\ndata: {greeting: {{ .Values.greeting }}}\n")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tgz, err := chartutil.Save(ch, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(tgz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := catalog.Digest(b)
+	files := fstest.MapFS{
+		"package.yaml": {Data: []byte("apiVersion: berth.dev/v1alpha1\nkind: Package\nname: hello\nversion: 1.0.0\ndescription: d\ncharts:\n  - {repo: https://charts.example.com, chart: hello, version: 0.3.0, digest: \"" + digest + "\", values: v.tmpl}\n")},
+		"v.tmpl":       {Data: []byte("greeting: hi\n")},
+	}
+	p, err := pkgspec.Load(files, ".", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := Input{Package: p, Files: files, App: "h", Namespace: "ns", Config: pkgspec.Config{}, Charts: map[string][]byte{"hello": b}}
+	res, err := Render(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Objects) != 1 || res.Objects[0].ID() != "ConfigMap/ns/h" {
+		t.Fatalf("objects = %+v", res.Objects)
+	}
+	in.Charts = map[string][]byte{"hello": append(b[:len(b):len(b)], 0)}
+	if _, err := Render(in); err == nil || !strings.Contains(err.Error(), "but the package pins "+digest) {
+		t.Errorf("Render with a changed archive: %v", err)
+	}
+	in.Charts = nil
+	if _, err := Render(in); err == nil || !strings.Contains(err.Error(), "the archive of hello 0.3.0 from https://charts.example.com was not fetched") {
+		t.Errorf("Render without the archive: %v", err)
 	}
 }
