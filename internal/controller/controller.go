@@ -1,0 +1,248 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	ctrlcontroller "sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	berthv1 "berth.dev/berth/api/v1alpha1"
+	"berth.dev/berth/internal/apply"
+)
+
+// Options configure a Controller.
+type Options struct {
+	// Namespace limits the Workspaces the controller reconciles to one
+	// namespace; all namespaces when empty.
+	Namespace string
+	// CacheDir holds a bare clone of each Workspace's repository.
+	CacheDir string
+	// Workers bounds how many apps are applied at once.
+	Workers int
+	// Resync is how often every app is applied in full even when git did not
+	// change: a safety net behind event-driven drift repair, reading only.
+	Resync time.Duration
+	// FetchTimeout bounds one git fetch.
+	FetchTimeout time.Duration
+	// MetricsAddr serves /metrics; "0" disables it.
+	MetricsAddr string
+	// ProbeAddr serves /healthz and /readyz; "0" disables it.
+	ProbeAddr string
+	// WebhookAddr serves /hooks/git; "0" disables it.
+	WebhookAddr string
+	// PprofAddr serves /debug/pprof; "0" or empty disables it.
+	PprofAddr string
+	// LeaderElection lets one of several replicas reconcile at a time, using a
+	// Lease in LeaderElectionNamespace.
+	LeaderElection          bool
+	LeaderElectionNamespace string
+	// Logger receives the controller's logs.
+	Logger logr.Logger
+	// Registry receives the controller's metrics; controller-runtime's
+	// registry (served on MetricsAddr) when nil.
+	Registry prometheus.Registerer
+}
+
+// DefaultOptions returns the options of the controller as deployed.
+func DefaultOptions() Options {
+	return Options{
+		CacheDir:     filepath.Join(os.TempDir(), "berth-controller"),
+		Workers:      8,
+		Resync:       time.Hour,
+		FetchTimeout: time.Minute,
+		MetricsAddr:  ":8080",
+		ProbeAddr:    ":8081",
+		WebhookAddr:  ":9292",
+		Logger:       logr.Discard(),
+	}
+}
+
+// Controller is berth's GitOps controller for one cluster.
+type Controller struct {
+	mgr     manager.Manager
+	rec     *reconciler
+	hooks   *webhook
+	webAddr string
+	webLis  net.Listener
+}
+
+// Scheme returns a scheme with the Kubernetes types and berth's.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(s)
+	_ = berthv1.AddToScheme(s)
+	return s
+}
+
+// New returns a controller for the cluster of cfg. Start runs it.
+func New(cfg *rest.Config, opts Options) (*Controller, error) {
+	def := DefaultOptions()
+	if opts.CacheDir == "" {
+		opts.CacheDir = def.CacheDir
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = def.Workers
+	}
+	if opts.Resync <= 0 {
+		opts.Resync = def.Resync
+	}
+	if opts.FetchTimeout <= 0 {
+		opts.FetchTimeout = def.FetchTimeout
+	}
+	if opts.Logger.GetSink() == nil {
+		opts.Logger = logr.Discard()
+	}
+	if opts.Registry == nil {
+		opts.Registry = ctrlmetrics.Registry
+	}
+	engine, err := apply.NewEngine(cfg, apply.DefaultOptions())
+	if err != nil {
+		return nil, err
+	}
+	mopts := ctrl.Options{
+		Scheme:                  Scheme(),
+		Logger:                  opts.Logger,
+		Metrics:                 metricsserver.Options{BindAddress: opts.MetricsAddr},
+		HealthProbeBindAddress:  opts.ProbeAddr,
+		PprofBindAddress:        opts.PprofAddr,
+		LeaderElection:          opts.LeaderElection,
+		LeaderElectionID:        "berth-controller",
+		LeaderElectionNamespace: opts.LeaderElectionNamespace,
+		// A restart of the API server must not cost the lease.
+		LeaseDuration:                 ptr(60 * time.Second),
+		RenewDeadline:                 ptr(45 * time.Second),
+		LeaderElectionReleaseOnCancel: true,
+		Controller:                    config.Controller{SkipNameValidation: ptr(true)},
+		Client: client.Options{Cache: &client.CacheOptions{
+			// Read Secrets and Namespaces directly: caching every one in the
+			// cluster would cost memory and wider RBAC.
+			DisableFor: []client.Object{&corev1.Secret{}, &corev1.Namespace{}},
+		}},
+	}
+	if opts.ProbeAddr == "0" {
+		mopts.HealthProbeBindAddress = ""
+	}
+	if opts.PprofAddr == "0" {
+		mopts.PprofBindAddress = ""
+	}
+	if opts.Namespace != "" {
+		mopts.Cache = cache.Options{DefaultNamespaces: map[string]cache.Config{opts.Namespace: {}}}
+	}
+	mgr, err := ctrl.NewManager(cfg, mopts)
+	if err != nil {
+		return nil, fmt.Errorf("creating the controller manager: %w", err)
+	}
+	md, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	m := newMetrics(opts.Registry)
+	drift := newDriftRepairer(engine, md, mgr.GetRESTMapper(), opts.Logger.WithName("drift"), m)
+	if err := mgr.Add(drift); err != nil {
+		return nil, err
+	}
+	rec := &reconciler{
+		client: mgr.GetClient(), engine: engine, drift: drift, metrics: m, opts: opts,
+		recorder:   mgr.GetEventRecorderFor("berth-controller"),
+		fullSynced: map[types.NamespacedName]bool{},
+	}
+	err = ctrl.NewControllerManagedBy(mgr).
+		For(&berthv1.Workspace{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		WithOptions(ctrlcontroller.Options{MaxConcurrentReconciles: 4}).
+		Complete(rec)
+	if err != nil {
+		return nil, err
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("informers", func(req *http.Request) error {
+		if !mgr.GetCache().WaitForCacheSync(req.Context()) {
+			return errors.New("informer caches not synced")
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	c := &Controller{mgr: mgr, rec: rec, hooks: &webhook{client: mgr.GetClient(), reader: mgr.GetAPIReader(), log: opts.Logger.WithName("webhook")}, webAddr: opts.WebhookAddr}
+	if opts.WebhookAddr != "" && opts.WebhookAddr != "0" {
+		lis, err := net.Listen("tcp", opts.WebhookAddr)
+		if err != nil {
+			return nil, fmt.Errorf("listening for webhooks on %s (pick another with --webhook-addr): %w", opts.WebhookAddr, err)
+		}
+		c.webLis = lis
+		if err := mgr.Add(&httpServer{lis: lis, handler: c.Handler()}); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// Handler serves /hooks/git.
+func (c *Controller) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/hooks/git", c.hooks)
+	return mux
+}
+
+// WebhookAddr is the address the webhook listens on, once New returned.
+func (c *Controller) WebhookAddr() string {
+	if c.webLis == nil {
+		return ""
+	}
+	return c.webLis.Addr().String()
+}
+
+// Start runs the controller until ctx ends.
+func (c *Controller) Start(ctx context.Context) error {
+	return c.mgr.Start(ctx)
+}
+
+// httpServer runs the webhook endpoint on every replica, leader or not: a push
+// is recorded on the Workspace, which the leader sees.
+type httpServer struct {
+	lis     net.Listener
+	handler http.Handler
+}
+
+func (s *httpServer) NeedLeaderElection() bool { return false }
+
+func (s *httpServer) Start(ctx context.Context) error {
+	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(s.lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func ptr[T any](v T) *T { return &v }
