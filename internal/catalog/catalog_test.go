@@ -410,6 +410,16 @@ func TestBuiltinCatalog(t *testing.T) {
 			t.Errorf("the built-in catalog has no %s", name)
 		}
 	}
+	// Every package directory of the repository's catalog/ is embedded.
+	dirs, err := os.ReadDir("../../catalog")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range dirs {
+		if _, ok := ix.Entry(d.Name()); d.IsDir() && !ok {
+			t.Errorf("catalog/%s is not embedded: add it to the go:embed line of catalog/embed.go", d.Name())
+		}
+	}
 	multi := 0
 	for _, e := range ix.Packages {
 		if len(e.Versions) > 1 && e.Channels["stable"] != e.Channels["latest"] {

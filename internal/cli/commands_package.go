@@ -402,6 +402,22 @@ func writeShow(w io.Writer, e *catalog.Entry, sp shownPackage) error {
 		}
 		tw.Flush()
 	}
+	if len(sp.Health) > 0 {
+		fmt.Fprintf(w, "\nHEALTH\n")
+		for _, h := range sp.Health {
+			status := h.Status
+			if status == "" {
+				status = "True"
+			}
+			fmt.Fprintf(w, "  %s %s is healthy when condition %s is %s\n", h.APIVersion, h.Kind, h.Condition, status)
+		}
+	}
+	if len(sp.Runbooks) > 0 {
+		fmt.Fprintf(w, "\nRUNBOOKS\n")
+		for _, r := range sp.Runbooks {
+			fmt.Fprintf(w, "  %s  %s\n", r.Name, r.Title)
+		}
+	}
 	return nil
 }
 

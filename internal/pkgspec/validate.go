@@ -328,6 +328,9 @@ func (v *validator) dependencies() {
 		default:
 			v.add(f+".kind", append(at, "kind"), "use kind: shared (one instance for every app) or kind: component (a private instance per app)", "%q is not a dependency kind", d.Kind)
 		}
+		if _, clash := v.p.Param(d.Key()); clash && d.Kind == Component {
+			v.add(f+".name", at, "rename the parameter, or give the dependency another name", "the component %q has the name of a configuration parameter; --set %s.KEY=VALUE would be ambiguous", d.Key(), d.Key())
+		}
 		if d.Package == v.p.Name {
 			v.add(f+".package", append(at, "package"), "remove it", "a package cannot depend on itself")
 		}
