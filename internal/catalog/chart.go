@@ -75,7 +75,7 @@ func (f *ChartFetcher) fetch(ctx context.Context, c pkgspec.Chart) ([]byte, erro
 		}
 	}
 	if archive == "" {
-		return nil, fmt.Errorf("the repository %s has no chart %s version %s; check chart: and version:", c.Repo, c.Chart, c.Version)
+		return nil, fmt.Errorf("the repository %s has no chart %s version %s; check the chart and version fields of the package", c.Repo, c.Chart, c.Version)
 	}
 	base, err := url.Parse(indexURL)
 	if err != nil {
