@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"berth.dev/berth/internal/lifecycle"
 	"berth.dev/berth/internal/localcluster"
 )
 
@@ -39,6 +40,25 @@ func isTerminal(w io.Writer) bool {
 func (p *progress) Event(e localcluster.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.event(e)
+}
+
+// Lifecycle prints a lifecycle event: steps like localcluster's, and notes (what
+// a step waits for) as indented lines under it.
+func (p *progress) Lifecycle(e lifecycle.Event) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if e.Note {
+		if p.tty {
+			fmt.Fprint(p.w, "\r\033[K")
+		}
+		fmt.Fprintf(p.w, "    %s\n", e.Message)
+		return
+	}
+	p.event(localcluster.Event{Step: e.Message, Done: e.Done, Elapsed: e.Elapsed, Err: e.Err})
+}
+
+func (p *progress) event(e localcluster.Event) {
 	if p.done != nil {
 		close(p.done)
 		p.done = nil

@@ -31,7 +31,10 @@ type plan struct {
 // constraint is the version constraint an app is resolved with. An app that
 // follows a channel keeps its locked version until it is upgraded; upgrade
 // moves it to the channel's current version.
-func (e *Env) constraint(ctx context.Context, a *workspace.App, lock *workspace.Lock, upgrade bool) (string, error) {
+func (e *Env) constraint(ctx context.Context, a *workspace.App, lock *workspace.Lock, upgrade bool, to string) (string, error) {
+	if to != "" {
+		return "=" + to, nil
+	}
 	if a.Version != "" {
 		return a.Version, nil
 	}
@@ -56,8 +59,9 @@ func (e *Env) constraint(ctx context.Context, a *workspace.App, lock *workspace.
 
 // solve resolves apps. Shared dependencies become apps of their own, named after
 // their package (render.SharedApp), pinned to the version their dependants need.
-// Apps named in upgrade are resolved afresh; all others prefer their locked versions.
-func (e *Env) solve(ctx context.Context, apps map[string]*workspace.App, lock *workspace.Lock, upgrade map[string]bool) (*plan, error) {
+// Apps named in upgrade are resolved afresh (to the version given, or the newest
+// their constraint or channel allows); all others prefer their locked versions.
+func (e *Env) solve(ctx context.Context, apps map[string]*workspace.App, lock *workspace.Lock, upgrade map[string]string) (*plan, error) {
 	u, err := e.Catalogs.Universe(ctx)
 	if err != nil {
 		return nil, err
@@ -68,7 +72,7 @@ func (e *Env) solve(ctx context.Context, apps map[string]*workspace.App, lock *w
 		if in.Role == string(resolve.RoleShared) {
 			owner = strings.TrimPrefix(in.Key, "shared:")
 		}
-		if !upgrade[owner] {
+		if _, up := upgrade[owner]; !up {
 			locked[in.Key] = in.Version
 		}
 	}
@@ -78,7 +82,8 @@ func (e *Env) solve(ctx context.Context, apps map[string]*workspace.App, lock *w
 		if a.Shared {
 			continue // derived from the apps that need it
 		}
-		c, err := e.constraint(ctx, a, lock, upgrade[name])
+		to, up := upgrade[name]
+		c, err := e.constraint(ctx, a, lock, up, to)
 		if err != nil {
 			return nil, err
 		}
@@ -151,6 +156,10 @@ func mergeValues(dst, src map[string]any) {
 	}
 }
 
+// namespacePhase puts an app's namespace, which holds its inventory, before
+// every other phase.
+const namespacePhase = "-1"
+
 // renderApp renders one app of a plan into objects annotated with their phase,
 // plus its namespace when it has one of its own.
 func (e *Env) renderApp(ctx context.Context, p *plan, a *workspace.App) ([]*unstructured.Unstructured, error) {
@@ -189,8 +198,15 @@ func (e *Env) renderApp(ctx context.Context, p *plan, a *workspace.App) ([]*unst
 			labels := obj.GetLabels()
 			labels[render.LabelApp] = a.Name
 			obj.SetLabels(labels)
+			if err := labelClaimTemplates(obj, a.Name); err != nil {
+				return nil, fmt.Errorf("app %s: %w", a.Name, err)
+			}
 			if obj.GetKind() == "Namespace" && obj.GetName() == a.Namespace {
+				// The app's namespace holds its inventory: it comes before
+				// everything, CRDs included.
 				hasNamespace = true
+				ann[AnnotationPhase] = namespacePhase
+				obj.SetAnnotations(ann)
 			}
 			objs = append(objs, obj)
 		}
@@ -200,10 +216,34 @@ func (e *Env) renderApp(ctx context.Context, p *plan, a *workspace.App) ([]*unst
 		ns.SetAPIVersion("v1")
 		ns.SetKind("Namespace")
 		ns.SetName(a.Namespace)
-		ns.SetAnnotations(map[string]string{AnnotationPhase: "0"})
+		ns.SetAnnotations(map[string]string{AnnotationPhase: namespacePhase})
 		objs = append(objs, ns)
 	}
 	return objs, nil
+}
+
+// labelClaimTemplates labels the volume claims a StatefulSet will create as the
+// app's, so that uninstall knows them: deleted with the app, or handed over
+// with --keep-data.
+func labelClaimTemplates(obj *unstructured.Unstructured, app string) error {
+	if obj.GetKind() != "StatefulSet" || obj.GroupVersionKind().Group != "apps" {
+		return nil
+	}
+	templates, found, err := unstructured.NestedSlice(obj.Object, "spec", "volumeClaimTemplates")
+	if err != nil || !found {
+		return err
+	}
+	for i, t := range templates {
+		m, ok := t.(map[string]any)
+		if !ok {
+			continue
+		}
+		if err := unstructured.SetNestedField(m, app, "metadata", "labels", render.LabelApp); err != nil {
+			return err
+		}
+		templates[i] = m
+	}
+	return unstructured.SetNestedSlice(obj.Object, templates, "spec", "volumeClaimTemplates")
 }
 
 // lockOf records a plan's solution with each package version's content digest.

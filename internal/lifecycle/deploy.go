@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/rest"
 
 	"berth.dev/berth/internal/apply"
 	"berth.dev/berth/internal/resolve"
@@ -106,11 +107,15 @@ func order(lock *workspace.Lock, apps map[string]*workspace.App, names []string)
 	return out, nil
 }
 
-func (e *Env) engine() (*apply.Engine, error) {
+func (e *Env) clusterConfig() (*rest.Config, error) {
 	if e.Cluster == nil {
-		return nil, errors.New("no cluster configured")
+		return nil, errors.New("no cluster configured: set cluster.kubeconfig in berth.yaml or KUBECONFIG")
 	}
-	cfg, err := e.Cluster()
+	return e.Cluster()
+}
+
+func (e *Env) engine() (*apply.Engine, error) {
+	cfg, err := e.clusterConfig()
 	if err != nil {
 		return nil, err
 	}
@@ -199,7 +204,7 @@ func (e *Env) applyEvents(app string) func(apply.Event) {
 	}
 	return func(ev apply.Event) {
 		if ev.Type == apply.EventWaiting && ev.Message != "" {
-			e.emit(Event{App: app, Message: fmt.Sprintf("%s: %s", ev.Object, ev.Message)})
+			e.emit(Event{App: app, Message: fmt.Sprintf("%s: %s", ev.Object.ShortString(), ev.Message), Note: true})
 		}
 	}
 }
@@ -223,4 +228,40 @@ func dependants(lock *workspace.Lock, app string) []string {
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// Plan reports, per app in dependency order, what Deploy would change in the
+// cluster: the engine's plan of each app's rendered objects, pruning included.
+// It changes nothing.
+func (e *Env) Plan(ctx context.Context, names ...string) ([]*apply.Result, error) {
+	apps, err := e.workspaceApps()
+	if err != nil {
+		return nil, err
+	}
+	lock, err := e.WS.Lock()
+	if err != nil {
+		return nil, err
+	}
+	ordered, err := order(lock, apps, names)
+	if err != nil {
+		return nil, err
+	}
+	eng, err := e.engine()
+	if err != nil {
+		return nil, err
+	}
+	var out []*apply.Result
+	for _, name := range ordered {
+		a := apps[name]
+		objs, err := e.WS.ReadRendered(name)
+		if err != nil {
+			return nil, err
+		}
+		r, err := eng.Plan(ctx, objs, apply.PlanOptions{App: name, Namespace: a.Namespace, Prune: true})
+		if err != nil {
+			return nil, fmt.Errorf("planning app %s: %w", name, err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }

@@ -40,10 +40,12 @@ type Env struct {
 	KubeVersion string
 }
 
-// Event reports progress of a long step.
+// Event reports progress: a step starting, a step done, or (Note) what a running
+// step is waiting for.
 type Event struct {
 	App     string
 	Message string
+	Note    bool
 	Done    bool
 	Elapsed time.Duration
 	Err     error

@@ -160,8 +160,15 @@ func (w *Workspace) Lock() (*Lock, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseLock(w.Abs(LockFile), data)
+}
+
+// ParseLock parses the content of a berth.lock (from an earlier revision, say).
+func ParseLock(data []byte) (*Lock, error) { return parseLock(LockFile, data) }
+
+func parseLock(file string, data []byte) (*Lock, error) {
 	var l Lock
-	if err := decodeStrict(w.Abs(LockFile), data, &l); err != nil {
+	if err := decodeStrict(file, data, &l); err != nil {
 		return nil, err
 	}
 	return &l, nil

@@ -248,6 +248,16 @@ func (w *Workspace) Restore(ctx context.Context, rev, message string, paths ...s
 	return hash, err
 }
 
+// RestoreFiles makes the given paths exactly as they were at revision rev, in
+// the work tree only; call it inside Change to commit the result with more.
+func (w *Workspace) RestoreFiles(ctx context.Context, rev string, paths ...string) (string, error) {
+	hash, err := w.git.resolve(ctx, rev)
+	if err != nil {
+		return "", err
+	}
+	return hash, w.git.checkoutFrom(ctx, hash, paths...)
+}
+
 // FileAt returns a workspace file's content at revision rev.
 func (w *Workspace) FileAt(ctx context.Context, rev, rel string) ([]byte, error) {
 	return w.git.show(ctx, rev, rel)

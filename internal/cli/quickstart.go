@@ -1,0 +1,110 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"berth.dev/berth/internal/lifecycle"
+	"berth.dev/berth/internal/localcluster"
+	"berth.dev/berth/internal/workspace"
+)
+
+// demoStack is what quickstart installs: an app with private components
+// (airflow with its PostgreSQL and Redis) and one with a shared dependency that
+// ships CRDs and a controller (grafana with cert-manager).
+var demoStack = []string{"airflow", "grafana"}
+
+func newQuickstartCmd(app *App) *cobra.Command {
+	var dir, cluster string
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "quickstart",
+		Short: "Start a local cluster, create a workspace and install a demo stack",
+		Long: `The whole berth experience in one command, on this machine and without Docker:
+start a local Kubernetes cluster ('berth up'), create a workspace (a git
+repository) in --dir, install ` + fmt.Sprint(demoStack) + ` from the built-in catalog
+with their defaults (their databases and shared dependencies come along), deploy
+everything and wait until it is healthy. Running it again is harmless: what
+exists is kept and only what is missing is done.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			home, err := app.home()
+			if err != nil {
+				return err
+			}
+			if dir == "" {
+				userHome, err := os.UserHomeDir()
+				if err != nil {
+					return err
+				}
+				dir = filepath.Join(userHome, "berth-quickstart")
+			}
+			p := newProgress(app.Err)
+			defer p.Close()
+			c, _, err := localcluster.Up(ctx, localcluster.UpOptions{Home: home, Name: cluster, Progress: p.Event})
+			if err != nil {
+				return err
+			}
+			if _, err := workspace.Open(dir); errors.Is(err, workspace.ErrNotWorkspace) {
+				exe, err := filterExecutable()
+				if err != nil {
+					return err
+				}
+				_, _, err = lifecycle.Init(ctx, dir, lifecycle.InitOptions{
+					Home: home, Executable: exe,
+					Workspace: workspace.InitOptions{Cluster: workspace.ClusterRef{Kubeconfig: c.KubeconfigPath()}},
+				})
+				if err != nil {
+					return err
+				}
+			} else if err != nil {
+				return err
+			}
+			env, err := app.env(&wsFlags{dir: dir}, p)
+			if err != nil {
+				return err
+			}
+			for _, pkg := range demoStack {
+				if _, err := env.WS.App(pkg); err == nil {
+					continue
+				}
+				res, err := env.Install(ctx, lifecycle.InstallOptions{Package: pkg})
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(app.Err, "✓ installed %s\n", res.Summary)
+			}
+			if _, err := env.Deploy(ctx, lifecycle.DeployOptions{Timeout: timeout}); err != nil {
+				return err
+			}
+			st, err := env.Status(ctx)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(app.Out, "berth is running %d apps on the local cluster %q:\n", len(st), c.Name)
+			for _, s := range st {
+				fmt.Fprintf(app.Out, "  %-14s %s %s, %s\n", s.App, s.Package, s.Version, s.Health)
+			}
+			fmt.Fprintf(app.Out, `
+The workspace is %[1]s: every change above is a commit there.
+Try next:
+  berth status -C %[1]s                          # health of every app
+  berth config airflow --set workers=3 -C %[1]s  # change a setting: commit + deploy
+  berth history airflow -C %[1]s                 # and 'berth rollback airflow'
+  git -C %[1]s log --stat                        # what berth wrote
+  berth kubectl -- get pods -A                   # the cluster itself
+`, dir)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", "", "workspace directory (default ~/berth-quickstart)")
+	cmd.Flags().StringVar(&cluster, "cluster", localcluster.DefaultUpOptions().Name, "local cluster name")
+	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long each app may take to become healthy")
+	return cmd
+}
