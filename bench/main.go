@@ -196,8 +196,12 @@ func run(ctx context.Context, c config) error {
 	}
 	var all []row
 	for run := 1; run <= c.runs; run++ {
+		// Rotate the order of the tools from run to run, so that none is
+		// always the first on a fresh API server or the one after the
+		// heaviest cleanup.
+		order := append(append([]string{}, tools[(run-1)%len(tools):]...), tools[:(run-1)%len(tools)]...)
 		for _, wl := range wls {
-			for _, tool := range tools {
+			for _, tool := range order {
 				ns := fmt.Sprintf("bench-%s-%s-%d", tool, wl.name, run)
 				if _, err := e.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 					return err
