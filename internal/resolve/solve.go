@@ -7,8 +7,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/Masterminds/semver/v3"
-
 	"berth.dev/berth/internal/pkgspec"
 )
 
@@ -140,8 +138,10 @@ type solver struct {
 	prefer   map[string]string
 	nodes    map[string]*node
 	cons     map[string]*constraint
+	masks    map[maskKey]bitset
 	steps    int
 	maxSteps int
+	explain  bool // record why versions conflict
 	conflict *conflict
 }
 
@@ -153,7 +153,18 @@ type conflict struct {
 // Solve resolves in against u. Errors are a *ConflictError when no versions fit
 // together, a *CycleError for circular dependencies, or ErrTooComplex.
 func Solve(u *Universe, in Input) (*Solution, error) {
-	s := &solver{u: u, locked: in.Locked, prefer: in.Prefer, nodes: map[string]*node{}, cons: map[string]*constraint{}, maxSteps: in.MaxSteps}
+	sol, err := solveOnce(u, in, false)
+	var ce *ConflictError
+	if errors.As(err, &ce) && ce.Explanation == "" {
+		// Explaining conflicts costs more than the search itself, so the
+		// first search does not; the same search runs again to explain.
+		_, err = solveOnce(u, in, true)
+	}
+	return sol, err
+}
+
+func solveOnce(u *Universe, in Input, explain bool) (*Solution, error) {
+	s := &solver{u: u, locked: in.Locked, prefer: in.Prefer, nodes: map[string]*node{}, cons: map[string]*constraint{}, masks: map[maskKey]bitset{}, maxSteps: in.MaxSteps, explain: explain}
 	if s.maxSteps == 0 {
 		s.maxSteps = DefaultMaxSteps
 	}
@@ -188,6 +199,9 @@ func Solve(u *Universe, in Input) (*Solution, error) {
 		return nil, err
 	}
 	if !ok {
+		if !explain {
+			return nil, &ConflictError{}
+		}
 		text := "no combination of versions satisfies every constraint"
 		if s.conflict != nil {
 			text = s.conflict.text
@@ -213,13 +227,48 @@ func (s *solver) constraint(raw string) (*constraint, error) {
 	return c, nil
 }
 
-func (n *node) allows(v *semver.Version) bool {
-	for _, e := range n.edges {
-		if !e.constraint.Check(v) {
-			return false
+// bitset marks versions of a package by their index.
+type bitset []uint64
+
+func (b bitset) has(i int) bool { return b[i/64]&(1<<(i%64)) != 0 }
+
+type maskKey struct {
+	c   *constraint
+	pkg string
+}
+
+// mask returns which versions of pkg satisfy c, computed once per solve: the
+// search asks the same question many times.
+func (s *solver) mask(c *constraint, pkg string) bitset {
+	k := maskKey{c, pkg}
+	if m, ok := s.masks[k]; ok {
+		return m
+	}
+	vs := s.u.pkgs[pkg]
+	m := make(bitset, (len(vs)+63)/64)
+	for i := range vs {
+		if c.Check(vs[i].v) {
+			m[i/64] |= 1 << (i % 64)
 		}
 	}
-	return true
+	s.masks[k] = m
+	return m
+}
+
+// allowed returns the versions of n that satisfy every edge.
+func (s *solver) allowed(n *node) bitset {
+	vs := s.u.pkgs[n.pkg]
+	out := make(bitset, (len(vs)+63)/64)
+	for i := range out {
+		out[i] = ^uint64(0)
+	}
+	for _, e := range n.edges {
+		m := s.mask(e.constraint, n.pkg)
+		for i := range out {
+			out[i] &= m[i]
+		}
+	}
+	return out
 }
 
 // candidates lists the versions of n that satisfy every edge: the locked
@@ -232,8 +281,9 @@ func (s *solver) candidates(n *node) []*version {
 	if !ok {
 		first = s.prefer[n.pkg]
 	}
+	fit := s.allowed(n)
 	for i := range vs {
-		if n.allows(vs[i].v) {
+		if fit.has(i) {
 			if first != "" && lockedAt < 0 && vs[i].v.Original() == first {
 				lockedAt = len(out)
 			}
@@ -355,7 +405,7 @@ func (s *solver) addDeps(n *node, c *version) (touched []*node, created []string
 		}
 		t.edges = append(t.edges, edge{origin: n, raw: raw, constraint: con})
 		touched = append(touched, t)
-		if t.chosen != nil && !con.Check(t.chosen.v) {
+		if t.chosen != nil && !s.mask(con, t.pkg).has(t.chosen.idx) {
 			s.noteNoVersion(t)
 			return touched, created, t, false
 		}
@@ -375,7 +425,7 @@ func (s *solver) undo(touched []*node, created []string) {
 // noteNoVersion records why n has no fitting version, unless a real conflict
 // is already known: explaining costs more than the search step itself.
 func (s *solver) noteNoVersion(n *node) {
-	if s.conflict != nil && s.conflict.genuine {
+	if !s.explain || (s.conflict != nil && s.conflict.genuine) {
 		return
 	}
 	s.record(s.explainNoVersion(n))

@@ -40,6 +40,7 @@ type Universe struct {
 type version struct {
 	v    *semver.Version
 	deps []Dependency
+	idx  int // position among the package's versions, newest first
 }
 
 // NewUniverse parses the versions of every package. It returns an error naming
@@ -57,6 +58,9 @@ func NewUniverse(pkgs map[string][]Candidate) (*Universe, error) {
 		}
 		// Newest first: the resolver prefers the newest version that fits.
 		sort.SliceStable(vs, func(i, j int) bool { return vs[i].v.GreaterThan(vs[j].v) })
+		for i := range vs {
+			vs[i].idx = i
+		}
 		u.pkgs[name] = vs
 	}
 	return u, nil
