@@ -12,6 +12,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -37,11 +38,15 @@ func (s *HTTPSource) indexURL() string {
 	return strings.TrimSuffix(s.URL, "/") + "/" + IndexFile
 }
 
+// defaultClient bounds every request, so a server that stops answering fails
+// the command instead of hanging it.
+var defaultClient = &http.Client{Timeout: 2 * time.Minute}
+
 func (s *HTTPSource) client() *http.Client {
 	if s.Client != nil {
 		return s.Client
 	}
-	return http.DefaultClient
+	return defaultClient
 }
 
 func (s *HTTPSource) get(ctx context.Context, u string, limit int64) ([]byte, error) {

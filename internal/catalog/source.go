@@ -25,9 +25,8 @@ type FSSource struct {
 	// Where names the tree in errors, such as its path.
 	Where string
 
-	once  sync.Once
+	mu    sync.Mutex
 	index *Index
-	err   error
 }
 
 // NewDirSource returns the catalog in the directory dir.
@@ -35,10 +34,20 @@ func NewDirSource(dir string) *FSSource {
 	return &FSSource{FS: os.DirFS(dir), Where: dir}
 }
 
-// Index implements Source. The tree is scanned once.
+// Index implements Source. The tree is scanned once; a failed scan is retried
+// on the next call.
 func (s *FSSource) Index(ctx context.Context) (*Index, error) {
-	s.once.Do(func() { s.index, s.err = BuildIndex(ctx, s.FS, s.Where) })
-	return s.index, s.err
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.index != nil {
+		return s.index, nil
+	}
+	ix, err := BuildIndex(ctx, s.FS, s.Where)
+	if err != nil {
+		return nil, err
+	}
+	s.index = ix
+	return ix, nil
 }
 
 // Open implements Source.

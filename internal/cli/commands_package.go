@@ -75,6 +75,7 @@ catalog that cannot be read is never added.`,
 			if err != nil {
 				return err
 			}
+			fmt.Fprintf(app.Err, "• reading catalog %s from %s\n", args[0], args[1])
 			r, err := catalog.Add(cmd.Context(), home, catalog.Ref{Name: args[0], URL: args[1], Type: catalog.Type(typ)})
 			if err != nil {
 				return err
@@ -131,6 +132,7 @@ func newCatalogUpdateCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			fmt.Fprintln(app.Err, "• fetching the latest catalog indexes")
 			if err := set.Update(cmd.Context(), args...); err != nil {
 				return err
 			}
