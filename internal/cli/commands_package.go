@@ -122,6 +122,7 @@ func newCatalogListCmd(app *App) *cobra.Command {
 }
 
 func newCatalogUpdateCmd(app *App) *cobra.Command {
+	var out output
 	cmd := &cobra.Command{
 		Use:   "update [NAME...]",
 		Short: "Fetch the latest index of catalogs (all when no name is given)",
@@ -136,19 +137,26 @@ func newCatalogUpdateCmd(app *App) *cobra.Command {
 			if err := set.Update(cmd.Context(), args...); err != nil {
 				return err
 			}
-			n := len(args)
-			if n == 0 {
-				n = len(set.Refs)
+			names := args
+			if len(names) == 0 {
+				for _, r := range set.Refs {
+					names = append(names, r.Name)
+				}
 			}
-			fmt.Fprintf(app.Out, "Updated %d catalog(s).\n", n)
+			if out == outputJSON {
+				return writeJSON(app.Out, map[string]any{"updated": names})
+			}
+			fmt.Fprintf(app.Out, "Updated %d catalog(s).\n", len(names))
 			return nil
 		},
 	}
+	addOutputFlag(cmd, &out)
 	return cmd
 }
 
 func newCatalogRemoveCmd(app *App) *cobra.Command {
-	return &cobra.Command{
+	var out output
+	cmd := &cobra.Command{
 		Use:     "remove NAME",
 		Aliases: []string{"rm"},
 		Short:   "Remove a catalog and its cached files",
@@ -162,10 +170,15 @@ func newCatalogRemoveCmd(app *App) *cobra.Command {
 			if err := catalog.Remove(home, args[0]); err != nil {
 				return err
 			}
+			if out == outputJSON {
+				return writeJSON(app.Out, map[string]string{"removed": args[0]})
+			}
 			fmt.Fprintf(app.Out, "Removed catalog %s.\n", args[0])
 			return nil
 		},
 	}
+	addOutputFlag(cmd, &out)
+	return cmd
 }
 
 // searchHit is one line of 'berth search -o json'.

@@ -222,6 +222,9 @@ config:
 	if out, _, code := pkgBerth(t, home, "catalog", "update"); code != 0 || !strings.Contains(out, "Updated 2 catalog(s).") {
 		t.Errorf("catalog update: %d %s", code, out)
 	}
+	if out, _, code := pkgBerth(t, home, "catalog", "update", "team", "-o", "json"); code != 0 || out != "{\n  \"updated\": [\n    \"team\"\n  ]\n}\n" {
+		t.Errorf("catalog update -o json: %d %q", code, out)
+	}
 	if out, _, code := pkgBerth(t, home, "catalog", "remove", "team"); code != 0 || out != "Removed catalog team.\n" {
 		t.Errorf("catalog remove: %d %s", code, out)
 	}
