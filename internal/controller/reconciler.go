@@ -368,7 +368,9 @@ func (r *reconciler) applyApp(ctx context.Context, ws *berthv1.Workspace, wsKey,
 	if timeout <= 0 {
 		timeout = 5 * time.Minute
 	}
-	res, err := r.engine.Apply(ctx, objs, apply.ApplyOptions{App: a.Name, Namespace: a.Namespace, Prune: true, Wait: true, Timeout: timeout})
+	// Apply, then wait for health apart: drift repair of the app's objects is
+	// held back only while the apply writes, not during a long wait.
+	res, err := r.engine.Apply(ctx, objs, apply.ApplyOptions{App: a.Name, Namespace: a.Namespace, Prune: true, Timeout: timeout})
 	if res != nil {
 		for _, c := range res.Changes {
 			if c.Action != apply.ActionUnchanged && c.Action != apply.ActionKeep {
@@ -389,6 +391,15 @@ func (r *reconciler) applyApp(ctx context.Context, ws *berthv1.Workspace, wsKey,
 		}
 	} else {
 		r.drift.forget(wsKey, a.Name)
+	}
+	if err == nil {
+		var refs []apply.ObjectRef
+		for _, c := range res.Changes {
+			if c.Action != apply.ActionDelete && c.Action != apply.ActionKeep {
+				refs = append(refs, c.Object)
+			}
+		}
+		_, err = r.engine.Wait(ctx, refs, apply.WaitOptions{App: a.Name, Timeout: timeout})
 	}
 	var objErr *apply.ObjectsError
 	var notReady *apply.NotReadyError
