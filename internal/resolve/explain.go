@@ -44,16 +44,22 @@ func (s *solver) explainNoVersion(n *node) conflict {
 			}
 		}
 	}
-	var parts []string
-	for _, e := range n.edges {
-		parts = append(parts, fmt.Sprintf("%s %s %s", e.who(), e.needs(), e.raw))
+	parts := func(edges []edge) string {
+		var p []string
+		for _, e := range edges {
+			p = append(p, fmt.Sprintf("%s %s %s", e.who(), e.needs(), e.raw))
+		}
+		return strings.Join(p, "; ")
 	}
-	genuine := !fits(n.edges...)
-	text := fmt.Sprintf("no version of %s satisfies all of: %s (available: %s)", n.pkg, strings.Join(parts, "; "), available(s, n.pkg))
-	if n.chosen != nil && !genuine {
-		text = fmt.Sprintf("%s %s was chosen, but %s", n.pkg, n.chosen.v.Original(), text)
+	if fits(n.edges...) && n.chosen != nil && len(n.edges) > 1 {
+		// Some version fits every requirement, but not the one chosen
+		// earlier; the search goes on, and this is kept only if nothing
+		// better explains a failure.
+		last := n.edges[len(n.edges)-1]
+		return conflict{text: fmt.Sprintf("%s %s %s %s, but %s %s had already been chosen for: %s",
+			last.who(), last.needs(), n.pkg, last.raw, n.pkg, n.chosen.v.Original(), parts(n.edges[:len(n.edges)-1]))}
 	}
-	return conflict{genuine: genuine, text: text}
+	return conflict{genuine: true, text: fmt.Sprintf("no version of %s satisfies all of: %s (available: %s)", n.pkg, parts(n.edges), available(s, n.pkg))}
 }
 
 func (e edge) who() string {

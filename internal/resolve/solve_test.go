@@ -229,6 +229,11 @@ func TestSolveErrors(t *testing.T) {
 			in:   Input{Requests: []Request{{Package: "x"}}},
 			want: "y 1.0.0 needs w ^1, but z 1.0.0 needs ^2; no version of w satisfies both (available: 3.0.0, 2.0.0, 1.0.0)",
 		},
+		"three requirements that only together exclude every version": {
+			u:    cat(t, "x@1.0.0: w <3, y ^1, z ^1", "y@1.0.0: w >1", "z@1.0.0: w !=2.0.0", "w@1.0.0:", "w@2.0.0:", "w@3.0.0:"),
+			in:   Input{Requests: []Request{{Package: "x"}}},
+			want: "no version of w satisfies all of: x 1.0.0 needs <3; y 1.0.0 needs >1; z 1.0.0 needs !=2.0.0 (available: 3.0.0, 2.0.0, 1.0.0)",
+		},
 		"bad constraint": {
 			u:    cat(t, "web@1.0.0:"),
 			in:   Input{Requests: []Request{{Package: "web", Constraint: ">>1"}}},
