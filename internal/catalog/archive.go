@@ -167,3 +167,27 @@ func Extract(r io.Reader, dest string, lim Limits) (err error) {
 		}
 	}
 }
+
+// TreeDigest returns "sha256:<hex>" over the files below dir of fsys: their
+// slash-separated paths and contents, in sorted order. It identifies a package
+// version's content independently of how it was archived, for lockfiles.
+func TreeDigest(fsys fs.FS, dir string) (string, error) {
+	h := sha256.New()
+	err := fs.WalkDir(fsys, dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			return err
+		}
+		rel := strings.TrimPrefix(strings.TrimPrefix(p, dir), "/")
+		fmt.Fprintf(h, "%d:%s\x00%d:", len(rel), rel, len(b))
+		h.Write(b)
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+}

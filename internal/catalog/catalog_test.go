@@ -430,3 +430,36 @@ func TestBuiltinCatalog(t *testing.T) {
 		t.Errorf("%d built-in packages have two versions on different channels, want at least 2", multi)
 	}
 }
+
+func TestTreeDigest(t *testing.T) {
+	a, err := TreeDigest(tree(), "db/1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "x")
+	var buf bytes.Buffer
+	if err := Pack(&buf, tree(), "db/1.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := Extract(&buf, dir, DefaultLimits()); err != nil {
+		t.Fatal(err)
+	}
+	b, err := TreeDigest(os.DirFS(dir), ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a != b {
+		t.Errorf("a package has digest %s in the tree and %s after a round trip through an archive", a, b)
+	}
+	changed := tree()
+	changed["db/1.0.0/m.yaml"] = &fstest.MapFile{Data: []byte("changed")}
+	if c, _ := TreeDigest(changed, "db/1.0.0"); c == a {
+		t.Error("changing a file does not change the digest")
+	}
+	renamed := tree()
+	renamed["db/1.0.0/n.yaml"] = renamed["db/1.0.0/m.yaml"]
+	delete(renamed, "db/1.0.0/m.yaml")
+	if c, _ := TreeDigest(renamed, "db/1.0.0"); c == a {
+		t.Error("renaming a file does not change the digest")
+	}
+}
