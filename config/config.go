@@ -1,5 +1,6 @@
 // Package config embeds the Kubernetes manifests berth installs: the CRDs that
-// controller-gen generates from api/v1alpha1 and the controller's deployment.
+// controller-gen generates from api/v1alpha1 (go generate ./api/...) and the
+// controller's namespace, RBAC, Deployment and Service.
 package config
 
 import _ "embed"
@@ -8,3 +9,9 @@ import _ "embed"
 //
 //go:embed crd/berth.dev_workspaces.yaml
 var WorkspaceCRD []byte
+
+// ControllerTemplate is the controller's manifests as a text/template over
+// .Namespace, .Image and .Replicas.
+//
+//go:embed bootstrap/controller.yaml
+var ControllerTemplate string
