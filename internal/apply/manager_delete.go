@@ -328,6 +328,11 @@ func (e *Engine) waitGone(ctx context.Context, refs []ObjectRef, app string, tim
 		left = left[:0]
 		for k, rs := range groups {
 			list, err := e.listMeta(ctx, k, app)
+			if apierrors.IsNotFound(err) {
+				// The resource type itself is gone (its CRD was deleted in the
+				// same run): so are its objects.
+				continue
+			}
 			if err != nil {
 				return false, err
 			}
