@@ -77,6 +77,9 @@ func clusterConfig(ref workspace.ClusterRef) func() (*rest.Config, error) {
 			return nil, fmt.Errorf("the workspace's cluster: %w; set cluster.kubeconfig and cluster.context in berth.yaml, or KUBECONFIG", err)
 		}
 		cfg.Timeout = 30 * time.Second
+		// Deprecation warnings of types berth only reads while scanning (v1
+		// Endpoints) are noise to a user.
+		cfg.WarningHandler = rest.NoWarnings{}
 		return cfg, nil
 	}
 }
@@ -183,6 +186,11 @@ apps/APP/secrets.yaml.`,
 				return err
 			}
 			opts.Package = args[0]
+			if !noDeploy {
+				if err := env.CheckCluster(ctx); err != nil {
+					return err
+				}
+			}
 			if !yes && isTerminal(os.Stdin) && isTerminal(app.Err) {
 				opts.Ask = func(ctx context.Context, pkg *pkgspec.Package, given map[string]any) (map[string]any, error) {
 					return wizard.Ask(ctx, pkg, given, wizard.Options{In: os.Stdin, Out: app.Err, Accessible: accessible, All: askAll})
@@ -394,6 +402,11 @@ func newConfigCmd(app *App) *cobra.Command {
 			if len(vals) == 0 {
 				return errors.New("nothing to change: give --set NAME=VALUE or --values FILE")
 			}
+			if !noDeploy {
+				if err := env.CheckCluster(cmd.Context()); err != nil {
+					return err
+				}
+			}
 			res, err := env.Config(cmd.Context(), args[0], vals)
 			if err != nil {
 				return err
@@ -440,6 +453,11 @@ shows what changes, commits, and deploys. Nothing changes when all is up to date
 				return err
 			}
 			opts.Apps = args
+			if !noDeploy {
+				if err := env.CheckCluster(cmd.Context()); err != nil {
+					return err
+				}
+			}
 			res, err := env.Upgrade(cmd.Context(), opts)
 			if err != nil {
 				return err
@@ -527,6 +545,11 @@ func newRollbackCmd(app *App) *cobra.Command {
 			env, err := app.env(&f, p)
 			if err != nil {
 				return err
+			}
+			if !noDeploy {
+				if err := env.CheckCluster(cmd.Context()); err != nil {
+					return err
+				}
 			}
 			res, err := env.Rollback(cmd.Context(), args[0], to)
 			if err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
 
 	"berth.dev/berth/internal/apply"
@@ -264,4 +265,23 @@ func (e *Env) Plan(ctx context.Context, names ...string) ([]*apply.Result, error
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// CheckCluster fails with a clear error when the target cluster cannot be
+// reached, so that commands can refuse before they change the workspace.
+func (e *Env) CheckCluster(ctx context.Context) error {
+	cfg, err := e.clusterConfig()
+	if err != nil {
+		return err
+	}
+	cfg = rest.CopyConfig(cfg)
+	cfg.Timeout = 10 * time.Second
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	if _, err := dc.ServerVersion(); err != nil {
+		return fmt.Errorf("cannot reach the cluster at %s: %w; start it ('berth up') or fix cluster in berth.yaml, or pass --no-deploy", cfg.Host, err)
+	}
+	return nil
 }

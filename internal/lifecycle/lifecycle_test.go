@@ -3,13 +3,11 @@ package lifecycle
 import (
 	"bytes"
 	"context"
-	"errors"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,32 +22,8 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(testcluster.Main(m)) }
 
-var berthBinary struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-// filterBinary builds cmd/berth once: git runs it as the encryption filter.
-func filterBinary(t *testing.T) string {
-	t.Helper()
-	berthBinary.once.Do(func() {
-		dir, err := os.MkdirTemp("", "berth-lifecycle-bin-")
-		if err != nil {
-			berthBinary.err = err
-			return
-		}
-		berthBinary.path = filepath.Join(dir, "berth")
-		out, err := exec.Command("go", "build", "-o", berthBinary.path, "berth.dev/berth/cmd/berth").CombinedOutput()
-		if err != nil {
-			berthBinary.err = errors.New(string(out))
-		}
-	})
-	if berthBinary.err != nil {
-		t.Fatalf("building berth for the git filter: %v", berthBinary.err)
-	}
-	return berthBinary.path
-}
+// filterBinary is the berth binary git runs as the encryption filter.
+func filterBinary(t *testing.T) string { return testcluster.BerthBinary(t) }
 
 func git(t *testing.T, dir string, args ...string) string {
 	t.Helper()

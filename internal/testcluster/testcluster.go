@@ -73,6 +73,7 @@ func Config(t testing.TB) *rest.Config {
 	}
 	cfg := rest.CopyConfig(shared.cfg)
 	cfg.QPS, cfg.Burst = -1, 0
+	cfg.WarningHandler = rest.NoWarnings{}
 	return cfg
 }
 

@@ -1,0 +1,280 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/dynamic"
+
+	"berth.dev/berth/internal/testcluster"
+)
+
+func gitIn(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// unchanged asserts that a failed command left the workspace as it was.
+func unchanged(t *testing.T, ws, head string) {
+	t.Helper()
+	if got := gitIn(t, ws, "rev-parse", "HEAD"); got != head {
+		t.Errorf("the workspace moved from %.8s to %.8s", head, got)
+	}
+	if st := gitIn(t, ws, "status", "--porcelain", "--untracked-files=all"); st != "" {
+		t.Errorf("the workspace has changes:\n%s", st)
+	}
+}
+
+// labelled lists every object in the cluster labelled berth.dev/app=app.
+func labelled(t *testing.T, app string) []string {
+	t.Helper()
+	cfg := testcluster.Config(t)
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lists, err := dc.ServerPreferredResources()
+	if err != nil && len(lists) == 0 {
+		t.Fatal(err)
+	}
+	var found []string
+	for _, l := range lists {
+		gv, _ := schema.ParseGroupVersion(l.GroupVersion)
+		for _, r := range l.APIResources {
+			if !slices.Contains(r.Verbs, "list") || strings.Contains(r.Name, "/") {
+				continue
+			}
+			items, err := dyn.Resource(gv.WithResource(r.Name)).List(context.Background(), metav1.ListOptions{LabelSelector: "berth.dev/app=" + app})
+			if err != nil {
+				continue
+			}
+			for _, it := range items.Items {
+				found = append(found, r.Kind+"/"+it.GetNamespace()+"/"+it.GetName())
+			}
+		}
+	}
+	return found
+}
+
+type appStatus struct {
+	App     string `json:"app"`
+	Version string `json:"version"`
+	Health  string `json:"health"`
+}
+
+func status(t *testing.T, home, ws string) map[string]appStatus {
+	t.Helper()
+	var list []appStatus
+	out := berth(t, home, "status", "-C", ws, "-o", "json")
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatalf("status -o json: %v\n%s", err, out)
+	}
+	m := map[string]appStatus{}
+	for _, s := range list {
+		m[s.App] = s
+	}
+	return m
+}
+
+func TestWorkspaceLifecycleThroughTheCLI(t *testing.T) {
+	t.Setenv("BERTH_FILTER_EXECUTABLE", testcluster.BerthBinary(t))
+	home := t.TempDir()
+	ws := filepath.Join(t.TempDir(), "infra")
+	kc := testcluster.Kubeconfig(t)
+	ctx := context.Background()
+	cs := testcluster.Clientset(t)
+
+	af := testcluster.UniqueName(t, 16)    // airflow: components
+	cache := testcluster.UniqueName(t, 16) // redis: upgraded and rolled back
+	t.Cleanup(func() {
+		for _, a := range []string{"grafana", af, cache} {
+			berthResult(home, "uninstall", a, "-C", ws)
+		}
+	})
+
+	berth(t, home, "init", ws, "--kubeconfig", kc)
+	berth(t, home, "install", "airflow", "--name", af, "--yes", "--set", "workers=1", "-C", ws)
+	berth(t, home, "install", "grafana", "--yes", "-C", ws)
+	berth(t, home, "install", "redis", "--name", cache, "--yes", "-C", ws)
+
+	st := status(t, home, ws)
+	for _, a := range []string{af, "grafana", "cert-manager", cache} {
+		if st[a].Health != "Healthy" {
+			t.Fatalf("app %s is %q after install, want Healthy: %+v", a, st[a].Health, st)
+		}
+	}
+	if log := gitIn(t, ws, "log", "--format=%s"); !strings.Contains(log, "install grafana 11.3.0 with shared cert-manager") {
+		t.Errorf("history lacks grafana's install with its shared dependency:\n%s", log)
+	}
+
+	// A second deploy of an unchanged workspace changes nothing.
+	var dep struct {
+		Apps []struct {
+			App     string         `json:"app"`
+			Actions map[string]int `json:"actions"`
+		} `json:"apps"`
+	}
+	out := berth(t, home, "deploy", "-C", ws, "-o", "json")
+	if err := json.Unmarshal([]byte(out), &dep); err != nil {
+		t.Fatal(err)
+	}
+	if len(dep.Apps) != 4 {
+		t.Fatalf("deploy touched %d apps, want 4", len(dep.Apps))
+	}
+	for _, a := range dep.Apps {
+		for action, n := range a.Actions {
+			if action != "unchanged" && n > 0 {
+				t.Errorf("second deploy: app %s: %d %s, want only unchanged", a.App, n, action)
+			}
+		}
+	}
+	// Shared dependencies deploy before their dependants.
+	var order []string
+	for _, a := range dep.Apps {
+		order = append(order, a.App)
+	}
+	if slices.Index(order, "cert-manager") > slices.Index(order, "grafana") {
+		t.Errorf("deploy order %v puts grafana before cert-manager", order)
+	}
+
+	// config: the change reaches the cluster.
+	berth(t, home, "config", af, "--set", "workers=3", "-C", ws)
+	worker, err := cs.AppsV1().StatefulSets(af).Get(ctx, af+"-worker", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if worker.Spec.Replicas == nil || *worker.Spec.Replicas != 3 {
+		t.Errorf("worker replicas = %v after config workers=3", worker.Spec.Replicas)
+	}
+
+	// upgrade to a newer catalog version, then roll back.
+	image := func() string {
+		s, err := cs.AppsV1().StatefulSets(cache).Get(ctx, cache, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.Spec.Template.Spec.Containers[0].Image
+	}
+	before := image()
+	v0 := status(t, home, ws)[cache].Version
+	berth(t, home, "upgrade", cache, "--to", "7.4.2", "-C", ws)
+	if v := status(t, home, ws)[cache].Version; v != "7.4.2" || v0 == "7.4.2" {
+		t.Fatalf("version after upgrade: %s (was %s), want 7.4.2", v, v0)
+	}
+	if image() == before {
+		t.Errorf("the image did not change with the upgrade: %s", before)
+	}
+	berth(t, home, "rollback", cache, "-C", ws)
+	if v := status(t, home, ws)[cache].Version; v != v0 {
+		t.Errorf("version after rollback = %s, want %s", v, v0)
+	}
+	if got := image(); got != before {
+		t.Errorf("image after rollback = %s, want %s", got, before)
+	}
+
+	// Bad input changes nothing.
+	head := gitIn(t, ws, "rev-parse", "HEAD")
+	bad := map[string][]string{
+		"unknown package":       {"install", "no-such-package", "--yes"},
+		"impossible constraint": {"install", "postgresql@>=99.0.0", "--yes", "--name", "pg"},
+		"invalid --set":         {"config", af, "--set", "workers=lots"},
+		"malformed --set":       {"config", af, "--set", "workers"},
+		"unknown app":           {"config", "nope", "--set", "a=b"},
+		"dependant exists":      {"uninstall", "cert-manager"},
+	}
+	wantMsg := map[string]string{
+		"unknown package": "no-such-package", "impossible constraint": "postgresql",
+		"invalid --set": "workers", "malformed --set": "NAME=VALUE", "unknown app": "nope",
+		"dependant exists": "used by grafana",
+	}
+	for name, args := range bad {
+		_, errOut, code := berthResult(home, append(args, "-C", ws)...)
+		if code == 0 || !strings.Contains(errOut, wantMsg[name]) {
+			t.Errorf("%s: exit %d, stderr %q; want a failure mentioning %q", name, code, errOut, wantMsg[name])
+		}
+		unchanged(t, ws, head)
+	}
+	// A hand edit in a file berth would rewrite stops it.
+	appFile := filepath.Join(ws, "apps", af, "app.yaml")
+	orig, err := os.ReadFile(appFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(appFile, append(orig, []byte("# my note\n")...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code := berthResult(home, "config", af, "--set", "workers=2", "-C", ws); code == 0 || !strings.Contains(errOut, "uncommitted changes") {
+		t.Errorf("config on a dirty workspace: exit %d, %q", code, errOut)
+	}
+	if data, _ := os.ReadFile(appFile); !strings.HasSuffix(string(data), "# my note\n") {
+		t.Error("the user's edit was lost")
+	}
+	if err := os.WriteFile(appFile, orig, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	unchanged(t, ws, head)
+
+	// Uninstall: grafana takes cert-manager with it; nothing labelled remains.
+	berth(t, home, "uninstall", "grafana", "-C", ws)
+	for _, a := range []string{"grafana", "cert-manager"} {
+		if left := labelled(t, a); len(left) > 0 {
+			t.Errorf("objects of %s left after uninstall: %v", a, left)
+		}
+		if _, err := os.Stat(filepath.Join(ws, "apps", a)); !os.IsNotExist(err) {
+			t.Errorf("apps/%s still in the workspace", a)
+		}
+	}
+	berth(t, home, "uninstall", af, "-C", ws)
+	if left := labelled(t, af); len(left) > 0 {
+		t.Errorf("objects of %s left after uninstall: %v", af, left)
+	}
+	if st := gitIn(t, ws, "status", "--porcelain"); st != "" {
+		t.Errorf("workspace not clean at the end:\n%s", st)
+	}
+}
+
+func TestInstallRefusesAnUnreachableClusterBeforeChangingAnything(t *testing.T) {
+	t.Setenv("BERTH_FILTER_EXECUTABLE", testcluster.BerthBinary(t))
+	home := t.TempDir()
+	ws := filepath.Join(t.TempDir(), "infra")
+	dead := filepath.Join(t.TempDir(), "dead.kubeconfig")
+	kubeconfig := `apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: x}}]
+contexts: [{name: c, context: {cluster: c, user: u}}]
+current-context: c
+`
+	if err := os.WriteFile(dead, []byte(kubeconfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	berth(t, home, "init", ws, "--kubeconfig", dead)
+	head := gitIn(t, ws, "rev-parse", "HEAD")
+	_, errOut, code := berthResult(home, "install", "redis", "--yes", "-C", ws)
+	if code == 0 || !strings.Contains(errOut, "cannot reach the cluster") {
+		t.Errorf("install against a dead cluster: exit %d, %q", code, errOut)
+	}
+	unchanged(t, ws, head)
+	// --no-deploy works without a cluster.
+	berth(t, home, "install", "redis", "--yes", "--no-deploy", "-C", ws)
+	if gitIn(t, ws, "rev-parse", "HEAD") == head {
+		t.Error("install --no-deploy made no commit")
+	}
+}
