@@ -9,6 +9,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextensions "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -59,6 +60,18 @@ func TestBuiltinDryRun(t *testing.T) {
 		}
 	})
 
+	// The CRDs are deleted when every package has been checked, leaving the
+	// shared cluster as it was; packages share them, so not earlier.
+	crds := map[string]bool{}
+	t.Cleanup(func() {
+		for name := range crds {
+			err := ext.ApiextensionsV1().CustomResourceDefinitions().Delete(context.Background(), name, metav1.DeleteOptions{})
+			if err != nil && !apierrors.IsNotFound(err) {
+				t.Errorf("deleting CRD %s: %v", name, err)
+			}
+		}
+	})
+
 	set := builtinSet()
 	u := builtinUniverse(t, set)
 	for _, bv := range builtinVersions(t, set) {
@@ -90,6 +103,7 @@ func TestBuiltinDryRun(t *testing.T) {
 					t.Fatalf("creating %s (%s): %v", o.ID(), o.Source, err)
 				}
 				waitEstablished(ctx, t, ext, o.Object.GetName())
+				crds[o.Object.GetName()] = true
 				created++
 			}
 			if created > 0 {
