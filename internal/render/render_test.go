@@ -40,6 +40,23 @@ func builtinSet() *catalog.Set {
 	return catalog.NewSet([]catalog.Ref{{Name: catalog.BuiltinName, Type: catalog.TypeBuiltin}}, map[string]catalog.Source{catalog.BuiltinName: catalog.Builtin()})
 }
 
+// builtinPrefer returns the stable channel's version of every built-in
+// package, which berth prefers for components, as the CLI does.
+func builtinPrefer(t testing.TB, set *catalog.Set) map[string]string {
+	t.Helper()
+	all, err := set.Packages(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefer := map[string]string{}
+	for _, f := range all {
+		if v, ok := f.Entry.Channels["stable"]; ok {
+			prefer[f.Entry.Name] = v
+		}
+	}
+	return prefer
+}
+
 func builtinUniverse(t testing.TB, set *catalog.Set) *resolve.Universe {
 	t.Helper()
 	all, err := set.Packages(context.Background())
@@ -83,7 +100,7 @@ func builtinVersions(t testing.TB, set *catalog.Set) []builtinVersion {
 // renderBuiltin renders a built-in package version as app NAME in namespace.
 func renderBuiltin(t testing.TB, set *catalog.Set, u *resolve.Universe, bv builtinVersion, namespace string, values map[string]any) *AppResult {
 	t.Helper()
-	sol, err := resolve.Solve(u, resolve.Input{Requests: []resolve.Request{{Package: bv.name, Constraint: "=" + bv.version}}})
+	sol, err := resolve.Solve(u, resolve.Input{Requests: []resolve.Request{{Package: bv.name, Constraint: "=" + bv.version}}, Prefer: builtinPrefer(t, set)})
 	if err != nil {
 		t.Fatalf("%s %s: %v", bv.name, bv.version, err)
 	}
