@@ -19,10 +19,10 @@ all: build
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/berth ./cmd/berth
 
-## demo: the main job on the embedded default: start the local cluster and show it
-demo: build
-	./bin/berth up
-	./bin/berth kubectl -- get nodes -o wide
+## demo: the main job on the embedded default: berth quickstart (local cluster,
+## workspace in ~/berth-quickstart, demo stack deployed and healthy)
+demo: build deps
+	./bin/berth quickstart
 
 ## test: the whole test suite against one shared local cluster, cleaned up after
 test: build deps

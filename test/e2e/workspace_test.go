@@ -278,3 +278,27 @@ current-context: c
 		t.Error("install --no-deploy made no commit")
 	}
 }
+
+func TestQuickstartTwiceIsHarmless(t *testing.T) {
+	t.Setenv("BERTH_FILTER_EXECUTABLE", testcluster.BerthBinary(t))
+	home := testcluster.Home(t)
+	cluster := testcluster.UniqueName(t, 20)
+	ws := filepath.Join(t.TempDir(), "quickstart")
+	t.Cleanup(func() { berthResult(home, "down", "--name", cluster, "--purge") })
+
+	out := berth(t, home, "quickstart", "--dir", ws, "--cluster", cluster)
+	for _, want := range []string{"airflow", "grafana", "cert-manager", "Healthy", "Try next"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("quickstart output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "Progressing") || strings.Contains(out, "Failed") {
+		t.Errorf("quickstart ended with an unhealthy app:\n%s", out)
+	}
+	head := gitIn(t, ws, "rev-parse", "HEAD")
+	out = berth(t, home, "quickstart", "--dir", ws, "--cluster", cluster)
+	if !strings.Contains(out, "Healthy") {
+		t.Errorf("second quickstart:\n%s", out)
+	}
+	unchanged(t, ws, head)
+}
