@@ -78,17 +78,17 @@ func TestWebhookSignatures(t *testing.T) {
 		code    int
 		want    []string
 	}{
-		"github signed": {github, map[string]string{"X-GitHub-Event": "push", "X-Hub-Signature-256": "sha256=" + sign(github, token)}, http.StatusAccepted, []string{ns + "/signed"}},
-		"github wrong token": {github, map[string]string{"X-GitHub-Event": "push", "X-Hub-Signature-256": "sha256=" + sign(github, "guess")}, http.StatusUnauthorized, nil},
-		"github unsigned": {github, map[string]string{"X-GitHub-Event": "push"}, http.StatusUnauthorized, nil},
-		"github ping": {[]byte(`{}`), map[string]string{"X-GitHub-Event": "ping"}, http.StatusOK, nil},
-		"gitea signed": {github, map[string]string{"X-Gitea-Event": "push", "X-Gitea-Signature": sign(github, token)}, http.StatusAccepted, []string{ns + "/signed"}},
-		"gitea tampered body": {append([]byte(" "), github...), map[string]string{"X-Gitea-Event": "push", "X-Gitea-Signature": sign(github, token)}, http.StatusUnauthorized, nil},
-		"gitlab token": {gitlab, map[string]string{"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": token}, http.StatusAccepted, []string{ns + "/signed"}},
-		"gitlab wrong token": {gitlab, map[string]string{"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": "nope"}, http.StatusUnauthorized, nil},
+		"github signed":           {github, map[string]string{"X-GitHub-Event": "push", "X-Hub-Signature-256": "sha256=" + sign(github, token)}, http.StatusAccepted, []string{ns + "/signed"}},
+		"github wrong token":      {github, map[string]string{"X-GitHub-Event": "push", "X-Hub-Signature-256": "sha256=" + sign(github, "guess")}, http.StatusUnauthorized, nil},
+		"github unsigned":         {github, map[string]string{"X-GitHub-Event": "push"}, http.StatusUnauthorized, nil},
+		"github ping":             {[]byte(`{}`), map[string]string{"X-GitHub-Event": "ping"}, http.StatusOK, nil},
+		"gitea signed":            {github, map[string]string{"X-Gitea-Event": "push", "X-Gitea-Signature": sign(github, token)}, http.StatusAccepted, []string{ns + "/signed"}},
+		"gitea tampered body":     {append([]byte(" "), github...), map[string]string{"X-Gitea-Event": "push", "X-Gitea-Signature": sign(github, token)}, http.StatusUnauthorized, nil},
+		"gitlab token":            {gitlab, map[string]string{"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": token}, http.StatusAccepted, []string{ns + "/signed"}},
+		"gitlab wrong token":      {gitlab, map[string]string{"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": "nope"}, http.StatusUnauthorized, nil},
 		"no workspace follows it": {elsewhere, map[string]string{"X-GitHub-Event": "push", "X-Hub-Signature-256": "sha256=" + sign(elsewhere, token)}, http.StatusNotFound, nil},
-		"unknown forge": {github, map[string]string{"X-Other-Event": "push"}, http.StatusBadRequest, nil},
-		"tag push": {[]byte(`{"ref":"refs/tags/v1"}`), map[string]string{"X-GitHub-Event": "push", "X-Hub-Signature-256": "sha256=" + sign([]byte(`{"ref":"refs/tags/v1"}`), token)}, http.StatusAccepted, nil},
+		"unknown forge":           {github, map[string]string{"X-Other-Event": "push"}, http.StatusBadRequest, nil},
+		"tag push":                {[]byte(`{"ref":"refs/tags/v1"}`), map[string]string{"X-GitHub-Event": "push", "X-Hub-Signature-256": "sha256=" + sign([]byte(`{"ref":"refs/tags/v1"}`), token)}, http.StatusAccepted, nil},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
