@@ -23,8 +23,9 @@ import (
 	"berth.dev/berth/internal/secrets"
 )
 
-// DefaultImage is the controller image bootstrap installs unless told otherwise.
-const DefaultImage = "ghcr.io/berth-dev/berth:latest"
+// DefaultImage is the controller image bootstrap installs unless --image says
+// otherwise: the image the Dockerfile builds, as a local build tags it.
+const DefaultImage = "berth:latest"
 
 // BootstrapApp is the app name under which bootstrap applies (and records) the
 // controller's own objects.

@@ -3,8 +3,6 @@ package controller
 import (
 	"bytes"
 	"context"
-	"errors"
-	"net"
 	"net/http"
 	"net/http/cgi"
 	"net/http/httptest"
@@ -415,7 +413,5 @@ func annotate(t *testing.T, c client.Client, ns, name, key string) {
 	}
 }
 
-var _ = errors.New
-var _ net.Listener
 
 func removeAll(p string) error { return os.RemoveAll(p) }
