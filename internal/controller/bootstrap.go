@@ -11,6 +11,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -224,6 +225,11 @@ func Bootstrap(ctx context.Context, cfg *rest.Config, opts BootstrapOptions) (*B
 			}
 		}
 	}
+	// The engine records the CRD (its first stage) in the inventory, which
+	// lives in the namespace: create that first.
+	if err := ensureNamespaceExists(ctx, cfg, opts.Namespace); err != nil {
+		return nil, err
+	}
 	res, err := e.Apply(ctx, objs, apply.ApplyOptions{
 		App: BootstrapApp, Namespace: opts.Namespace, Prune: true, Wait: !opts.Local, Timeout: timeout, Events: opts.Events,
 	})
@@ -244,4 +250,16 @@ func existingWebhookToken(ctx context.Context, cfg *rest.Config, namespace strin
 		return ""
 	}
 	return string(s.Data[berthv1.WebhookTokenKey])
+}
+
+func ensureNamespaceExists(ctx context.Context, cfg *rest.Config, name string) error {
+	c, err := client.New(cfg, client.Options{Scheme: Scheme()})
+	if err != nil {
+		return err
+	}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	if err := c.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating namespace %s: %w", name, err)
+	}
+	return nil
 }
