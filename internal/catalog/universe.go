@@ -9,14 +9,20 @@ import (
 )
 
 // Universe gives the resolver every version of every package in the set, with
-// the dependencies the catalogs' indexes record, without opening any package.
-func (s *Set) Universe(ctx context.Context) (*resolve.Universe, error) {
+// the dependencies the catalogs' indexes record, without opening any package;
+// and, for resolve.Input.Prefer, each package's stable version, so that what is
+// not pinned otherwise follows the stable channel.
+func (s *Set) Universe(ctx context.Context) (*resolve.Universe, map[string]string, error) {
 	all, err := s.Packages(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	pkgs := map[string][]resolve.Candidate{}
+	prefer := map[string]string{}
 	for _, f := range all {
+		if v, ok := f.Entry.Channels["stable"]; ok {
+			prefer[f.Entry.Name] = v
+		}
 		for _, v := range f.Entry.Versions {
 			c := resolve.Candidate{Version: v.Version}
 			for _, d := range v.Dependencies {
@@ -25,7 +31,8 @@ func (s *Set) Universe(ctx context.Context) (*resolve.Universe, error) {
 			pkgs[f.Entry.Name] = append(pkgs[f.Entry.Name], c)
 		}
 	}
-	return resolve.NewUniverse(pkgs)
+	u, err := resolve.NewUniverse(pkgs)
+	return u, prefer, err
 }
 
 // Loader returns the set as a loader of package versions by name (the

@@ -477,42 +477,6 @@ func constraints(q pkgspec.Param) string {
 	return strings.Join(c, ", ")
 }
 
-// setLoader loads package versions from catalogs for rendering.
-type setLoader struct{ set *catalog.Set }
-
-func (l setLoader) Load(ctx context.Context, name, version string) (*pkgspec.Package, fs.FS, error) {
-	f, err := l.set.Find(ctx, name)
-	if err != nil {
-		return nil, nil, err
-	}
-	return l.set.Load(ctx, f, version)
-}
-
-// universe gives the resolver every version of every package in the catalogs,
-// and the stable channel's version of each as the preferred one.
-func universe(ctx context.Context, set *catalog.Set) (*resolve.Universe, map[string]string, error) {
-	all, err := set.Packages(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	pkgs := map[string][]resolve.Candidate{}
-	prefer := map[string]string{}
-	for _, f := range all {
-		if v, ok := f.Entry.Channels["stable"]; ok {
-			prefer[f.Entry.Name] = v
-		}
-		for _, v := range f.Entry.Versions {
-			c := resolve.Candidate{Version: v.Version}
-			for _, d := range v.Dependencies {
-				c.Dependencies = append(c.Dependencies, resolve.Dependency{Name: d.Key(), Package: d.Package, Constraint: d.Version, Kind: d.Kind})
-			}
-			pkgs[f.Entry.Name] = append(pkgs[f.Entry.Name], c)
-		}
-	}
-	u, err := resolve.NewUniverse(pkgs)
-	return u, prefer, err
-}
-
 // seed returns the secret seed that 'berth template' derives generated values
 // from, creating it on first use, so repeated runs print the same values.
 func seed(home string) ([]byte, error) {
@@ -626,7 +590,7 @@ Set a component's values with its dependency name as prefix:
 			if namespace == "" {
 				namespace = "default"
 			}
-			u, prefer, err := universe(ctx, set)
+			u, prefer, err := set.Universe(ctx)
 			if err != nil {
 				return err
 			}
@@ -638,7 +602,7 @@ Set a component's values with its dependency name as prefix:
 			if err != nil {
 				return fmt.Errorf("the seed for generated values: %w", err)
 			}
-			res, err := render.RenderApp(ctx, setLoader{set}, render.AppInput{
+			res, err := render.RenderApp(ctx, set.Loader(), render.AppInput{
 				Solution: sol, App: name, Namespace: namespace, Values: values, KubeVersion: kube,
 				Generator: func(scope string) pkgspec.Generator { return pkgspec.SeededGenerator(key, scope) },
 				Charts:    (&catalog.ChartFetcher{Cache: filepath.Join(home, "charts")}).Fetch,

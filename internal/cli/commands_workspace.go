@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -53,11 +54,11 @@ func (a *App) env(f *wsFlags, p *progress) (*lifecycle.Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	set, _, err := a.catalogs()
+	set, home, err := a.catalogs()
 	if err != nil {
 		return nil, err
 	}
-	env := &lifecycle.Env{WS: ws, Catalogs: set, Cluster: clusterConfig(ws.Config.Cluster)}
+	env := &lifecycle.Env{WS: ws, Catalogs: set, Cluster: clusterConfig(ws.Config.Cluster), ChartCache: filepath.Join(home, "charts")}
 	if p != nil {
 		env.Events = p.Lifecycle
 	}

@@ -2,18 +2,15 @@ package lifecycle
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io/fs"
 	"maps"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"berth.dev/berth/internal/catalog"
 	"berth.dev/berth/internal/pkgspec"
 	"berth.dev/berth/internal/render"
 	"berth.dev/berth/internal/resolve"
@@ -62,7 +59,7 @@ func (e *Env) constraint(ctx context.Context, a *workspace.App, lock *workspace.
 // Apps named in upgrade are resolved afresh (to the version given, or the newest
 // their constraint or channel allows); all others prefer their locked versions.
 func (e *Env) solve(ctx context.Context, apps map[string]*workspace.App, lock *workspace.Lock, upgrade map[string]string) (*plan, error) {
-	u, err := e.Catalogs.Universe(ctx)
+	u, prefer, err := e.Catalogs.Universe(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +86,7 @@ func (e *Env) solve(ctx context.Context, apps map[string]*workspace.App, lock *w
 		}
 		requests = append(requests, resolve.Request{App: a.Name, Package: a.Package, Constraint: c, Installed: true})
 	}
-	sol, err := resolve.Solve(u, resolve.Input{Requests: requests, Locked: locked})
+	sol, err := resolve.Solve(u, resolve.Input{Requests: requests, Locked: locked, Prefer: prefer})
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +114,7 @@ func (e *Env) solve(ctx context.Context, apps map[string]*workspace.App, lock *w
 		requests = append(requests, resolve.Request{App: name, Package: in.Package, Constraint: "=" + in.Version, Installed: true})
 	}
 	if shared {
-		if sol, err = resolve.Solve(u, resolve.Input{Requests: requests, Locked: locked}); err != nil {
+		if sol, err = resolve.Solve(u, resolve.Input{Requests: requests, Locked: locked, Prefer: prefer}); err != nil {
 			return nil, err
 		}
 	}
@@ -178,6 +175,7 @@ func (e *Env) renderApp(ctx context.Context, p *plan, a *workspace.App) ([]*unst
 	res, err := render.RenderApp(ctx, e.Catalogs.Loader(), render.AppInput{
 		Solution: p.solution, App: a.Name, Namespace: a.Namespace, Values: vals, KubeVersion: e.KubeVersion,
 		Generator: func(scope string) pkgspec.Generator { return pkgspec.SeededGenerator(seed, scope) },
+		Charts:    e.charts(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("app %s: %w", a.Name, err)
@@ -258,7 +256,7 @@ func (e *Env) lockOf(ctx context.Context, p *plan) (*workspace.Lock, error) {
 		if err != nil {
 			return nil, err
 		}
-		digest, err := contentDigest(fsys)
+		digest, err := catalog.TreeDigest(fsys, ".")
 		if err != nil {
 			return nil, fmt.Errorf("digest of %s %s: %w", in.Package, in.Version, err)
 		}
@@ -268,32 +266,6 @@ func (e *Env) lockOf(ctx context.Context, p *plan) (*workspace.Lock, error) {
 		})
 	}
 	return l, nil
-}
-
-// contentDigest hashes every file of a package (path and content, in path order),
-// so the lock detects a package whose content changed under the same version.
-func contentDigest(fsys fs.FS) (string, error) {
-	var files []string
-	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
-			files = append(files, p)
-		}
-		return err
-	})
-	if err != nil {
-		return "", err
-	}
-	sort.Strings(files)
-	h := sha256.New()
-	for _, f := range files {
-		data, err := fs.ReadFile(fsys, f)
-		if err != nil {
-			return "", err
-		}
-		fmt.Fprintf(h, "%s\x00%d\x00", f, len(data))
-		h.Write(data)
-	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // appPaths are the workspace paths that hold an app.

@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"berth.dev/berth/internal/catalog"
+	"berth.dev/berth/internal/pkgspec"
 	"berth.dev/berth/internal/render"
 	"berth.dev/berth/internal/secrets"
 	"berth.dev/berth/internal/workspace"
@@ -38,6 +39,17 @@ type Env struct {
 	Events func(Event)
 	// KubeVersion is the Kubernetes version charts are rendered for.
 	KubeVersion string
+	// ChartCache is where charts that packages pin in Helm chart repositories
+	// are kept once downloaded; empty means such packages cannot be rendered.
+	ChartCache string
+}
+
+// charts returns the fetcher of remote charts for rendering.
+func (e *Env) charts() func(context.Context, *pkgspec.Package) (map[string][]byte, error) {
+	if e.ChartCache == "" {
+		return nil
+	}
+	return (&catalog.ChartFetcher{Cache: e.ChartCache}).Fetch
 }
 
 // Event reports progress: a step starting, a step done, or (Note) what a running
