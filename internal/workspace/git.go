@@ -57,11 +57,6 @@ func (g git) isRepo(ctx context.Context) bool {
 	return err == nil && strings.TrimSpace(out) != ""
 }
 
-func (g git) topLevel(ctx context.Context) (string, error) {
-	out, err := g.run(ctx, nil, "rev-parse", "--show-toplevel")
-	return strings.TrimSpace(out), err
-}
-
 func (g git) hasCommits(ctx context.Context) bool {
 	_, err := g.run(ctx, nil, "rev-parse", "--verify", "--quiet", "HEAD")
 	return err == nil
