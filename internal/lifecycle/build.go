@@ -309,7 +309,7 @@ func (e *Env) writePlan(ctx context.Context, p *plan, names []string) error {
 		if err != nil {
 			return err
 		}
-		if _, err := e.WS.WriteRendered(name, objs); err != nil {
+		if _, err := e.WS.WriteRendered(ctx, name, objs); err != nil {
 			return err
 		}
 	}

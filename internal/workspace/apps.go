@@ -2,6 +2,7 @@ package workspace
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -13,6 +14,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
+
+	"berth.dev/berth/internal/secrets"
 )
 
 // App is apps/<name>/app.yaml: one installed package and the choices made for it.
@@ -216,7 +219,7 @@ func sanitize(s string) string { return unsafeFileChars.ReplaceAllString(s, "-")
 // objects that are gone are removed). Secret objects go under secrets/, which the
 // workspace's .gitattributes encrypts. It returns the workspace-relative paths
 // written.
-func (w *Workspace) WriteRendered(app string, objs []*unstructured.Unstructured) ([]string, error) {
+func (w *Workspace) WriteRendered(ctx context.Context, app string, objs []*unstructured.Unstructured) ([]string, error) {
 	dir := AppRenderedDir(app)
 	want := map[string][]byte{}
 	for _, obj := range objs {
@@ -251,7 +254,12 @@ func (w *Workspace) WriteRendered(app string, objs []*unstructured.Unstructured)
 			written = append(written, rel)
 			continue
 		}
-		if err := w.WriteFile(rel, data); err != nil {
+		write := w.WriteFile
+		if strings.HasPrefix(rel, path.Join(dir, "secrets")+"/") {
+			// Only where git encrypts, and only while this clone can.
+			write = func(rel string, data []byte) error { return secrets.WriteSecretFile(ctx, w.Root, rel, data) }
+		}
+		if err := write(rel, data); err != nil {
 			return nil, err
 		}
 		written = append(written, rel)

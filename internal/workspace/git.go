@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"strings"
 	"time"
+
+	"berth.dev/berth/internal/secrets"
 )
 
 // git runs the git binary in the workspace. berth acts on the user's own
@@ -93,6 +95,12 @@ func (g git) commitPaths(ctx context.Context, message string, pathspecs ...strin
 	}
 	if _, err := g.run(ctx, nil, append([]string{"diff", "--cached", "--quiet", "--"}, pathspecs...)...); err == nil {
 		return false, nil
+	}
+	// The leak guard: never commit a secret path that git did not encrypt
+	// (filter missing, repository locked).
+	if err := secrets.CheckStaged(ctx, g.dir); err != nil {
+		_, _ = g.run(ctx, nil, append([]string{"reset", "--quiet", "--"}, pathspecs...)...)
+		return false, err
 	}
 	args := []string{"-c", "user.useConfigOnly=false"}
 	if !g.hasIdentity(ctx) {

@@ -12,6 +12,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"berth.dev/berth/internal/secrets"
 )
 
 func gitOut(t *testing.T, dir string, args ...string) string {
@@ -176,8 +178,18 @@ func obj(apiVersion, kind, ns, name string) *unstructured.Unstructured {
 	return u
 }
 
+// encrypted sets up encryption of the default secret paths; the filter binary
+// is never run by these tests, which do not commit secrets.
+func encrypted(t *testing.T, w *Workspace) {
+	t.Helper()
+	if _, err := secrets.Init(context.Background(), w.Root, secrets.InitOptions{Home: t.TempDir(), Executable: "/unused/berth"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestWriteRenderedKeepsOneStableFilePerObject(t *testing.T) {
 	w := newWorkspace(t)
+	encrypted(t, w)
 	objs := []*unstructured.Unstructured{
 		obj("v1", "ConfigMap", "web", "settings"),
 		obj("apps/v1", "Deployment", "web", "web"),
@@ -185,7 +197,7 @@ func TestWriteRenderedKeepsOneStableFilePerObject(t *testing.T) {
 		obj("cert-manager.io/v1", "Certificate", "web", "web"),
 		obj("v1", "Namespace", "", "web"),
 	}
-	written, err := w.WriteRendered("web", objs)
+	written, err := w.WriteRendered(context.Background(), "web", objs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,13 +219,13 @@ func TestWriteRenderedKeepsOneStableFilePerObject(t *testing.T) {
 		t.Fatalf("read back %d objects, want %d", len(back), len(objs))
 	}
 	// Dropping an object removes its file and nothing else.
-	if _, err := w.WriteRendered("web", objs[:4]); err != nil {
+	if _, err := w.WriteRendered(context.Background(), "web", objs[:4]); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(w.Abs("rendered/web/namespace_web.yaml")); !os.IsNotExist(err) {
 		t.Errorf("file of a removed object still exists: %v", err)
 	}
-	if _, err := w.WriteRendered("web", []*unstructured.Unstructured{obj("v1", "ConfigMap", "a", "x"), obj("v1", "ConfigMap", "a", "x")}); err == nil {
+	if _, err := w.WriteRendered(context.Background(), "web", []*unstructured.Unstructured{obj("v1", "ConfigMap", "a", "x"), obj("v1", "ConfigMap", "a", "x")}); err == nil {
 		t.Error("two objects with one file name were accepted")
 	}
 }
@@ -293,5 +305,42 @@ func TestLockRoundTripIsSortedAndStable(t *testing.T) {
 	}
 	if in, ok := back.Get("app:airflow"); !ok || in.Dependencies["postgresql"] != "app:airflow/postgresql" {
 		t.Errorf("Get(app:airflow) = %+v, %v", in, ok)
+	}
+}
+
+func TestSecretsNeverLandInPlaintext(t *testing.T) {
+	ctx := context.Background()
+	w := newWorkspace(t)
+	// Without encryption set up, a rendered Secret is refused, not written.
+	_, err := w.WriteRendered(ctx, "web", []*unstructured.Unstructured{obj("v1", "Secret", "web", "db")})
+	if !errors.Is(err, secrets.ErrNotSecretPath) {
+		t.Fatalf("writing a Secret without encryption: %v, want ErrNotSecretPath", err)
+	}
+	if _, err := os.Stat(w.Abs("rendered/web/secrets/secret_web_db.yaml")); !os.IsNotExist(err) {
+		t.Errorf("the refused Secret was written: %v", err)
+	}
+
+	// A secret path whose filter is missing (a clone that never ran unlock): the
+	// leak guard stops the commit and the change is undone.
+	if err := w.Change(ctx, "mark secrets", []string{".gitattributes"}, func() error {
+		return w.WriteFile(".gitattributes", []byte("apps/*/secrets.yaml filter=git-crypt diff=git-crypt\n"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	head := gitOut(t, w.Root, "rev-parse", "HEAD")
+	err = w.Change(ctx, "add a secret", []string{"apps/web"}, func() error {
+		return w.WriteFile("apps/web/secrets.yaml", []byte("password: hunter2hunter2\n"))
+	})
+	if err == nil {
+		t.Fatal("a plaintext secret was committed")
+	}
+	if gitOut(t, w.Root, "rev-parse", "HEAD") != head {
+		t.Error("the guard let a commit through")
+	}
+	if st := gitOut(t, w.Root, "status", "--porcelain", "--untracked-files=all"); st != "" {
+		t.Errorf("the refused change left files behind:\n%s", st)
+	}
+	if strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("the error shows the secret: %v", err)
 	}
 }
