@@ -309,7 +309,7 @@ func writeApps(ctx context.Context, ws *workspace.Workspace, c config, from, to 
 					"data":     map[string]any{"value": value, "index": strconv.Itoa(j)},
 				}})
 			}
-			if _, err := ws.WriteRendered(name, objs); err != nil {
+			if _, err := ws.WriteRendered(ctx, name, objs); err != nil {
 				return err
 			}
 		}

@@ -39,7 +39,7 @@ func TestBootstrapReconcileSuspendResume(t *testing.T) {
 		if err := ws.WriteApp(&workspace.App{Name: "hello", Package: "hello", Namespace: appNS}); err != nil {
 			return err
 		}
-		_, err := ws.WriteRendered("hello", []*unstructured.Unstructured{cm})
+		_, err := ws.WriteRendered(context.Background(), "hello", []*unstructured.Unstructured{cm})
 		return err
 	})
 	if err != nil {

@@ -14,7 +14,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
-	"go.yaml.in/yaml/v3"
 
 	"berth.dev/berth/internal/catalog"
 	"berth.dev/berth/internal/pkgspec"
@@ -561,24 +560,9 @@ Set a component's values with its dependency name as prefix:
 			if err != nil {
 				return err
 			}
-			values := map[string]any{}
-			for _, file := range valueFiles {
-				b, err := os.ReadFile(file)
-				if err != nil {
-					return fmt.Errorf("--values: %w", err)
-				}
-				var m map[string]any
-				if err := yaml.Unmarshal(b, &m); err != nil {
-					return fmt.Errorf("--values %s: %v; the file must be a YAML map of parameter names to values", file, err)
-				}
-				for k, v := range m {
-					values[k] = v
-				}
-			}
-			for _, kv := range sets {
-				if err := setValue(values, kv); err != nil {
-					return err
-				}
+			values, err := readValues(valueFiles, sets)
+			if err != nil {
+				return err
 			}
 			f, _, constraint, err := pick(ctx, set, args[0])
 			if err != nil {

@@ -85,8 +85,8 @@ func clusterConfig(ref workspace.ClusterRef) func() (*rest.Config, error) {
 	}
 }
 
-// values reads --values files and --set pairs into one map (--set wins).
-func values(files, sets []string) (map[string]any, error) {
+// readValues reads --values files and --set pairs into one map (--set wins).
+func readValues(files, sets []string) (map[string]any, error) {
 	out := map[string]any{}
 	for _, file := range files {
 		b, err := os.ReadFile(file)
@@ -183,7 +183,7 @@ apps/APP/secrets.yaml.`,
 			if err != nil {
 				return err
 			}
-			if opts.Values, err = values(files, sets); err != nil {
+			if opts.Values, err = readValues(files, sets); err != nil {
 				return err
 			}
 			opts.Package = args[0]
@@ -396,7 +396,7 @@ func newConfigCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			vals, err := values(files, sets)
+			vals, err := readValues(files, sets)
 			if err != nil {
 				return err
 			}

@@ -160,7 +160,7 @@ func (r *repo) app(name, namespace string, objs []*unstructured.Unstructured, ra
 		if err := r.ws.WriteApp(&workspace.App{Name: name, Package: name, Namespace: namespace}); err != nil {
 			return err
 		}
-		if _, err := r.ws.WriteRendered(name, objs); err != nil {
+		if _, err := r.ws.WriteRendered(context.Background(), name, objs); err != nil {
 			return err
 		}
 		for rel, data := range raw {
