@@ -119,6 +119,12 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 	if opts.Registry == nil {
 		opts.Registry = ctrlmetrics.Registry
 	}
+	cfg = rest.CopyConfig(cfg)
+	if cfg.QPS == 0 && cfg.RateLimiter == nil {
+		// controller-runtime's default (20 QPS) would throttle the first
+		// sync of a thousand apps; the API server's fairness is the limit.
+		cfg.QPS, cfg.Burst = 200, 400
+	}
 	engine, err := apply.NewEngine(cfg, apply.DefaultOptions())
 	if err != nil {
 		return nil, err
@@ -169,6 +175,7 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 		client: mgr.GetClient(), engine: engine, drift: drift, metrics: m, opts: opts,
 		recorder:   mgr.GetEventRecorderFor("berth-controller"),
 		fullSynced: map[types.NamespacedName]bool{},
+		namespaces: map[string]bool{},
 	}
 	err = ctrl.NewControllerManagedBy(mgr).
 		For(&berthv1.Workspace{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).

@@ -42,6 +42,8 @@ type reconciler struct {
 	// first reconcile after a start applies every app (reads only when
 	// nothing changed), which also rebuilds the drift watches.
 	fullSynced map[types.NamespacedName]bool
+	// namespaces ensured by this process: one read per namespace, not per app.
+	namespaces map[string]bool
 }
 
 // appState is the outcome of one app in one reconcile.
@@ -65,7 +67,6 @@ type appOutcome struct {
 
 func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	start := time.Now()
-	logger := log.FromContext(ctx)
 	var ws berthv1.Workspace
 	if err := r.client.Get(ctx, req.NamespacedName, &ws); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -88,8 +89,7 @@ func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	result := "success"
 	if err != nil {
-		result = "error"
-		logger.Error(err, "reconcile failed", "revision", ws.Status.LastFetchedRevision)
+		result = "error" // controller-runtime logs it and backs off
 	}
 	r.metrics.reconcileSeconds.WithLabelValues(wsKey, result).Observe(time.Since(start).Seconds())
 	return res, err
@@ -420,6 +420,9 @@ func (r *reconciler) applyApp(ctx context.Context, ws *berthv1.Workspace, wsKey,
 		apimeta.RemoveStatusCondition(&out.status.Conditions, berthv1.ConditionStalled)
 		return out
 	default:
+		r.mu.Lock()
+		delete(r.namespaces, a.Namespace) // it may have been deleted
+		r.mu.Unlock()
 		out.state, out.reason, out.msg = stateFailed, berthv1.ReasonApplyFailed, err.Error()
 		out.status.LastError = err.Error()
 		setCondition(&out.status.Conditions, berthv1.ConditionReady, metav1.ConditionFalse, berthv1.ReasonApplyFailed, err.Error(), gen)
@@ -449,6 +452,12 @@ func (r *reconciler) ensureNamespace(ctx context.Context, name string, objs []*u
 			return nil
 		}
 	}
+	r.mu.Lock()
+	known := r.namespaces[name]
+	r.mu.Unlock()
+	if known {
+		return nil
+	}
 	var ns corev1.Namespace
 	err := r.client.Get(ctx, client.ObjectKey{Name: name}, &ns)
 	if apierrors.IsNotFound(err) {
@@ -461,6 +470,9 @@ func (r *reconciler) ensureNamespace(ctx context.Context, name string, objs []*u
 	if err != nil {
 		return fmt.Errorf("creating namespace %s for the app: %w", name, err)
 	}
+	r.mu.Lock()
+	r.namespaces[name] = true
+	r.mu.Unlock()
 	return nil
 }
 
