@@ -586,4 +586,3 @@ func render(rs []result, c config) string {
 	}
 	return b.String()
 }
-

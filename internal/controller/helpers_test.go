@@ -413,5 +413,4 @@ func annotate(t *testing.T, c client.Client, ns, name, key string) {
 	}
 }
 
-
 func removeAll(p string) error { return os.RemoveAll(p) }
