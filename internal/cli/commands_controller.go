@@ -229,7 +229,11 @@ for running 'berth controller' yourself.`,
 			}
 			fmt.Fprintf(app.Out, "Workspace %s follows %s (branch %s).\n", res.Workspace, opts.Workspace.URL, opts.Workspace.Branch)
 			ns, name, _ := strings.Cut(res.WebhookSecret, "/")
-			fmt.Fprintf(app.Out, "Push webhook: POST /hooks/git on service berth-controller; its secret is in\n  kubectl -n %s get secret %s -o jsonpath='{.data.token}' | base64 -d\n", ns, name)
+			where := "on service berth-controller (port 80)"
+			if local {
+				where = "at http://127.0.0.1:9292/hooks/git"
+			}
+			fmt.Fprintf(app.Out, "Push webhook: POST /hooks/git %s; its secret is in\n  kubectl -n %s get secret %s -o jsonpath='{.data.token}' | base64 -d\n", where, ns, name)
 			return nil
 		},
 	}
