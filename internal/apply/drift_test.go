@@ -31,6 +31,11 @@ apiVersion: v1
 kind: ConfigMap
 metadata: {name: settings}
 data: {mode: fast}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: creds}
+stringData: {password: hunter2}
 `
 
 func TestApplyDetectsAndRepairsDrift(t *testing.T) {
@@ -86,6 +91,22 @@ func TestApplyDetectsAndRepairsDrift(t *testing.T) {
 				}
 			},
 		},
+		"secret data edited": {
+			drift: func(t *testing.T, ns string) {
+				_, err := testcluster.Clientset(t).CoreV1().Secrets(ns).Patch(context.Background(), "creds", types.MergePatchType,
+					[]byte(`{"data":{"password":"b3RoZXI="}}`), metav1.PatchOptions{FieldManager: "kubectl-edit"})
+				if err != nil {
+					t.Fatal(err)
+				}
+			},
+			object: "secret/creds",
+			check: func(t *testing.T, ns string) {
+				s, err := testcluster.Clientset(t).CoreV1().Secrets(ns).Get(context.Background(), "creds", metav1.GetOptions{})
+				if err != nil || string(s.Data["password"]) != "hunter2" {
+					t.Errorf("secret/creds password = %q, %v after the repair, want hunter2", s.Data["password"], err)
+				}
+			},
+		},
 		"label removed": {
 			drift: func(t *testing.T, ns string) {
 				_, err := testcluster.Clientset(t).CoreV1().ConfigMaps(ns).Patch(context.Background(), "settings", types.MergePatchType,
@@ -126,15 +147,15 @@ func TestApplyDetectsAndRepairsDrift(t *testing.T) {
 			}
 
 			res := mustApply(t, e, objs, applyOpts("drift", ns))
-			if got := res.Count(ActionUnchanged); got != 1 {
-				t.Errorf("repairing apply: %d unchanged, want 1: %+v", got, res.Changes)
+			if got := res.Count(ActionUnchanged); got != len(objs)-1 {
+				t.Errorf("repairing apply: %d unchanged, want %d: %+v", got, len(objs)-1, res.Changes)
 			}
 			tc.check(t, ns)
 
 			c.reset()
 			res = mustApply(t, e, objs, applyOpts("drift", ns))
-			if got := res.Count(ActionUnchanged); got != 2 {
-				t.Errorf("apply after the repair: %d unchanged, want 2: %+v", got, res.Changes)
+			if got := res.Count(ActionUnchanged); got != len(objs) {
+				t.Errorf("apply after the repair: %d unchanged, want %d: %+v", got, len(objs), res.Changes)
 			}
 			if m := c.mutating(); len(m) != 0 {
 				t.Errorf("apply after the repair sent mutating requests: %v", m)
@@ -196,7 +217,7 @@ spec:
 	c.reset()
 	res := mustApply(t, e, objs, applyOpts("defaults", ns))
 	want := map[string]Action{
-		"deployment/web": ActionUnchanged, "configmap/settings": ActionUnchanged, "service/web": ActionUnchanged,
+		"deployment/web": ActionUnchanged, "configmap/settings": ActionUnchanged, "service/web": ActionUnchanged, "secret/creds": ActionUnchanged,
 		"customresourcedefinition/widgets.test.berth.dev": ActionUnchanged, "widget.test.berth.dev/small": ActionUnchanged,
 	}
 	if diff := cmp.Diff(want, actions(res)); diff != "" {

@@ -183,7 +183,7 @@ spec:
 	if err != nil {
 		t.Fatalf("delete: %v", err)
 	}
-	want := map[string]Action{"deployment/web": ActionDelete, "configmap/settings": ActionDelete, "persistentvolumeclaim/data": ActionKeep}
+	want := map[string]Action{"deployment/web": ActionDelete, "configmap/settings": ActionDelete, "secret/creds": ActionDelete, "persistentvolumeclaim/data": ActionKeep}
 	if diff := cmp.Diff(want, actions(res)); diff != "" {
 		t.Errorf("actions (-want +got):\n%s", diff)
 	}

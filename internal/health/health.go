@@ -40,7 +40,7 @@ func Compute(obj *unstructured.Unstructured) Result {
 			return Result{InProgress, fmt.Sprintf("waiting for the controller to observe generation %d (seen %d)", gen, og)}
 		}
 	}
-	if gk.Group == "apps" && !hasStatus(obj, "observedGeneration") {
+	if gk.Group == "apps" && gk.Kind != "ControllerRevision" && !hasStatus(obj, "observedGeneration") {
 		return Result{InProgress, "waiting for the controller"}
 	}
 	switch gk.Group + "/" + gk.Kind {

@@ -124,6 +124,22 @@ metadata: {name: lb}
 spec: {type: LoadBalancer}`,
 			want: Result{InProgress, "waiting for a load balancer address"},
 		},
+		"deployment without status yet": {
+			obj: `
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, generation: 1}
+spec: {replicas: 0}`,
+			want: Result{InProgress, "waiting for the controller"},
+		},
+		"controller revision": {
+			obj: `
+apiVersion: apps/v1
+kind: ControllerRevision
+metadata: {name: web-1}
+revision: 1`,
+			want: Result{Current, ""},
+		},
 		"config map": {
 			obj: `
 apiVersion: v1
