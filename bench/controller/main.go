@@ -59,6 +59,7 @@ type config struct {
 	edits      int
 	changed    int
 	workers    int
+	deployment bool
 	out        string
 }
 
@@ -74,6 +75,7 @@ func main() {
 	fs.IntVar(&c.edits, "edits", 100, "hand edits for the drift repair latency (half scale a Deployment, half delete a ConfigMap)")
 	fs.IntVar(&c.changed, "changed", 100, "apps changed by the pushed commit")
 	fs.IntVar(&c.workers, "workers", 16, "apps the controller applies at once")
+	fs.BoolVar(&c.deployment, "deployment", true, "make one object of each app a Deployment (its health then waits for kube-controller-manager)")
 	fs.StringVar(&c.out, "o", "", "also write the results (markdown) to this file")
 	_ = fs.Parse(os.Args[1:])
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -243,7 +245,7 @@ func run(ctx context.Context, c config) error {
 	var lat []time.Duration
 	for i := range c.edits {
 		app := rnd.IntN(c.apps)
-		d, err := edit(ctx, cs, app, c, i%2 == 0)
+		d, err := edit(ctx, cs, app, c, c.deployment && i%2 == 0)
 		if err != nil {
 			return fmt.Errorf("edit %d: %w (controller log: %s)", i, err, tail(logFile.Name()))
 		}
@@ -272,7 +274,7 @@ func run(ctx context.Context, c config) error {
 			return err
 		}
 		results = append(results, result{fmt.Sprintf("push to applied, %d changed app(s)", n), time.Since(t0).Round(time.Millisecond).String(),
-			fmt.Sprintf("webhook to Workspace Ready at the new commit; %d objects changed, health-gated", n*(c.objects-1))})
+			fmt.Sprintf("webhook to Workspace Ready at the new commit; %d ConfigMaps changed, health-gated", n*(c.objects-1))})
 	}
 
 	hwm, _ = memory(proc.Process.Pid)
@@ -301,8 +303,12 @@ func writeApps(ctx context.Context, ws *workspace.Workspace, c config, from, to 
 			if err := ws.WriteApp(&workspace.App{Name: name, Package: "bench", Namespace: appNamespace(i % c.namespaces)}); err != nil {
 				return err
 			}
-			objs := []*unstructured.Unstructured{deployment(name)}
-			for j := 1; j < c.objects; j++ {
+			var objs []*unstructured.Unstructured
+			first := 0
+			if c.deployment {
+				objs, first = append(objs, deployment(name)), 1
+			}
+			for j := first; j < c.objects; j++ {
 				objs = append(objs, &unstructured.Unstructured{Object: map[string]any{
 					"apiVersion": "v1", "kind": "ConfigMap",
 					"metadata": map[string]any{"name": fmt.Sprintf("%s-%d", name, j)},
@@ -425,7 +431,7 @@ func edit(ctx context.Context, cs kubernetes.Interface, app int, c config, scale
 			return err
 		}
 	} else {
-		cm := fmt.Sprintf("%s-%d", name, 1+app%(c.objects-1))
+		cm := fmt.Sprintf("%s-%d", name, 1+app%(c.objects-1)) // index 0 is the Deployment, or unused
 		sel := metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", cm).String()}
 		l, err := cs.CoreV1().ConfigMaps(ns).List(ctx, sel)
 		if err != nil {
@@ -580,7 +586,11 @@ func tail(path string) string {
 
 func render(rs []result, c config) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "| measurement (%d apps x %d objects, one controller) | result | notes |\n|---|---|---|\n", c.apps, c.objects)
+	kinds := "1 Deployment + ConfigMaps"
+	if !c.deployment {
+		kinds = "ConfigMaps"
+	}
+	fmt.Fprintf(&b, "| measurement (%d apps x %d objects: %s; one controller) | result | notes |\n|---|---|---|\n", c.apps, c.objects, kinds)
 	for _, r := range rs {
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", r.name, r.value, r.note)
 	}

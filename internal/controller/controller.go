@@ -176,6 +176,7 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 		recorder:   mgr.GetEventRecorderFor("berth-controller"),
 		fullSynced: map[types.NamespacedName]bool{},
 		namespaces: map[string]bool{},
+		snapshots:  map[types.NamespacedName]*snapshotCache{},
 	}
 	err = ctrl.NewControllerManagedBy(mgr).
 		For(&berthv1.Workspace{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -202,6 +203,7 @@ func TestDriftRepair(t *testing.T) {
 		configMap("other", map[string]string{"v": "1"}),
 		configMap("sentinel", map[string]string{"v": "1"}),
 		scaled,
+		deployment("web"),
 	}, nil)
 	r.push()
 	createWorkspace(t, k, ns, "main", r.URL, nil)
@@ -261,8 +263,18 @@ func TestDriftRepair(t *testing.T) {
 	if err := k.Update(ctx, sc, client.FieldOwner("hpa")); err != nil {
 		t.Fatal(err)
 	}
-	// The sentinel's repair happens after those events were seen (same watch,
-	// in order, same debounce).
+	// Status written by another controller: not berth's either.
+	cs := testcluster.Clientset(t)
+	dep, err := cs.AppsV1().Deployments(appNS).Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dep.Status.Conditions = append(dep.Status.Conditions, appsv1.DeploymentCondition{Type: "Audited", Status: corev1.ConditionTrue, Reason: "ByHand"})
+	if _, err := cs.AppsV1().Deployments(appNS).UpdateStatus(ctx, dep, metav1.UpdateOptions{FieldManager: "auditor"}); err != nil {
+		t.Fatal(err)
+	}
+	// The sentinel's repair happens after those events were seen (same
+	// order of events, same debounce).
 	sentinel := getCM(t, k, appNS, "sentinel")
 	if err := k.Delete(ctx, sentinel); err != nil {
 		t.Fatal(err)
@@ -270,7 +282,7 @@ func TestDriftRepair(t *testing.T) {
 	waitCM(t, k, appNS, "sentinel", 5*time.Second, func(cm *corev1.ConfigMap) bool { return cm != nil && cm.UID != sentinel.UID })
 	writes := ctl.counter.take()
 	for _, w := range writes {
-		if strings.Contains(w, "/configmaps/other") || strings.Contains(w, "/configmaps/scaled") {
+		if strings.Contains(w, "/configmaps/other") || strings.Contains(w, "/configmaps/scaled") || strings.Contains(w, "/deployments/") {
 			t.Errorf("berth wrote an object whose non-owned or opted-out fields changed: %s", w)
 		}
 	}
@@ -556,4 +568,23 @@ func TestDecryptsSecretsInProcess(t *testing.T) {
 	if strings.Contains(all, "hunter") {
 		t.Errorf("a secret value leaked into the status or events: %s", all)
 	}
+}
+
+// deployment returns a Deployment manifest with no replicas: it becomes
+// available at once on simulated nodes, and the deployment controller writes
+// its status and defaults its spec, neither of which is berth's.
+func deployment(name string) *unstructured.Unstructured {
+	labels := map[string]any{"app": name}
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "apps/v1", "kind": "Deployment",
+		"metadata": map[string]any{"name": name},
+		"spec": map[string]any{
+			"replicas": int64(0),
+			"selector": map[string]any{"matchLabels": labels},
+			"template": map[string]any{
+				"metadata": map[string]any{"labels": labels},
+				"spec":     map[string]any{"containers": []any{map[string]any{"name": "app", "image": "app:1"}}},
+			},
+		},
+	}}
 }

@@ -44,6 +44,8 @@ type reconciler struct {
 	fullSynced map[types.NamespacedName]bool
 	// namespaces ensured by this process: one read per namespace, not per app.
 	namespaces map[string]bool
+	// snapshots caches each Workspace's decoded manifests by tree hash.
+	snapshots map[types.NamespacedName]*snapshotCache
 }
 
 // appState is the outcome of one app in one reconcile.
@@ -72,6 +74,7 @@ func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		if apierrors.IsNotFound(err) {
 			r.mu.Lock()
 			delete(r.fullSynced, req.NamespacedName)
+			delete(r.snapshots, req.NamespacedName)
 			r.mu.Unlock()
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -104,6 +107,7 @@ func (r *reconciler) interval(ws *berthv1.Workspace) time.Duration {
 
 func (r *reconciler) reconcile(ctx context.Context, ws *berthv1.Workspace, wsKey string) (ctrl.Result, error) {
 	gen := ws.Generation
+	nn := types.NamespacedName{Namespace: ws.Namespace, Name: ws.Name}
 	r.drift.setSuspended(wsKey, "", ws.Spec.Suspend)
 	if ws.Spec.Suspend {
 		setCondition(&ws.Status.Conditions, berthv1.ConditionReady, metav1.ConditionUnknown, berthv1.ReasonSuspended, "reconciliation is suspended; 'berth resume' resumes it", gen)
@@ -144,7 +148,14 @@ func (r *reconciler) reconcile(ctx context.Context, ws *berthv1.Workspace, wsKey
 	rev := f.commit.Hash.String()
 	ws.Status.LastFetchedRevision = rev
 
-	snap, err := readSnapshot(f.commit, ws.Spec.Path, key)
+	r.mu.Lock()
+	cache := r.snapshots[nn]
+	if cache == nil {
+		cache = newSnapshotCache()
+		r.snapshots[nn] = cache
+	}
+	r.mu.Unlock()
+	snap, err := readSnapshot(f.commit, ws.Spec.Path, key, cache)
 	if err != nil {
 		var inv *invalidWorkspaceError
 		if errors.As(err, &inv) {
@@ -157,7 +168,6 @@ func (r *reconciler) reconcile(ctx context.Context, ws *berthv1.Workspace, wsKey
 		return ctrl.Result{}, err
 	}
 
-	nn := types.NamespacedName{Namespace: ws.Namespace, Name: ws.Name}
 	r.mu.Lock()
 	full := forceFull || !r.fullSynced[nn] || ws.Status.LastFullSyncTime == nil || time.Since(ws.Status.LastFullSyncTime.Time) > r.opts.Resync
 	r.mu.Unlock()

@@ -2,15 +2,16 @@ package controller
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"path"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
+	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
@@ -52,7 +53,7 @@ func (e *invalidWorkspaceError) Unwrap() error { return e.err }
 // readSnapshot reads the workspace at dir (a path in the commit's tree, "" for
 // the top) from commit, decrypting secret files with key (nil when the
 // Workspace names no key).
-func readSnapshot(commit *object.Commit, dir string, key *secrets.Key) (*snapshot, error) {
+func readSnapshot(commit *object.Commit, dir string, key *secrets.Key, cache *snapshotCache) (*snapshot, error) {
 	invalid := func(format string, args ...any) error {
 		return &invalidWorkspaceError{fmt.Errorf(format, args...)}
 	}
@@ -87,13 +88,24 @@ func readSnapshot(commit *object.Commit, dir string, key *secrets.Key) (*snapsho
 
 	snap := &snapshot{Revision: commit.Hash.String()}
 	apps := map[string]*appSpec{}
-	if appsTree, err := root.Tree(workspace.AppsDir); err == nil {
+	// Look directories up once: a path from the root decodes every tree on
+	// the way, which is quadratic over a thousand apps.
+	appsTree, err := root.Tree(workspace.AppsDir)
+	if err == nil && appsTree.Hash == cache.appsTree {
+		for name, a := range cache.appFiles {
+			apps[name] = &appSpec{Name: a.Name, Namespace: a.Namespace, Err: a.Err}
+		}
+	} else if err == nil {
 		for _, e := range appsTree.Entries {
 			if e.Mode.IsFile() {
 				continue
 			}
 			rel := path.Join(workspace.AppsDir, e.Name, workspace.AppFile)
-			data, err := readTreeFile(root, rel)
+			appTree, err := appsTree.Tree(e.Name)
+			if err != nil {
+				continue
+			}
+			data, err := readTreeFile(appTree, workspace.AppFile)
 			if err != nil {
 				continue
 			}
@@ -110,6 +122,12 @@ func readSnapshot(commit *object.Commit, dir string, key *secrets.Key) (*snapsho
 			}
 		}
 	}
+	if appsTree != nil {
+		cache.appsTree, cache.appFiles = appsTree.Hash, map[string]appSpec{}
+		for name, a := range apps {
+			cache.appFiles[name] = appSpec{Name: a.Name, Namespace: a.Namespace, Err: a.Err}
+		}
+	}
 	// Shared dependencies are apps of their own, named after their package.
 	for _, inst := range lock.Instances {
 		if pkg, ok := strings.CutPrefix(inst.Key, "shared:"); ok {
@@ -119,6 +137,7 @@ func readSnapshot(commit *object.Commit, dir string, key *secrets.Key) (*snapsho
 			}
 		}
 	}
+	renderedTree, _ := root.Tree(workspace.RenderedDir) // nil: every app reports it missing
 	deps := appDependencies(&lock)
 	for _, a := range apps {
 		a.DependsOn = deps[a.Name]
@@ -126,9 +145,10 @@ func readSnapshot(commit *object.Commit, dir string, key *secrets.Key) (*snapsho
 			a.Err = fmt.Errorf("app %s has no namespace in %s", a.Name, path.Join(workspace.AppsDir, a.Name, workspace.AppFile))
 		}
 		if a.Err == nil {
-			a.Objects, a.Digest, a.Err = readRendered(root, a.Name, key)
+			a.Objects, a.Digest, a.Err = cache.rendered(renderedTree, a.Name, key)
 		}
 	}
+	cache.keep(apps)
 	ordered, err := dependencyOrder(apps)
 	if err != nil {
 		return nil, invalid("berth.lock at commit %s: %w", short(commit.Hash.String()), err)
@@ -237,20 +257,82 @@ func dependencyOrder(apps map[string]*appSpec) ([]*appSpec, error) {
 	return res, nil
 }
 
-// readRendered reads rendered/<app>/ from tree: one or more objects per file,
-// decrypting the encrypted ones with key.
-func readRendered(root *object.Tree, app string, key *secrets.Key) ([]*unstructured.Unstructured, string, error) {
+// snapshotCache keeps the decoded manifests of each app by the hash of its
+// rendered/<app>/ tree, so a commit that changes one app of a thousand decodes
+// one app.
+type snapshotCache struct {
+	mu   sync.Mutex
+	apps map[string]cachedRendered
+	// appsTree is the hash of apps/ whose app.yaml files appFiles holds.
+	appsTree plumbing.Hash
+	appFiles map[string]appSpec
+}
+
+type cachedRendered struct {
+	tree plumbing.Hash
+	key  string
+	objs []*unstructured.Unstructured
+}
+
+func newSnapshotCache() *snapshotCache { return &snapshotCache{apps: map[string]cachedRendered{}} }
+
+// rendered returns the app's objects and digest (its rendered tree's hash:
+// git hashes every file name and content under it, and secrets as ciphertext).
+func (c *snapshotCache) rendered(rendered *object.Tree, app string, key *secrets.Key) ([]*unstructured.Unstructured, string, error) {
 	dir := workspace.AppRenderedDir(app)
-	t, err := root.Tree(dir)
-	if err != nil {
+	var entry *object.TreeEntry
+	err := errors.New("no rendered directory")
+	if rendered != nil {
+		entry, err = rendered.FindEntry(app)
+	}
+	if err != nil || entry.Mode.IsFile() {
 		return nil, "", fmt.Errorf("no %s/ at this commit: render the app with 'berth build' and commit the result", dir)
 	}
+	keyID := ""
+	if key != nil {
+		keyID = fmt.Sprintf("%s/%d", key.ID(), len(key.Entries))
+	}
+	digest := entry.Hash.String()[:16]
+	c.mu.Lock()
+	hit, ok := c.apps[app]
+	c.mu.Unlock()
+	if ok && hit.tree == entry.Hash && hit.key == keyID {
+		return hit.objs, digest, nil
+	}
+	t, err := rendered.Tree(app)
+	if err != nil {
+		return nil, "", fmt.Errorf("reading %s/: %w", dir, err)
+	}
+	objs, err := readRendered(t, dir, key)
+	if err != nil {
+		return nil, "", err
+	}
+	c.mu.Lock()
+	c.apps[app] = cachedRendered{tree: entry.Hash, key: keyID, objs: objs}
+	c.mu.Unlock()
+	return objs, digest, nil
+}
+
+// keep drops the apps that are no longer in the workspace.
+func (c *snapshotCache) keep(apps map[string]*appSpec) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for name := range c.apps {
+		if _, ok := apps[name]; !ok {
+			delete(c.apps, name)
+		}
+	}
+}
+
+// readRendered reads an app's rendered tree t (dir in errors): one or more objects per file,
+// decrypting the encrypted ones with key.
+func readRendered(t *object.Tree, dir string, key *secrets.Key) ([]*unstructured.Unstructured, error) {
 	type file struct {
 		name string
 		f    *object.File
 	}
 	var files []file
-	err = t.Files().ForEach(func(f *object.File) error {
+	err := t.Files().ForEach(func(f *object.File) error {
 		switch path.Ext(f.Name) {
 		case ".yaml", ".yml", ".json":
 			files = append(files, file{f.Name, f})
@@ -258,25 +340,23 @@ func readRendered(root *object.Tree, app string, key *secrets.Key) ([]*unstructu
 		return nil
 	})
 	if err != nil {
-		return nil, "", fmt.Errorf("reading %s/: %w", dir, err)
+		return nil, fmt.Errorf("reading %s/: %w", dir, err)
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].name < files[j].name })
-	h := sha256.New()
 	var objs []*unstructured.Unstructured
 	for _, f := range files {
 		rel := path.Join(dir, f.name)
-		fmt.Fprintf(h, "%s %s\n", f.name, f.f.Hash)
 		data, err := blob(f.f)
 		if err != nil {
-			return nil, "", fmt.Errorf("reading %s: %w", rel, err)
+			return nil, fmt.Errorf("reading %s: %w", rel, err)
 		}
 		if secrets.IsEncrypted(data) {
 			if key == nil {
-				return nil, "", fmt.Errorf("%s is encrypted but the Workspace has no decryption key: create a Secret with the workspace's key under %q ('berth crypto export-key') and name it in spec.decryptionRef", rel, "key")
+				return nil, fmt.Errorf("%s is encrypted but the Workspace has no decryption key: create a Secret with the workspace's key under %q ('berth crypto export-key') and name it in spec.decryptionRef", rel, "key")
 			}
 			plain, err := secrets.Decrypt(key, data)
 			if err != nil {
-				return nil, "", &decryptError{fmt.Errorf("%s: decrypting it with the key of spec.decryptionRef failed (is it this workspace's key?): %w", rel, err)}
+				return nil, &decryptError{fmt.Errorf("%s: decrypting it with the key of spec.decryptionRef failed (is it this workspace's key?): %w", rel, err)}
 			}
 			data = plain
 		}
@@ -284,13 +364,13 @@ func readRendered(root *object.Tree, app string, key *secrets.Key) ([]*unstructu
 		if err != nil {
 			if isSecretFile(f.name) {
 				// Never echo a decoder's excerpt of a secret.
-				return nil, "", fmt.Errorf("%s: not a valid Kubernetes manifest", rel)
+				return nil, fmt.Errorf("%s: not a valid Kubernetes manifest", rel)
 			}
-			return nil, "", err
+			return nil, err
 		}
 		objs = append(objs, o...)
 	}
-	return objs, hex.EncodeToString(h.Sum(nil))[:16], nil
+	return objs, nil
 }
 
 type decryptError struct{ err error }

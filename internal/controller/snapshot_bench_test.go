@@ -1,0 +1,77 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	git "github.com/go-git/go-git/v5"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"berth.dev/berth/internal/workspace"
+)
+
+// BenchmarkReadSnapshot reads a workspace of 1,000 apps x 10 objects from a
+// commit, as every reconcile does.
+func BenchmarkReadSnapshot(b *testing.B) {
+	ctx := context.Background()
+	ws, err := workspace.Init(ctx, filepath.Join(b.TempDir(), "ws"), workspace.InitOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	const apps, objects = 1000, 10
+	var paths []string
+	for i := range apps {
+		paths = append(paths, workspace.AppDir(fmt.Sprintf("app-%04d", i)), workspace.AppRenderedDir(fmt.Sprintf("app-%04d", i)))
+	}
+	err = ws.Change(ctx, "apps", paths, func() error {
+		for i := range apps {
+			name := fmt.Sprintf("app-%04d", i)
+			if err := ws.WriteApp(&workspace.App{Name: name, Package: "p", Namespace: "ns"}); err != nil {
+				return err
+			}
+			var objs []*unstructured.Unstructured
+			for j := range objects {
+				objs = append(objs, configMap(fmt.Sprintf("%s-%d", name, j), map[string]string{"v": "1"}))
+			}
+			if _, err := ws.WriteRendered(ctx, name, objs); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	repo, err := git.PlainOpen(ws.Root)
+	if err != nil {
+		b.Fatal(err)
+	}
+	head, err := repo.Head()
+	if err != nil {
+		b.Fatal(err)
+	}
+	commit, err := repo.CommitObject(head.Hash())
+	if err != nil {
+		b.Fatal(err)
+	}
+	cache := newSnapshotCache()
+	for _, name := range []string{"cold", "cached"} {
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				c := cache
+				if name == "cold" {
+					c = newSnapshotCache()
+				}
+				snap, err := readSnapshot(commit, "", nil, c)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if len(snap.Apps) != apps {
+					b.Fatalf("%d apps", len(snap.Apps))
+				}
+			}
+		})
+	}
+}
