@@ -11,7 +11,7 @@ TOOLS       := $(CURDIR)/.tools
 STATICCHECK := $(TOOLS)/staticcheck
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: all build demo test lint fmt deps clean
+.PHONY: all build demo test lint fuzz fmt deps clean
 
 all: build
 
@@ -31,6 +31,13 @@ test: build deps
 ## deps: system packages the tests use (git, git-crypt), installed when missing
 deps:
 	@./scripts/deps.sh
+
+## fuzz: run each fuzz target briefly (FUZZTIME each), from its seed corpus on
+FUZZTIME ?= 10s
+fuzz:
+	$(GO) test ./internal/secrets -run '^$$' -fuzz '^FuzzDecrypt$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/secrets -run '^$$' -fuzz '^FuzzParseKey$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/secrets -run '^$$' -fuzz '^FuzzEncrypt$$' -fuzztime $(FUZZTIME)
 
 ## lint: gofmt, go vet and staticcheck
 lint: $(STATICCHECK)
