@@ -45,6 +45,7 @@ type Engine struct {
 	disco  discovery.CachedDiscoveryInterface
 
 	mapperMu sync.Mutex
+	eventsMu sync.Mutex // callers' event functions are called one at a time
 }
 
 // NewEngine returns an engine talking to the cluster of cfg.
@@ -252,6 +253,8 @@ func (e *ObjectsError) Unwrap() []error {
 
 func (e *Engine) emit(fn func(Event), ev Event) {
 	if fn != nil {
+		e.eventsMu.Lock()
+		defer e.eventsMu.Unlock()
 		fn(ev)
 	}
 }
