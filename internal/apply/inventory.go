@@ -1,11 +1,14 @@
 package apply
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 
@@ -22,6 +25,11 @@ import (
 const (
 	inventoryType = "berth.dev/inventory"
 	inventoryKey  = "inventory.json"
+	// Inventories larger than gzipThreshold are stored gzipped under
+	// inventoryGzKey, so that a Secret's 1 MiB holds about 50,000 objects
+	// instead of 8,000.
+	inventoryGzKey = "inventory.json.gz"
+	gzipThreshold  = 256 << 10
 )
 
 var secretsGVR = schema.GroupVersionResource{Version: "v1", Resource: "secrets"}
@@ -102,9 +110,9 @@ func (e *Engine) loadInventory(ctx context.Context, app, namespace string) (*sto
 	}
 	s.exists = true
 	s.resourceVersion = sec.ResourceVersion
-	var inv Inventory
-	if err := json.Unmarshal(sec.Data[inventoryKey], &inv); err != nil {
-		return nil, fmt.Errorf("the inventory of app %s (secret %s/%s, key %s) is corrupt: %w; delete the secret and re-apply to rebuild it (objects removed since then will not be pruned)", app, namespace, InventoryName(app), inventoryKey, err)
+	inv, err := decodeInventory(sec.Data)
+	if err != nil {
+		return nil, fmt.Errorf("the inventory of app %s (secret %s/%s) is corrupt: %w; delete the secret and re-apply to rebuild it (objects removed since then will not be pruned)", app, namespace, InventoryName(app), err)
 	}
 	for _, en := range inv.Entries {
 		s.byKey[en.Ref().key()] = en
@@ -119,7 +127,7 @@ func (e *Engine) saveInventory(ctx context.Context, app string, s *storedInvento
 		return nil
 	}
 	tmp := &storedInventory{byKey: next}
-	data, err := json.Marshal(Inventory{App: app, Entries: tmp.sorted()})
+	data, err := encodeInventory(Inventory{App: app, Entries: tmp.sorted()})
 	if err != nil {
 		return err
 	}
@@ -130,7 +138,7 @@ func (e *Engine) saveInventory(ctx context.Context, app string, s *storedInvento
 			Labels: map[string]string{LabelApp: app, LabelManagedBy: ManagedByValue},
 		},
 		Type: inventoryType,
-		Data: map[string][]byte{inventoryKey: data},
+		Data: data,
 	}
 	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(sec)
 	if err != nil {
@@ -170,6 +178,43 @@ func (e *Engine) deleteInventory(ctx context.Context, app string, s *storedInven
 	}
 	s.exists = false
 	return nil
+}
+
+func encodeInventory(inv Inventory) (map[string][]byte, error) {
+	data, err := json.Marshal(inv)
+	if err != nil {
+		return nil, err
+	}
+	if len(data) <= gzipThreshold {
+		return map[string][]byte{inventoryKey: data}, nil
+	}
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	if _, err := zw.Write(data); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return map[string][]byte{inventoryGzKey: b.Bytes()}, nil
+}
+
+func decodeInventory(data map[string][]byte) (Inventory, error) {
+	var inv Inventory
+	raw, ok := data[inventoryKey]
+	if gz, isGz := data[inventoryGzKey]; isGz {
+		zr, err := gzip.NewReader(bytes.NewReader(gz))
+		if err != nil {
+			return inv, err
+		}
+		if raw, err = io.ReadAll(zr); err != nil {
+			return inv, err
+		}
+	} else if !ok {
+		return inv, fmt.Errorf("no key %s or %s", inventoryKey, inventoryGzKey)
+	}
+	err := json.Unmarshal(raw, &inv)
+	return inv, err
 }
 
 func hashBytes(b []byte) string {
