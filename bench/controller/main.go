@@ -100,7 +100,11 @@ func run(ctx context.Context, c config) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
+	if os.Getenv("BERTH_BENCH_KEEP") == "" {
+		defer os.RemoveAll(work)
+	} else {
+		logf("keeping %s (controller.log)", work)
+	}
 
 	logf("building berth")
 	berth := filepath.Join(work, "berth")

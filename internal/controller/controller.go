@@ -24,11 +24,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	ctrlcontroller "sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	berthv1 "berth.dev/berth/api/v1alpha1"
 	"berth.dev/berth/internal/apply"
@@ -48,6 +51,9 @@ type Options struct {
 	Resync time.Duration
 	// FetchTimeout bounds one git fetch.
 	FetchTimeout time.Duration
+	// ProgressDelay is how long an apply runs before the Workspace says
+	// Reconciling=True.
+	ProgressDelay time.Duration
 	// MetricsAddr serves /metrics; "0" disables it.
 	MetricsAddr string
 	// ProbeAddr serves /healthz and /readyz; "0" disables it.
@@ -70,14 +76,15 @@ type Options struct {
 // DefaultOptions returns the options of the controller as deployed.
 func DefaultOptions() Options {
 	return Options{
-		CacheDir:     filepath.Join(os.TempDir(), "berth-controller"),
-		Workers:      8,
-		Resync:       time.Hour,
-		FetchTimeout: time.Minute,
-		MetricsAddr:  ":8080",
-		ProbeAddr:    ":8081",
-		WebhookAddr:  ":9292",
-		Logger:       logr.Discard(),
+		CacheDir:      filepath.Join(os.TempDir(), "berth-controller"),
+		Workers:       8,
+		Resync:        time.Hour,
+		FetchTimeout:  time.Minute,
+		ProgressDelay: 2 * time.Second,
+		MetricsAddr:   ":8080",
+		ProbeAddr:     ":8081",
+		WebhookAddr:   ":9292",
+		Logger:        logr.Discard(),
 	}
 }
 
@@ -112,6 +119,9 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 	}
 	if opts.FetchTimeout <= 0 {
 		opts.FetchTimeout = def.FetchTimeout
+	}
+	if opts.ProgressDelay <= 0 {
+		opts.ProgressDelay = def.ProgressDelay
 	}
 	if opts.Logger.GetSink() == nil {
 		opts.Logger = logr.Discard()
@@ -178,8 +188,12 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 		namespaces: map[string]bool{},
 		snapshots:  map[types.NamespacedName]*snapshotCache{},
 	}
+	// Pushes received by the leader trigger a reconcile in process, without
+	// writing the (large) Workspace; other replicas record them on it.
+	pushes := make(chan event.GenericEvent, 64)
 	err = ctrl.NewControllerManagedBy(mgr).
 		For(&berthv1.Workspace{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		WatchesRawSource(source.Channel(pushes, &handler.EnqueueRequestForObject{})).
 		WithOptions(ctrlcontroller.Options{MaxConcurrentReconciles: 4}).
 		Complete(rec)
 	if err != nil {
@@ -196,7 +210,21 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 	}); err != nil {
 		return nil, err
 	}
-	c := &Controller{mgr: mgr, rec: rec, hooks: &webhook{client: mgr.GetClient(), reader: mgr.GetAPIReader(), log: opts.Logger.WithName("webhook")}, webAddr: opts.WebhookAddr}
+	hooks := &webhook{client: mgr.GetClient(), reader: mgr.GetAPIReader(), log: opts.Logger.WithName("webhook"),
+		trigger: func(ws *berthv1.Workspace) bool {
+			select {
+			case <-mgr.Elected():
+			default:
+				return false // not the leader: its controller is not running
+			}
+			select {
+			case pushes <- event.GenericEvent{Object: ws}:
+				return true
+			default:
+				return false // busy: record it on the Workspace instead
+			}
+		}}
+	c := &Controller{mgr: mgr, rec: rec, hooks: hooks, webAddr: opts.WebhookAddr}
 	if opts.WebhookAddr != "" && opts.WebhookAddr != "0" {
 		lis, err := net.Listen("tcp", opts.WebhookAddr)
 		if err != nil {

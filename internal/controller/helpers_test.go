@@ -42,36 +42,40 @@ var crdOnce sync.Once
 func installCRD(t *testing.T) {
 	t.Helper()
 	cfg := testcluster.Config(t)
-	crdOnce.Do(func() {
-		var crd apiextensionsv1.CustomResourceDefinition
-		if err := yaml.Unmarshal(config.WorkspaceCRD, &crd); err != nil {
-			t.Fatal(err)
-		}
-		cs := apiextclient.NewForConfigOrDie(cfg)
-		ctx := context.Background()
-		cur, err := cs.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{})
-		switch {
-		case apierrors.IsNotFound(err):
-			_, err = cs.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, &crd, metav1.CreateOptions{})
-		case err == nil:
-			crd.ResourceVersion = cur.ResourceVersion
-			_, err = cs.ApiextensionsV1().CustomResourceDefinitions().Update(ctx, &crd, metav1.UpdateOptions{})
-		}
+	crdOnce.Do(func() { installCRDOn(t, cfg) })
+}
+
+// installCRDOn installs the Workspace CRD in the cluster of cfg.
+func installCRDOn(t *testing.T, cfg *rest.Config) {
+	t.Helper()
+	var crd apiextensionsv1.CustomResourceDefinition
+	if err := yaml.Unmarshal(config.WorkspaceCRD, &crd); err != nil {
+		t.Fatal(err)
+	}
+	cs := apiextclient.NewForConfigOrDie(cfg)
+	ctx := context.Background()
+	cur, err := cs.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		_, err = cs.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, &crd, metav1.CreateOptions{})
+	case err == nil:
+		crd.ResourceVersion = cur.ResourceVersion
+		_, err = cs.ApiextensionsV1().CustomResourceDefinitions().Update(ctx, &crd, metav1.UpdateOptions{})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	testcluster.WaitFor(t, 30*time.Second, func(ctx context.Context) (bool, string, error) {
+		c, err := cs.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{})
 		if err != nil {
-			t.Fatal(err)
+			return false, err.Error(), nil
 		}
-		testcluster.WaitFor(t, 30*time.Second, func(ctx context.Context) (bool, string, error) {
-			c, err := cs.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{})
-			if err != nil {
-				return false, err.Error(), nil
+		for _, cond := range c.Status.Conditions {
+			if cond.Type == apiextensionsv1.Established && cond.Status == apiextensionsv1.ConditionTrue {
+				return true, "", nil
 			}
-			for _, cond := range c.Status.Conditions {
-				if cond.Type == apiextensionsv1.Established && cond.Status == apiextensionsv1.ConditionTrue {
-					return true, "", nil
-				}
-			}
-			return false, "not established", nil
-		})
+		}
+		return false, "not established", nil
 	})
 }
 
@@ -223,7 +227,12 @@ type running struct {
 // the test ends (or stop is called).
 func startController(t *testing.T, ns string, mutate func(*Options)) *running {
 	t.Helper()
-	cfg := rest.CopyConfig(testcluster.Config(t))
+	return startControllerOn(t, testcluster.Config(t), ns, mutate)
+}
+
+func startControllerOn(t *testing.T, cfg *rest.Config, ns string, mutate func(*Options)) *running {
+	t.Helper()
+	cfg = rest.CopyConfig(cfg)
 	rc := &requestCounter{}
 	cfg.Wrap(rc.wrap)
 	reg := prometheus.NewRegistry()
@@ -321,7 +330,12 @@ func (f rtFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r)
 // kube is a controller-runtime client for the test's own reads and writes.
 func kube(t *testing.T) client.Client {
 	t.Helper()
-	c, err := client.New(testcluster.Config(t), client.Options{Scheme: Scheme()})
+	return kubeFor(t, testcluster.Config(t))
+}
+
+func kubeFor(t *testing.T, cfg *rest.Config) client.Client {
+	t.Helper()
+	c, err := client.New(cfg, client.Options{Scheme: Scheme()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -414,3 +428,5 @@ func annotate(t *testing.T, c client.Client, ns, name, key string) {
 }
 
 func removeAll(p string) error { return os.RemoveAll(p) }
+
+func objectMeta(name string) metav1.ObjectMeta { return metav1.ObjectMeta{Name: name} }

@@ -155,7 +155,10 @@ func (r *reconciler) reconcile(ctx context.Context, ws *berthv1.Workspace, wsKey
 		r.snapshots[nn] = cache
 	}
 	r.mu.Unlock()
+	fetched := time.Since(fstart)
+	rstart := time.Now()
 	snap, err := readSnapshot(f.commit, ws.Spec.Path, key, cache)
+	read := time.Since(rstart)
 	if err != nil {
 		var inv *invalidWorkspaceError
 		if errors.As(err, &inv) {
@@ -183,15 +186,32 @@ func (r *reconciler) reconcile(ctx context.Context, ws *berthv1.Workspace, wsKey
 			work = true
 		}
 	}
+	// A health-gated apply can take minutes: say Reconciling once it has
+	// taken a while (a quick one is not worth a write of the Workspace).
+	var progress sync.WaitGroup
+	applied := make(chan struct{})
 	if work && !isTrue(ws.Status.Conditions, berthv1.ConditionReconciling) {
 		setCondition(&ws.Status.Conditions, berthv1.ConditionReconciling, metav1.ConditionTrue, berthv1.ReasonProgressing, "applying revision "+short(rev), gen)
-		// Say so now: a health-gated apply can take minutes.
-		if err := r.patchStatus(ctx, ws); err != nil {
-			return ctrl.Result{}, err
-		}
+		early := ws.DeepCopy()
+		progress.Add(1)
+		go func() {
+			defer progress.Done()
+			select {
+			case <-applied:
+			case <-time.After(r.opts.ProgressDelay):
+				if err := r.patchStatus(ctx, early); err != nil {
+					log.FromContext(ctx).Error(err, "writing the Reconciling condition")
+				}
+			}
+		}()
 	}
 
+	astart := time.Now()
 	outcomes := r.applyApps(ctx, ws, wsKey, snap, previous, full)
+	close(applied)
+	progress.Wait()
+	log.FromContext(ctx).Info("reconciled", "revision", short(rev), "full", full, "apps", len(snap.Apps),
+		"fetch", fetched.Round(time.Millisecond).String(), "read", read.Round(time.Millisecond).String(), "apply", time.Since(astart).Round(time.Millisecond).String())
 
 	// Prune apps removed from the workspace.
 	inSnap := map[string]bool{}

@@ -27,6 +27,9 @@ type webhook struct {
 	client client.Client
 	reader client.Reader // uncached, for Secrets
 	log    logr.Logger
+	// trigger, when set, reconciles a Workspace in this process and reports
+	// whether it could; otherwise the push is recorded on the Workspace.
+	trigger func(*berthv1.Workspace) bool
 }
 
 // push is what the three forges' push payloads share.
@@ -130,6 +133,10 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		token := s.Data[berthv1.WebhookTokenKey]
 		if len(token) == 0 || !verify(token) {
+			continue
+		}
+		if h.trigger != nil && h.trigger(ws.DeepCopy()) {
+			signed = append(signed, client.ObjectKeyFromObject(ws).String())
 			continue
 		}
 		patch := client.MergeFrom(ws.DeepCopy())
