@@ -31,12 +31,17 @@ type clusterFlags struct {
 }
 
 func (f *clusterFlags) add(cmd *cobra.Command) {
+	f.addOptionalApp(cmd)
+	_ = cmd.MarkFlagRequired("app")
+}
+
+// addOptionalApp adds the flags with --app optional (plan checks it itself).
+func (f *clusterFlags) addOptionalApp(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.app, "app", "", "name of the app: labels its objects berth.dev/app=NAME and names its inventory (required)")
 	fl.StringVarP(&f.namespace, "namespace", "n", "", "namespace of objects that have none, and of the app's inventory (default: the kubeconfig context's, else default)")
 	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)")
 	fl.StringVar(&f.context, "context", "", "kubeconfig context (default: the current context)")
-	_ = cmd.MarkFlagRequired("app")
 }
 
 // engine returns an engine for the selected cluster and the namespace to use.
@@ -158,21 +163,39 @@ A field another tool owns is reported as a conflict naming the field and the too
 
 func newPlanCmd(app *App) *cobra.Command {
 	var cf clusterFlags
+	var wf wsFlags
 	var files []string
 	var out output
 	opts := apply.DefaultPlanOptions()
 	cmd := &cobra.Command{
-		Use:   "plan --app NAME -f FILE|DIR ...",
-		Short: "Show what 'berth apply' would change, as a diff",
-		Long: `Show, for every object, whether 'berth apply' would create, update, delete or
-leave it unchanged, and for updates a unified YAML diff of the fields berth manages
-(from a server-side dry run, made only for the objects that change). Fields that
-the API server or admission webhooks default, and status, are not shown as changes.
-Secret values are masked. Nothing in the cluster changes.`,
-		Example: `  berth plan --app web -n web -f manifests/
+		Use:   "plan [APP...] | plan --app NAME -f FILE|DIR ...",
+		Short: "Show what a deploy would change in the cluster, as a diff",
+		Long: `Show, for every object, whether a deploy would create, update, delete or leave
+it unchanged, and for updates a unified YAML diff of the fields berth manages (from
+a server-side dry run, made only for the objects that change). Fields that the API
+server or admission webhooks default, and status, are not shown as changes. Secret
+values are masked. Nothing in the cluster changes.
+
+Without -f it plans the workspace's apps (the named ones and what they depend on;
+all when none is named), as 'berth deploy' would apply them, pruning included.
+With -f it plans plain manifests as 'berth apply --app NAME' would.`,
+		Example: `  berth plan
+  berth plan airflow -o json
+  berth plan --app web -n web -f manifests/
   berth plan --app web -f manifests/ --prune -o json`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(files) == 0 {
+				if cf.app != "" {
+					return errors.New("--app plans plain manifests: give them with -f; without -f, name workspace apps as arguments")
+				}
+				return planWorkspace(cmd, app, &wf, args, out)
+			}
+			if len(args) > 0 {
+				return fmt.Errorf("with -f, plan takes no app arguments (got %s); name the app with --app", strings.Join(args, " "))
+			}
+			if cf.app == "" {
+				return errors.New("--app is required with -f: it names the app whose inventory the plan compares with")
+			}
 			objs, err := readManifests(cmd, files)
 			if err != nil {
 				return err
@@ -195,13 +218,36 @@ Secret values are masked. Nothing in the cluster changes.`,
 			return explain(err, host)
 		},
 	}
-	cf.add(cmd)
+	cf.addOptionalApp(cmd)
+	wf.add(cmd)
 	f := cmd.Flags()
 	f.StringArrayVarP(&files, "filename", "f", nil, "manifest file or directory; - for standard input; repeatable")
-	f.BoolVar(&opts.Prune, "prune", false, "plan the deletion of the app's objects that the manifests no longer hold")
-	f.BoolVar(&opts.ForceConflicts, "force-conflicts", false, "plan as if taking over fields that other tools own")
+	f.BoolVar(&opts.Prune, "prune", false, "with -f: plan the deletion of the app's objects that the manifests no longer hold")
+	f.BoolVar(&opts.ForceConflicts, "force-conflicts", false, "with -f: plan as if taking over fields that other tools own")
 	addOutputFlag(cmd, &out)
 	return cmd
+}
+
+// planWorkspace prints the plan of the workspace's apps.
+func planWorkspace(cmd *cobra.Command, app *App, wf *wsFlags, names []string, out output) error {
+	env, err := app.env(wf, nil)
+	if err != nil {
+		return err
+	}
+	results, err := env.Plan(cmd.Context(), names...)
+	if err != nil {
+		return err
+	}
+	if out == outputJSON {
+		if results == nil {
+			results = []*apply.Result{}
+		}
+		return writeJSON(app.Out, results)
+	}
+	for _, r := range results {
+		printPlan(app.Out, r)
+	}
+	return nil
 }
 
 func newDeleteCmd(app *App) *cobra.Command {

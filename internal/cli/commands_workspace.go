@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
 
+	"berth.dev/berth/internal/apply"
 	"berth.dev/berth/internal/lifecycle"
 	"berth.dev/berth/internal/pkgspec"
 	"berth.dev/berth/internal/wizard"
@@ -462,6 +463,18 @@ shows what changes, commits, and deploys. Nothing changes when all is up to date
 			res, err := env.Upgrade(cmd.Context(), opts)
 			if err != nil {
 				return err
+			}
+			if len(res.Changes) > 0 && out != outputJSON {
+				// What the new versions change in the cluster, before deploying them.
+				plans, err := env.Plan(cmd.Context(), args...)
+				if err != nil {
+					return err
+				}
+				for _, r := range plans {
+					if r.Count(apply.ActionUnchanged) < len(r.Changes) {
+						printPlan(app.Out, r)
+					}
+				}
 			}
 			if len(res.Changes) > 0 && !noDeploy {
 				if _, err := env.Deploy(cmd.Context(), lifecycle.DeployOptions{Apps: args, Timeout: timeout}); err != nil {

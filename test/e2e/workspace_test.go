@@ -154,6 +154,31 @@ func TestWorkspaceLifecycleThroughTheCLI(t *testing.T) {
 		t.Errorf("deploy order %v puts grafana before cert-manager", order)
 	}
 
+	// plan agrees: nothing to do.
+	var plans []struct {
+		App     string `json:"app"`
+		Changes []struct {
+			Action string `json:"action"`
+		} `json:"changes"`
+	}
+	out = berth(t, home, "plan", "-C", ws, "-o", "json")
+	if err := json.Unmarshal([]byte(out), &plans); err != nil {
+		t.Fatalf("plan -o json: %v\n%s", err, out)
+	}
+	if len(plans) != 4 {
+		t.Errorf("plan covers %d apps, want 4", len(plans))
+	}
+	for _, p := range plans {
+		for _, c := range p.Changes {
+			if c.Action != "unchanged" {
+				t.Errorf("plan of an unchanged workspace: app %s would %s an object", p.App, c.Action)
+			}
+		}
+	}
+	if _, errOut, code := berthResult(home, "plan", "--app", af, "-C", ws); code == 0 || !strings.Contains(errOut, "-f") {
+		t.Errorf("plan --app without -f: exit %d, %q", code, errOut)
+	}
+
 	// config: the change reaches the cluster.
 	berth(t, home, "config", af, "--set", "workers=3", "-C", ws)
 	worker, err := cs.AppsV1().StatefulSets(af).Get(ctx, af+"-worker", metav1.GetOptions{})
