@@ -495,7 +495,6 @@ func printWorkspace(w io.Writer, ws *berthv1.Workspace, apps []berthv1.AppStatus
 		if a.Suspended {
 			st = "suspended"
 		} else if r := apimeta.FindStatusCondition(a.Conditions, berthv1.ConditionReady); r != nil {
-			st = strings.ToLower(string(r.Status))
 			switch {
 			case r.Status == metav1.ConditionTrue:
 				st = "ready"
