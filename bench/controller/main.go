@@ -258,7 +258,7 @@ func run(ctx context.Context, c config) error {
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	results = append(results, result{"drift repair latency p50 / p99 / max",
 		fmt.Sprintf("%s / %s / %s", pct(lat, 50), pct(lat, 99), lat[len(lat)-1].Round(time.Millisecond)),
-		fmt.Sprintf("%d edits: scale a Deployment, delete a ConfigMap; from the edit's response to the repair seen by a watch", c.edits)})
+		fmt.Sprintf("%d edits: %s; from the edit's response to the repair seen by a watch", c.edits, editKinds(c))})
 
 	// A push, announced by a webhook.
 	for _, n := range []int{1, c.changed} {
@@ -599,4 +599,11 @@ func render(rs []result, c config) string {
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", r.name, r.value, r.note)
 	}
 	return b.String()
+}
+
+func editKinds(c config) string {
+	if c.deployment {
+		return "scale a Deployment, delete a ConfigMap, alternately"
+	}
+	return "delete a ConfigMap"
 }
