@@ -588,3 +588,82 @@ func deployment(name string) *unstructured.Unstructured {
 		},
 	}}
 }
+
+// TestHTTPSTokenAndHealthGating: the git token comes from the Secret named by
+// spec.secretRef (a wrong one is reported as such), and an app whose objects
+// never become healthy holds back the apps that depend on it, not the others.
+func TestHTTPSTokenAndHealthGating(t *testing.T) {
+	installCRD(t)
+	ns := testcluster.Namespace(t)
+	appNS := testcluster.Namespace(t)
+	k := kube(t)
+	ctx := context.Background()
+	gs := newGitServer(t)
+	r := gs.newRepo(t, "ws")
+	token := "t0ken"
+	gs.token.Store(&token)
+	// db never becomes healthy: its claim asks for a storage class that does not exist.
+	pvc := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+		"metadata": map[string]any{"name": "data"},
+		"spec": map[string]any{
+			"accessModes":      []any{"ReadWriteOnce"},
+			"storageClassName": "no-such-class",
+			"resources":        map[string]any{"requests": map[string]any{"storage": "1Gi"}},
+		},
+	}}
+	r.app("db", appNS, []*unstructured.Unstructured{pvc}, nil)
+	r.app("web", appNS, []*unstructured.Unstructured{configMap("web", map[string]string{"v": "1"})}, nil)
+	r.app("other", appNS, []*unstructured.Unstructured{configMap("other", map[string]string{"v": "1"})}, nil)
+	r.lock(&workspace.Lock{Instances: []workspace.LockInstance{
+		{Key: "app:web", Role: "app", Package: "web", Version: "1.0.0", Dependencies: map[string]string{"db": "app:db"}},
+		{Key: "app:db", Role: "app", Package: "db", Version: "1.0.0"},
+		{Key: "app:other", Role: "app", Package: "other", Version: "1.0.0"},
+	}})
+	r.push()
+	if err := k.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "git"}, Data: map[string][]byte{"password": []byte("wrong")}}); err != nil {
+		t.Fatal(err)
+	}
+	createWorkspace(t, k, ns, "main", r.URL, func(ws *berthv1.Workspace) {
+		ws.Spec.SecretRef = &berthv1.LocalSecretReference{Name: "git"}
+		ws.Spec.Timeout = metav1.Duration{Duration: 2 * time.Second}
+	})
+	startController(t, ns, nil)
+	ws := waitWorkspace(t, k, ns, "main", syncTimeout, func(ws *berthv1.Workspace) (bool, string) {
+		c := apimeta.FindStatusCondition(ws.Status.Conditions, berthv1.ConditionReady)
+		return c != nil && c.Reason == berthv1.ReasonGitFetchFailed, describe(ws)
+	})
+	if c := apimeta.FindStatusCondition(ws.Status.Conditions, berthv1.ConditionReady); !strings.Contains(c.Message, "credentials") || strings.Contains(c.Message, "wrong") {
+		t.Errorf("a refused token: %q", c.Message)
+	}
+
+	var s corev1.Secret
+	if err := k.Get(ctx, client.ObjectKey{Namespace: ns, Name: "git"}, &s); err != nil {
+		t.Fatal(err)
+	}
+	s.Data["password"] = []byte(token)
+	if err := k.Update(ctx, &s); err != nil {
+		t.Fatal(err)
+	}
+	requestFetch(t, k, ns, "main")
+	ws = waitWorkspace(t, k, ns, "main", syncTimeout, func(ws *berthv1.Workspace) (bool, string) {
+		web, other := appStatus(ws, "web"), appStatus(ws, "other")
+		return ws.Status.LastFetchedRevision == r.head() && web != nil && other != nil &&
+			isTrue(other.Conditions, berthv1.ConditionReady) &&
+			apimeta.FindStatusCondition(web.Conditions, berthv1.ConditionReady) != nil, describe(ws)
+	})
+	web := apimeta.FindStatusCondition(appStatus(ws, "web").Conditions, berthv1.ConditionReady)
+	if web.Status != metav1.ConditionFalse || web.Reason != berthv1.ReasonDependencyNotReady || !strings.Contains(web.Message, "db") {
+		t.Errorf("web, whose dependency is not healthy: %+v", web)
+	}
+	if getCM(t, k, appNS, "web") != nil {
+		t.Error("web was applied before its dependency was healthy")
+	}
+	db := apimeta.FindStatusCondition(appStatus(ws, "db").Conditions, berthv1.ConditionReady)
+	if db.Status != metav1.ConditionFalse || db.Reason != berthv1.ReasonHealthCheckFailed {
+		t.Errorf("db: %+v", db)
+	}
+	if getCM(t, k, appNS, "other") == nil {
+		t.Error("an independent app was held back")
+	}
+}

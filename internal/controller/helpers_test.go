@@ -85,6 +85,8 @@ type gitServer struct {
 	root string
 	srv  *httptest.Server
 	down atomic.Bool
+	// token, when set, is the password HTTPS basic auth must carry.
+	token atomic.Pointer[string]
 }
 
 func newGitServer(t *testing.T) *gitServer {
@@ -113,6 +115,13 @@ func newGitServer(t *testing.T) *gitServer {
 			}
 			w.WriteHeader(http.StatusServiceUnavailable)
 			return
+		}
+		if tok := g.token.Load(); tok != nil {
+			if _, pw, ok := r.BasicAuth(); !ok || pw != *tok {
+				w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
 		}
 		backend.ServeHTTP(w, r)
 	}))
