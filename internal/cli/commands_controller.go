@@ -6,12 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
+	"net"
 	"os/exec"
+	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -187,19 +186,16 @@ for running 'berth controller' yourself.`,
 			}
 			opts.Local = local || noController
 			var cfg *rest.Config
-			var clusterDir, kubeconfig string
+			var lc *localcluster.Cluster
 			if local {
 				home, err := app.home()
 				if err != nil {
 					return err
 				}
-				c, err := localcluster.Open(home, cluster)
-				if err != nil {
+				if lc, err = localcluster.Open(home, cluster); err != nil {
 					return fmt.Errorf("--local: %w (start it with 'berth up --name %s')", err, cluster)
 				}
-				kubeconfig = c.KubeconfigPath()
-				clusterDir = filepath.Dir(kubeconfig)
-				kf.kubeconfig = kubeconfig
+				kf.kubeconfig = lc.KubeconfigPath()
 			}
 			if cfg, err = kf.config(); err != nil {
 				return err
@@ -212,8 +208,9 @@ for running 'berth controller' yourself.`,
 				return err
 			}
 			var pid int
+			var webhookURL string
 			if local {
-				if pid, err = startLocalController(clusterDir, kubeconfig, opts.Namespace); err != nil {
+				if pid, webhookURL, err = startLocalController(cmd.Context(), lc, opts.Namespace); err != nil {
 					return err
 				}
 			}
@@ -225,13 +222,13 @@ for running 'berth controller' yourself.`,
 			}
 			fmt.Fprintf(app.Out, "Installed berth's controller: %s\n", summary(res.Apply))
 			if local {
-				fmt.Fprintf(app.Out, "Controller running as a local process (pid %d); log: %s\n", pid, filepath.Join(clusterDir, "controller.log"))
+				fmt.Fprintf(app.Out, "Controller running as a local process (pid %d; 'berth down' stops it); log: %s\n", pid, lc.AddonLog("controller"))
 			}
 			fmt.Fprintf(app.Out, "Workspace %s follows %s (branch %s).\n", res.Workspace, opts.Workspace.URL, opts.Workspace.Branch)
 			ns, name, _ := strings.Cut(res.WebhookSecret, "/")
 			where := "on service berth-controller (port 80)"
 			if local {
-				where = "at http://127.0.0.1:9292/hooks/git"
+				where = "at " + webhookURL
 			}
 			fmt.Fprintf(app.Out, "Push webhook: POST /hooks/git %s; its secret is in\n  kubectl -n %s get secret %s -o jsonpath='{.data.token}' | base64 -d\n", where, ns, name)
 			return nil
@@ -260,40 +257,35 @@ for running 'berth controller' yourself.`,
 	return cmd
 }
 
-// startLocalController runs 'berth controller' as a detached process against a
-// local cluster, replacing one started before; its pid is in controller.pid.
-func startLocalController(dir, kubeconfig, namespace string) (int, error) {
-	pidFile := filepath.Join(dir, "controller.pid")
-	if b, err := os.ReadFile(pidFile); err == nil {
-		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
-			if p, err := os.FindProcess(pid); err == nil {
-				_ = p.Signal(syscall.SIGTERM)
-			}
+// startLocalController runs 'berth controller' as an add-on of a local cluster:
+// a detached process recorded like the control plane's, replacing one started
+// before, stopped by 'berth down'. Its push webhook listens on a free loopback
+// port, so clusters side by side do not collide; it returns the pid and the
+// webhook's URL.
+func startLocalController(ctx context.Context, c *localcluster.Cluster, namespace string) (int, string, error) {
+	exe, err := filterExecutable() // the berth binary (overridable, for tests and wrappers)
+	if err != nil {
+		return 0, "", err
+	}
+	if !filepath.IsAbs(exe) {
+		if exe, err = exec.LookPath(exe); err != nil {
+			return 0, "", fmt.Errorf("finding the berth binary to run the controller: %w", err)
 		}
 	}
-	exe, err := os.Executable()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
-	logf, err := os.OpenFile(filepath.Join(dir, "controller.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	webhook := l.Addr().String()
+	l.Close()
+	pid, err := c.StartAddon(ctx, "controller", exe, []string{"controller",
+		"--kubeconfig", c.KubeconfigPath(), "--namespace", namespace,
+		"--cache-dir", filepath.Join(c.Dir, "controller-cache"),
+		"--metrics-addr", "127.0.0.1:0", "--probe-addr", "127.0.0.1:0", "--webhook-addr", webhook})
 	if err != nil {
-		return 0, err
+		return 0, "", fmt.Errorf("starting the local controller: %w", err)
 	}
-	defer logf.Close()
-	c := exec.Command(exe, "controller", "--kubeconfig", kubeconfig, "--namespace", namespace,
-		"--cache-dir", filepath.Join(dir, "controller-cache"),
-		"--metrics-addr", "127.0.0.1:0", "--probe-addr", "127.0.0.1:0", "--webhook-addr", "127.0.0.1:9292")
-	c.Stdout, c.Stderr = logf, logf
-	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := c.Start(); err != nil {
-		return 0, fmt.Errorf("starting the local controller: %w", err)
-	}
-	pid := c.Process.Pid
-	_ = c.Process.Release()
-	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(pid)+"\n"), 0o600); err != nil {
-		return pid, err
-	}
-	return pid, nil
+	return pid, "http://" + webhook + "/hooks/git", nil
 }
 
 // workspaceFlags select a Workspace.

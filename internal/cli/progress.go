@@ -136,3 +136,12 @@ func round(d time.Duration) time.Duration {
 	}
 	return d.Round(time.Second)
 }
+
+// step reports fn as one step.
+func (p *progress) step(name string, fn func() error) error {
+	p.Event(localcluster.Event{Step: name})
+	start := time.Now()
+	err := fn()
+	p.Event(localcluster.Event{Step: name, Done: true, Elapsed: time.Since(start), Err: err})
+	return err
+}

@@ -9,8 +9,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"berth.dev/berth/internal/controller"
 	"berth.dev/berth/internal/lifecycle"
 	"berth.dev/berth/internal/localcluster"
+	"berth.dev/berth/internal/secrets"
 	"berth.dev/berth/internal/workspace"
 )
 
@@ -83,6 +85,13 @@ exists is kept and only what is missing is done.`,
 			if _, err := env.Deploy(ctx, lifecycle.DeployOptions{Timeout: timeout}); err != nil {
 				return err
 			}
+			// From here on the controller keeps the cluster equal to the
+			// workspace, as it would in a real cluster: it runs locally because
+			// kwok's nodes run no containers.
+			webhook, err := startQuickstartController(cmd, c, env.WS.Root, p)
+			if err != nil {
+				return err
+			}
 			st, err := env.Status(ctx)
 			if err != nil {
 				return err
@@ -93,13 +102,15 @@ exists is kept and only what is missing is done.`,
 			}
 			fmt.Fprintf(app.Out, `
 The workspace is %[1]s: every change above is a commit there.
+berth's controller runs locally and keeps the cluster equal to its main branch
+(log: %[2]s; push webhook %[3]s).
 Try next:
   berth status -C %[1]s                          # health of every app
   berth config airflow --set workers=3 -C %[1]s  # change a setting: commit + deploy
   berth history airflow -C %[1]s                 # and 'berth rollback airflow'
   git -C %[1]s log --stat                        # what berth wrote
   berth kubectl -- get pods -A                   # the cluster itself
-`, dir)
+`, dir, c.AddonLog("controller"), webhook)
 			return nil
 		},
 	}
@@ -107,4 +118,36 @@ Try next:
 	cmd.Flags().StringVar(&cluster, "cluster", localcluster.DefaultUpOptions().Name, "local cluster name")
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long each app may take to become healthy")
 	return cmd
+}
+
+// startQuickstartController installs the Workspace CRD, the workspace's key and a
+// Workspace following the local repository, and starts the controller as an
+// add-on of the local cluster. It returns the push webhook's URL.
+func startQuickstartController(cmd *cobra.Command, c *localcluster.Cluster, root string, p *progress) (string, error) {
+	ctx := cmd.Context()
+	_, keyPath, err := secrets.RepoKey(ctx, root)
+	if err != nil {
+		return "", err
+	}
+	key, err := os.ReadFile(keyPath)
+	if err != nil {
+		return "", err
+	}
+	cfg, err := c.RESTConfig()
+	if err != nil {
+		return "", err
+	}
+	opts := controller.DefaultBootstrapOptions()
+	opts.Local = true
+	opts.Workspace.URL = "file://" + root
+	opts.Key = key
+	var webhook string
+	err = p.step("start berth's controller", func() error {
+		if _, err := controller.Bootstrap(ctx, cfg, opts); err != nil {
+			return err
+		}
+		_, webhook, err = startLocalController(ctx, c, opts.Namespace)
+		return err
+	})
+	return webhook, err
 }

@@ -405,7 +405,10 @@ func Down(ctx context.Context, opts DownOptions) (DownResult, error) {
 		names = append(names, comp.name)
 	}
 	var errs []error
-	res.Stopped = c.stop(ctx, names, func(err error) { errs = append(errs, err) })
+	onErr := func(err error) { errs = append(errs, err) }
+	// Add-ons (the local controller) first: they talk to the API server.
+	res.Stopped = c.stopAddons(ctx, onErr)
+	res.Stopped = append(res.Stopped, c.stop(ctx, names, onErr)...)
 	if err := errors.Join(errs...); err != nil {
 		return res, err
 	}

@@ -9,11 +9,15 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"berth.dev/berth/internal/testcluster"
 )
@@ -320,6 +324,35 @@ func TestQuickstartTwiceIsHarmless(t *testing.T) {
 	if strings.Contains(out, "Progressing") || strings.Contains(out, "Failed") {
 		t.Errorf("quickstart ended with an unhealthy app:\n%s", out)
 	}
+	// The controller runs locally and repairs drift: delete a Deployment by hand
+	// and it comes back.
+	cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(home, "clusters", cluster, "kubeconfig"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	old, err := cs.AppsV1().Deployments("airflow").Get(ctx, "airflow-webserver", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.AppsV1().Deployments("airflow").Delete(ctx, "airflow-webserver", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testcluster.WaitFor(t, 60*time.Second, func(ctx context.Context) (bool, string, error) {
+		d, err := cs.AppsV1().Deployments("airflow").Get(ctx, "airflow-webserver", metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return false, "deleted, not yet re-created", nil
+		}
+		if err != nil {
+			return false, "", err
+		}
+		return d.UID != old.UID, "still the old object", nil
+	})
+
 	head := gitIn(t, ws, "rev-parse", "HEAD")
 	out = berth(t, home, "quickstart", "--dir", ws, "--cluster", cluster)
 	if !strings.Contains(out, "Healthy") {
