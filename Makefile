@@ -11,7 +11,7 @@ TOOLS       := $(CURDIR)/.tools
 STATICCHECK := $(TOOLS)/staticcheck
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: all build demo test lint fuzz fmt deps clean
+.PHONY: all build demo test lint fuzz generate verify-generated bench bench-controller image fmt deps clean
 
 all: build
 
@@ -38,6 +38,26 @@ fuzz:
 	$(GO) test ./internal/secrets -run '^$$' -fuzz '^FuzzDecrypt$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/secrets -run '^$$' -fuzz '^FuzzParseKey$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/secrets -run '^$$' -fuzz '^FuzzEncrypt$$' -fuzztime $(FUZZTIME)
+
+## generate: regenerate deepcopy and CRD YAML (controller-gen from the module proxy)
+generate:
+	$(GO) generate ./api/...
+
+## verify-generated: fail when the generated code is not what the sources give
+verify-generated: generate
+	@git diff --exit-code -- api config || { echo "generated code is stale: run make generate and commit"; exit 1; }
+
+## bench: the deploy engine against kubectl and helm on one API server (~40 min)
+bench:
+	./bench/run.sh
+
+## bench-controller: 1,000 apps x 10 objects under one controller
+bench-controller:
+	$(GO) run ./bench/controller -o bench/controller/results.md
+
+## image: the controller image (needs a Docker engine)
+image:
+	docker build -t berth:latest .
 
 ## lint: gofmt, go vet and staticcheck
 lint: $(STATICCHECK)
