@@ -118,6 +118,15 @@ func (e *Engine) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 	desired := map[string]bool{}
 	newNamespaces := map[string]bool{} // created by this apply, in a dry run
 	reset := false
+	// The inventory lives in the app's namespace. When the set creates that
+	// namespace and an earlier stage (CRDs) records the inventory first, the
+	// namespace must exist by then.
+	var appNamespace *item
+	for _, it := range items {
+		if it.ref.Group == "" && it.ref.Kind == "Namespace" && it.ref.Name == opts.Namespace {
+			appNamespace = it
+		}
+	}
 	for stage := range numStages {
 		var st []*item
 		for _, it := range items {
@@ -185,6 +194,12 @@ func (e *Engine) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 					break
 				}
 			}
+		}
+		if !stored.exists && appNamespace != nil && stage < StageNamespaces {
+			if err := e.createNamespaceEarly(ctx, appNamespace, opts.Namespace); err != nil {
+				return nil, err
+			}
+			appNamespace = nil
 		}
 		// Record the objects before creating them, so that a crash
 		// between here and the final write never orphans one.
@@ -481,6 +496,19 @@ func (e *Engine) resource(m mapping, namespace string) dynamic.ResourceInterface
 		return e.dyn.Resource(m.gvr).Namespace(namespace)
 	}
 	return e.dyn.Resource(m.gvr)
+}
+
+// createNamespaceEarly applies the app's namespace ahead of its stage, so that
+// the inventory can be written in it; its stage applies it again as usual.
+func (e *Engine) createNamespaceEarly(ctx context.Context, it *item, namespace string) error {
+	if !e.mapItems([]*item{it}, namespace) {
+		return fmt.Errorf("namespace %s: no mapping for kind Namespace", namespace)
+	}
+	_, err := e.resource(it.m, "").Apply(ctx, it.ref.Name, it.obj, metav1.ApplyOptions{FieldManager: e.opts.FieldManager})
+	if err != nil {
+		return fmt.Errorf("creating namespace %s, which holds the inventory of the app: %w", namespace, err)
+	}
+	return nil
 }
 
 func (e *Engine) applyItem(ctx context.Context, it *item, opts ApplyOptions) {
