@@ -86,6 +86,35 @@ func clusterConfig(ref workspace.ClusterRef) func() (*rest.Config, error) {
 	}
 }
 
+// deployFlags are the flags of commands that change the workspace and then
+// deploy what changed.
+type deployFlags struct {
+	noDeploy bool
+	timeout  time.Duration
+}
+
+func (d *deployFlags) add(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&d.noDeploy, "no-deploy", false, "only change the workspace")
+	cmd.Flags().DurationVar(&d.timeout, "timeout", 5*time.Minute, "how long each app may take to become healthy")
+}
+
+// before fails when the cluster cannot be reached, so that nothing is written
+// to the workspace when the deploy after it could not run.
+func (d *deployFlags) before(ctx context.Context, env *lifecycle.Env) error {
+	if d.noDeploy {
+		return nil
+	}
+	return env.CheckCluster(ctx)
+}
+
+// after deploys the named apps (and what they depend on).
+func (d *deployFlags) after(ctx context.Context, env *lifecycle.Env, apps []string) (*lifecycle.DeployResult, error) {
+	if d.noDeploy {
+		return nil, nil
+	}
+	return env.Deploy(ctx, lifecycle.DeployOptions{Apps: apps, Timeout: d.timeout})
+}
+
 // readValues reads --values files and --set pairs into one map (--set wins).
 func readValues(files, sets []string) (map[string]any, error) {
 	out := map[string]any{}
@@ -156,8 +185,8 @@ func newInstallCmd(app *App) *cobra.Command {
 	var f wsFlags
 	var opts lifecycle.InstallOptions
 	var sets, files []string
-	var yes, noDeploy, accessible, askAll bool
-	var timeout time.Duration
+	var yes, accessible, askAll bool
+	var df deployFlags
 	var out output
 	cmd := &cobra.Command{
 		Use:   "install PACKAGE[@VERSION|@CHANNEL|@CONSTRAINT]",
@@ -188,10 +217,8 @@ apps/APP/secrets.yaml.`,
 				return err
 			}
 			opts.Package = args[0]
-			if !noDeploy {
-				if err := env.CheckCluster(ctx); err != nil {
-					return err
-				}
+			if err := df.before(ctx, env); err != nil {
+				return err
 			}
 			if !yes && isTerminal(os.Stdin) && isTerminal(app.Err) {
 				opts.Ask = func(ctx context.Context, pkg *pkgspec.Package, given map[string]any) (map[string]any, error) {
@@ -203,11 +230,9 @@ apps/APP/secrets.yaml.`,
 				return err
 			}
 			fmt.Fprintf(app.Err, "✓ installed %s in the workspace (%s)\n", res.Summary, strings.Join(res.Apps, ", "))
-			var dep *lifecycle.DeployResult
-			if !noDeploy {
-				if dep, err = env.Deploy(ctx, lifecycle.DeployOptions{Apps: []string{res.App}, Timeout: timeout}); err != nil {
-					return err
-				}
+			dep, err := df.after(ctx, env, []string{res.App})
+			if err != nil {
+				return err
 			}
 			if out == outputJSON {
 				return writeJSON(app.Out, struct {
@@ -215,7 +240,7 @@ apps/APP/secrets.yaml.`,
 					Deploy *lifecycle.DeployResult `json:"deploy,omitempty"`
 				}{res, dep})
 			}
-			if noDeploy {
+			if df.noDeploy {
 				fmt.Fprintf(app.Out, "Installed %s; deploy it with 'berth deploy %s'.\n", res.Summary, res.App)
 			} else {
 				fmt.Fprintf(app.Out, "Installed and deployed %s; 'berth status %s' shows its health.\n", res.Summary, res.App)
@@ -233,8 +258,7 @@ apps/APP/secrets.yaml.`,
 	fl.BoolVarP(&yes, "yes", "y", false, "never ask; use defaults and what is set")
 	fl.BoolVar(&askAll, "ask-all", false, "ask every parameter, not only the required ones")
 	fl.BoolVar(&accessible, "accessible", false, "ask line by line (screen readers, simple terminals)")
-	fl.BoolVar(&noDeploy, "no-deploy", false, "only change the workspace")
-	fl.DurationVar(&timeout, "timeout", 5*time.Minute, "how long each app may take to become healthy")
+	df.add(cmd)
 	addOutputFlag(cmd, &out)
 	return cmd
 }
@@ -382,8 +406,7 @@ func newStatusCmd(app *App) *cobra.Command {
 func newConfigCmd(app *App) *cobra.Command {
 	var f wsFlags
 	var sets, files []string
-	var noDeploy bool
-	var timeout time.Duration
+	var df deployFlags
 	cmd := &cobra.Command{
 		Use:   "config APP --set NAME=VALUE...",
 		Short: "Change an app's configuration: check, re-render, commit, deploy",
@@ -404,10 +427,8 @@ func newConfigCmd(app *App) *cobra.Command {
 			if len(vals) == 0 {
 				return errors.New("nothing to change: give --set NAME=VALUE or --values FILE")
 			}
-			if !noDeploy {
-				if err := env.CheckCluster(cmd.Context()); err != nil {
-					return err
-				}
+			if err := df.before(cmd.Context(), env); err != nil {
+				return err
 			}
 			res, err := env.Config(cmd.Context(), args[0], vals)
 			if err != nil {
@@ -417,10 +438,8 @@ func newConfigCmd(app *App) *cobra.Command {
 				fmt.Fprintf(app.Out, "%s already has that configuration.\n", args[0])
 				return nil
 			}
-			if !noDeploy {
-				if _, err := env.Deploy(cmd.Context(), lifecycle.DeployOptions{Apps: args, Timeout: timeout}); err != nil {
-					return err
-				}
+			if _, err := df.after(cmd.Context(), env, args); err != nil {
+				return err
 			}
 			fmt.Fprintf(app.Out, "Configured %s: set %s.\n", args[0], strings.Join(res.Set, ", "))
 			return nil
@@ -429,16 +448,14 @@ func newConfigCmd(app *App) *cobra.Command {
 	f.add(cmd)
 	cmd.Flags().StringArrayVar(&sets, "set", nil, "set a parameter: NAME=VALUE or COMPONENT.NAME=VALUE (repeatable)")
 	cmd.Flags().StringArrayVarP(&files, "values", "f", nil, "read parameters from a YAML file")
-	cmd.Flags().BoolVar(&noDeploy, "no-deploy", false, "only change the workspace")
-	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long the app may take to become healthy")
+	df.add(cmd)
 	return cmd
 }
 
 func newUpgradeCmd(app *App) *cobra.Command {
 	var f wsFlags
 	var opts lifecycle.UpgradeOptions
-	var noDeploy bool
-	var timeout time.Duration
+	var df deployFlags
 	var out output
 	cmd := &cobra.Command{
 		Use:   "upgrade [APP...]",
@@ -455,10 +472,8 @@ shows what changes, commits, and deploys. Nothing changes when all is up to date
 				return err
 			}
 			opts.Apps = args
-			if !noDeploy {
-				if err := env.CheckCluster(cmd.Context()); err != nil {
-					return err
-				}
+			if err := df.before(cmd.Context(), env); err != nil {
+				return err
 			}
 			res, err := env.Upgrade(cmd.Context(), opts)
 			if err != nil {
@@ -476,8 +491,8 @@ shows what changes, commits, and deploys. Nothing changes when all is up to date
 					}
 				}
 			}
-			if len(res.Changes) > 0 && !noDeploy {
-				if _, err := env.Deploy(cmd.Context(), lifecycle.DeployOptions{Apps: args, Timeout: timeout}); err != nil {
+			if len(res.Changes) > 0 {
+				if _, err := df.after(cmd.Context(), env, args); err != nil {
 					return err
 				}
 			}
@@ -496,8 +511,7 @@ shows what changes, commits, and deploys. Nothing changes when all is up to date
 	}
 	f.add(cmd)
 	cmd.Flags().StringVar(&opts.To, "to", "", "exact version for the one app named")
-	cmd.Flags().BoolVar(&noDeploy, "no-deploy", false, "only change the workspace")
-	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long each app may take to become healthy")
+	df.add(cmd)
 	addOutputFlag(cmd, &out)
 	return cmd
 }
@@ -547,8 +561,7 @@ func newHistoryCmd(app *App) *cobra.Command {
 func newRollbackCmd(app *App) *cobra.Command {
 	var f wsFlags
 	var to string
-	var noDeploy bool
-	var timeout time.Duration
+	var df deployFlags
 	cmd := &cobra.Command{
 		Use:   "rollback APP [--to REVISION]",
 		Short: "Restore an app as it was at an earlier revision, as a new commit, and deploy it",
@@ -560,19 +573,15 @@ func newRollbackCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if !noDeploy {
-				if err := env.CheckCluster(cmd.Context()); err != nil {
-					return err
-				}
+			if err := df.before(cmd.Context(), env); err != nil {
+				return err
 			}
 			res, err := env.Rollback(cmd.Context(), args[0], to)
 			if err != nil {
 				return err
 			}
-			if !noDeploy {
-				if _, err := env.Deploy(cmd.Context(), lifecycle.DeployOptions{Apps: args, Timeout: timeout}); err != nil {
-					return err
-				}
+			if _, err := df.after(cmd.Context(), env, args); err != nil {
+				return err
 			}
 			fmt.Fprintf(app.Out, "Rolled %s back to %.8s (%s).\n", res.App, res.Revision, res.Subject)
 			return nil
@@ -580,8 +589,7 @@ func newRollbackCmd(app *App) *cobra.Command {
 	}
 	f.add(cmd)
 	cmd.Flags().StringVar(&to, "to", "", "revision to restore (default: the app's previous one; see 'berth history APP')")
-	cmd.Flags().BoolVar(&noDeploy, "no-deploy", false, "only change the workspace")
-	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long the app may take to become healthy")
+	df.add(cmd)
 	return cmd
 }
 
