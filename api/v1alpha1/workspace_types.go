@@ -25,6 +25,7 @@ const (
 	ReasonHealthCheckFailed  = "HealthCheckFailed"
 	ReasonDependencyNotReady = "DependencyNotReady"
 	ReasonAppsFailed         = "AppsFailed"
+	ReasonPruneFailed        = "PruneFailed"
 )
 
 // Annotations the controller reads.

@@ -33,6 +33,15 @@ func DefaultDeleteOptions() DeleteOptions {
 	return DeleteOptions{Namespace: "default", Timeout: 5 * time.Minute}
 }
 
+// NoInventoryError is returned by Delete for an app that has no inventory:
+// berth applied nothing as that app in that namespace, or its deletion
+// already finished.
+type NoInventoryError struct{ App, Namespace string }
+
+func (e *NoInventoryError) Error() string {
+	return fmt.Sprintf("app %s has no inventory in namespace %s (secret %s): berth applied nothing as %s there", e.App, e.Namespace, InventoryName(e.App), e.App)
+}
+
 // Delete deletes every object in the app's inventory that still carries the
 // app's label, in reverse stage order, then the inventory. PersistentVolumeClaims
 // not annotated berth.dev/prune=allow, and namespaces holding objects of others,
@@ -53,7 +62,7 @@ func (e *Engine) Delete(ctx context.Context, opts DeleteOptions) (*Result, error
 		return nil, err
 	}
 	if !stored.exists {
-		return nil, fmt.Errorf("app %s has no inventory in namespace %s (secret %s): berth applied nothing as %s there; check --app and --namespace", opts.App, opts.Namespace, InventoryName(opts.App), opts.App)
+		return nil, &NoInventoryError{App: opts.App, Namespace: opts.Namespace}
 	}
 	res := &Result{App: opts.App, Namespace: opts.Namespace, DryRun: opts.DryRun}
 	res.Changes = e.deleteEntries(ctx, stored.sorted(), opts.App, opts.DryRun, opts.Events)

@@ -342,10 +342,12 @@ app no longer renders are pruned; unchanged apps cost no writes.`,
 	return cmd
 }
 
-func actions(m map[string]int) string {
+func actions(m map[apply.Action]int) string {
 	var parts []string
-	for _, k := range sortedNames(m) {
-		parts = append(parts, fmt.Sprintf("%d %s", m[k], k))
+	for _, a := range []apply.Action{apply.ActionCreate, apply.ActionUpdate, apply.ActionDelete, apply.ActionUnchanged, apply.ActionKeep, apply.ActionFail} {
+		if m[a] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", m[a], a))
+		}
 	}
 	if len(parts) == 0 {
 		return "nothing to do"

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -35,6 +36,7 @@ import (
 
 	berthv1 "berth.dev/berth/api/v1alpha1"
 	"berth.dev/berth/internal/apply"
+	"berth.dev/berth/internal/deploy"
 )
 
 // Options configure a Controller.
@@ -71,6 +73,9 @@ type Options struct {
 	// Registry receives the controller's metrics; controller-runtime's
 	// registry (served on MetricsAddr) when nil.
 	Registry prometheus.Registerer
+	// DeployEvents, when set, receives the deploy library's events of every
+	// reconcile, with the Workspace's namespace/name.
+	DeployEvents func(workspace string, ev deploy.Event)
 }
 
 // DefaultOptions returns the options of the controller as deployed.
@@ -181,11 +186,14 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 	if err := mgr.Add(drift); err != nil {
 		return nil, err
 	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
 	rec := &reconciler{
-		client: mgr.GetClient(), engine: engine, drift: drift, metrics: m, opts: opts,
+		client: mgr.GetClient(), engine: engine, deployer: deploy.New(engine, dyn), drift: drift, metrics: m, opts: opts,
 		recorder:   mgr.GetEventRecorderFor("berth-controller"),
 		fullSynced: map[types.NamespacedName]bool{},
-		namespaces: map[string]bool{},
 		snapshots:  map[types.NamespacedName]*snapshotCache{},
 	}
 	// Pushes received by the leader trigger a reconcile in process, without

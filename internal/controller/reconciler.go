@@ -4,8 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -24,14 +25,17 @@ import (
 
 	berthv1 "berth.dev/berth/api/v1alpha1"
 	"berth.dev/berth/internal/apply"
+	"berth.dev/berth/internal/deploy"
 	"berth.dev/berth/internal/health"
 	"berth.dev/berth/internal/secrets"
+	"berth.dev/berth/internal/workspace"
 )
 
 // reconciler keeps the cluster equal to a Workspace's branch.
 type reconciler struct {
 	client   client.Client
 	engine   *apply.Engine
+	deployer *deploy.Deployer
 	drift    *driftRepairer
 	recorder record.EventRecorder
 	metrics  *metrics
@@ -42,8 +46,6 @@ type reconciler struct {
 	// first reconcile after a start applies every app (reads only when
 	// nothing changed), which also rebuilds the drift watches.
 	fullSynced map[types.NamespacedName]bool
-	// namespaces ensured by this process: one read per namespace, not per app.
-	namespaces map[string]bool
 	// snapshots caches each Workspace's decoded manifests by tree hash.
 	snapshots map[types.NamespacedName]*snapshotCache
 }
@@ -105,6 +107,9 @@ func (r *reconciler) interval(ws *berthv1.Workspace) time.Duration {
 	return time.Minute
 }
 
+// reconcile fetches the branch, reads the workspace at its head, deploys its
+// apps through the deploy library, removes the apps it no longer has and
+// records the outcome in the status.
 func (r *reconciler) reconcile(ctx context.Context, ws *berthv1.Workspace, wsKey string) (ctrl.Result, error) {
 	gen := ws.Generation
 	nn := types.NamespacedName{Namespace: ws.Namespace, Name: ws.Name}
@@ -116,14 +121,64 @@ func (r *reconciler) reconcile(ctx context.Context, ws *berthv1.Workspace, wsKey
 	}
 	requested := ws.Annotations[berthv1.AnnotationReconcileRequestedAt]
 	forceFull := requested != "" && requested != ws.Status.LastHandledReconcileAt
+	if forceFull {
+		// Handled whatever the outcome, so that whoever asked (berth reconcile,
+		// a command following its change) reads the outcome from the status.
+		defer func() { ws.Status.LastHandledReconcileAt = requested }()
+	}
+	fstart := time.Now()
+	snap, res, err := r.readRevision(ctx, ws, wsKey)
+	if snap == nil {
+		return res, err
+	}
+	fetched := time.Since(fstart)
 
-	// Fetch.
+	r.mu.Lock()
+	full := forceFull || !r.fullSynced[nn] || ws.Status.LastFullSyncTime == nil || time.Since(ws.Status.LastFullSyncTime.Time) > r.opts.Resync
+	r.mu.Unlock()
+	previous := map[string]berthv1.AppStatus{}
+	for _, a := range ws.Status.Apps {
+		previous[a.Name] = a
+	}
+	stopProgress := r.reportProgress(ctx, ws, snap, previous, full)
+	astart := time.Now()
+	outcomes := r.applyApps(ctx, ws, wsKey, snap, previous, full)
+	stopProgress()
+	log.FromContext(ctx).Info("reconciled", "revision", short(snap.Revision), "full", full, "apps", len(snap.Apps),
+		"fetch+read", fetched.Round(time.Millisecond).String(), "apply", time.Since(astart).Round(time.Millisecond).String())
+	pruneErrs := r.removeApps(ctx, ws, wsKey, snap, previous, outcomes)
+	counts := r.recordOutcomes(ws, wsKey, snap, outcomes)
+	if full && counts[stateFailed] == 0 {
+		now := metav1.Now()
+		ws.Status.LastFullSyncTime = &now
+		r.mu.Lock()
+		r.fullSynced[nn] = true
+		r.mu.Unlock()
+	}
+	if counts[stateFailed] > 0 || len(pruneErrs) > 0 {
+		return ctrl.Result{}, fmt.Errorf("workspace %s at %s: %d app(s) failed and are retried: %s", wsKey, short(snap.Revision), counts[stateFailed], strings.Join(pruneErrs, "; "))
+	}
+	if counts[stateProgressing] > 0 {
+		return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
+	}
+	return ctrl.Result{RequeueAfter: r.interval(ws)}, nil
+}
+
+// readRevision fetches the branch and reads the workspace at its head. On
+// failure it records why in the status and returns a nil snapshot with the
+// result to return.
+func (r *reconciler) readRevision(ctx context.Context, ws *berthv1.Workspace, wsKey string) (*snapshot, ctrl.Result, error) {
+	gen := ws.Generation
+	stall := func(reason, msg, waiting string) {
+		setCondition(&ws.Status.Conditions, berthv1.ConditionReady, metav1.ConditionFalse, reason, msg, gen)
+		setCondition(&ws.Status.Conditions, berthv1.ConditionStalled, metav1.ConditionTrue, reason, msg, gen)
+		setCondition(&ws.Status.Conditions, berthv1.ConditionReconciling, metav1.ConditionFalse, reason, waiting, gen)
+		r.recorder.Event(ws, corev1.EventTypeWarning, reason, msg)
+	}
 	auth, key, err := r.credentials(ctx, ws)
 	if err != nil {
-		setCondition(&ws.Status.Conditions, berthv1.ConditionReady, metav1.ConditionFalse, berthv1.ReasonInvalidWorkspace, err.Error(), gen)
-		setCondition(&ws.Status.Conditions, berthv1.ConditionStalled, metav1.ConditionTrue, berthv1.ReasonInvalidWorkspace, err.Error(), gen)
-		setCondition(&ws.Status.Conditions, berthv1.ConditionReconciling, metav1.ConditionFalse, berthv1.ReasonInvalidWorkspace, "waiting for the Secrets to be fixed", gen)
-		return ctrl.Result{RequeueAfter: r.interval(ws)}, nil
+		stall(berthv1.ReasonInvalidWorkspace, err.Error(), "waiting for the Secrets to be fixed")
+		return nil, ctrl.Result{RequeueAfter: r.interval(ws)}, nil
 	}
 	branch := ws.Spec.Branch
 	if branch == "" {
@@ -143,11 +198,10 @@ func (r *reconciler) reconcile(ctx context.Context, ws *berthv1.Workspace, wsKey
 		setCondition(&ws.Status.Conditions, berthv1.ConditionReady, metav1.ConditionFalse, berthv1.ReasonGitFetchFailed, msg, gen)
 		setCondition(&ws.Status.Conditions, berthv1.ConditionReconciling, metav1.ConditionFalse, berthv1.ReasonGitFetchFailed, "retrying with back-off", gen)
 		r.recorder.Event(ws, corev1.EventTypeWarning, berthv1.ReasonGitFetchFailed, msg)
-		return ctrl.Result{}, err // back off
+		return nil, ctrl.Result{}, err // back off
 	}
-	rev := f.commit.Hash.String()
-	ws.Status.LastFetchedRevision = rev
-
+	ws.Status.LastFetchedRevision = f.commit.Hash.String()
+	nn := types.NamespacedName{Namespace: ws.Namespace, Name: ws.Name}
 	r.mu.Lock()
 	cache := r.snapshots[nn]
 	if cache == nil {
@@ -155,30 +209,22 @@ func (r *reconciler) reconcile(ctx context.Context, ws *berthv1.Workspace, wsKey
 		r.snapshots[nn] = cache
 	}
 	r.mu.Unlock()
-	fetched := time.Since(fstart)
-	rstart := time.Now()
 	snap, err := readSnapshot(f.commit, ws.Spec.Path, key, cache)
-	read := time.Since(rstart)
 	if err != nil {
 		var inv *invalidWorkspaceError
 		if errors.As(err, &inv) {
-			setCondition(&ws.Status.Conditions, berthv1.ConditionReady, metav1.ConditionFalse, berthv1.ReasonInvalidWorkspace, err.Error(), gen)
-			setCondition(&ws.Status.Conditions, berthv1.ConditionStalled, metav1.ConditionTrue, berthv1.ReasonInvalidWorkspace, err.Error(), gen)
-			setCondition(&ws.Status.Conditions, berthv1.ConditionReconciling, metav1.ConditionFalse, berthv1.ReasonInvalidWorkspace, "waiting for a new commit", gen)
-			r.recorder.Event(ws, corev1.EventTypeWarning, berthv1.ReasonInvalidWorkspace, err.Error())
-			return ctrl.Result{RequeueAfter: r.interval(ws)}, nil
+			stall(berthv1.ReasonInvalidWorkspace, err.Error(), "waiting for a new commit")
+			return nil, ctrl.Result{RequeueAfter: r.interval(ws)}, nil
 		}
-		return ctrl.Result{}, err
+		return nil, ctrl.Result{}, err
 	}
+	return snap, ctrl.Result{}, nil
+}
 
-	r.mu.Lock()
-	full := forceFull || !r.fullSynced[nn] || ws.Status.LastFullSyncTime == nil || time.Since(ws.Status.LastFullSyncTime.Time) > r.opts.Resync
-	r.mu.Unlock()
-
-	previous := map[string]berthv1.AppStatus{}
-	for _, a := range ws.Status.Apps {
-		previous[a.Name] = a
-	}
+// reportProgress says Reconciling once an apply with work to do has taken
+// ProgressDelay (a quick one is not worth a write of the Workspace); the
+// returned function stops it.
+func (r *reconciler) reportProgress(ctx context.Context, ws *berthv1.Workspace, snap *snapshot, previous map[string]berthv1.AppStatus, full bool) func() {
 	work := false
 	for _, a := range snap.Apps {
 		p, ok := previous[a.Name]
@@ -186,62 +232,68 @@ func (r *reconciler) reconcile(ctx context.Context, ws *berthv1.Workspace, wsKey
 			work = true
 		}
 	}
-	// A health-gated apply can take minutes: say Reconciling once it has
-	// taken a while (a quick one is not worth a write of the Workspace).
-	var progress sync.WaitGroup
-	applied := make(chan struct{})
-	if work && !isTrue(ws.Status.Conditions, berthv1.ConditionReconciling) {
-		setCondition(&ws.Status.Conditions, berthv1.ConditionReconciling, metav1.ConditionTrue, berthv1.ReasonProgressing, "applying revision "+short(rev), gen)
-		early := ws.DeepCopy()
-		progress.Add(1)
-		go func() {
-			defer progress.Done()
-			select {
-			case <-applied:
-			case <-time.After(r.opts.ProgressDelay):
-				if err := r.patchStatus(ctx, early); err != nil {
-					log.FromContext(ctx).Error(err, "writing the Reconciling condition")
-				}
-			}
-		}()
+	if !work || isTrue(ws.Status.Conditions, berthv1.ConditionReconciling) {
+		return func() {}
 	}
+	setCondition(&ws.Status.Conditions, berthv1.ConditionReconciling, metav1.ConditionTrue, berthv1.ReasonProgressing, "applying revision "+short(snap.Revision), ws.Generation)
+	early := ws.DeepCopy()
+	applied := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		select {
+		case <-applied:
+		case <-time.After(r.opts.ProgressDelay):
+			if err := r.patchStatus(ctx, early); err != nil {
+				log.FromContext(ctx).Error(err, "writing the Reconciling condition")
+			}
+		}
+	}()
+	return func() { close(applied); wg.Wait() }
+}
 
-	astart := time.Now()
-	outcomes := r.applyApps(ctx, ws, wsKey, snap, previous, full)
-	close(applied)
-	progress.Wait()
-	log.FromContext(ctx).Info("reconciled", "revision", short(rev), "full", full, "apps", len(snap.Apps),
-		"fetch", fetched.Round(time.Millisecond).String(), "read", read.Round(time.Millisecond).String(), "apply", time.Since(astart).Round(time.Millisecond).String())
-
-	// Prune apps removed from the workspace.
+// removeApps deletes the apps the workspace no longer has (and that are not
+// suspended). An app whose inventory is already gone is done. Failures are in
+// the app's status and an Event, and are retried.
+func (r *reconciler) removeApps(ctx context.Context, ws *berthv1.Workspace, wsKey string, snap *snapshot, previous map[string]berthv1.AppStatus, outcomes map[string]*appOutcome) []string {
 	inSnap := map[string]bool{}
 	for _, a := range snap.Apps {
 		inSnap[a.Name] = true
 	}
-	var pruneErrs []string
-	for name, p := range previous {
+	var errs []string
+	for _, name := range slices.Sorted(maps.Keys(previous)) {
+		p := previous[name]
 		if inSnap[name] || ws.AppSuspended(name) {
 			continue
 		}
 		r.drift.forget(wsKey, name)
-		if _, err := r.engine.Delete(ctx, apply.DeleteOptions{App: name, Namespace: p.Namespace, Wait: false}); err != nil {
-			pruneErrs = append(pruneErrs, fmt.Sprintf("deleting app %s (removed from the workspace): %v", name, err))
-			outcomes[name] = &appOutcome{state: stateFailed, reason: berthv1.ReasonApplyFailed, msg: err.Error(), status: p}
+		res := r.deployer.Remove(ctx, name, p.Namespace, deploy.Options{Timeout: ws.Spec.Timeout.Duration})
+		if res.Err != nil {
+			msg := fmt.Sprintf("deleting app %s (removed from the workspace at %s): %v", name, short(snap.Revision), res.Err)
+			errs = append(errs, msg)
+			st := p
+			st.LastError = msg
+			setCondition(&st.Conditions, berthv1.ConditionReady, metav1.ConditionFalse, berthv1.ReasonPruneFailed, msg, ws.Generation)
+			outcomes[name] = &appOutcome{state: stateFailed, reason: berthv1.ReasonPruneFailed, msg: msg, status: st}
+			r.recorder.Event(ws, corev1.EventTypeWarning, berthv1.ReasonPruneFailed, msg)
 			continue
 		}
-		r.recorder.Eventf(ws, corev1.EventTypeNormal, "Deleted", "app %s was removed from the workspace at %s; its objects were deleted", name, short(rev))
+		if res.Wrote() {
+			r.recorder.Eventf(ws, corev1.EventTypeNormal, "Deleted", "app %s was removed from the workspace at %s; its %d objects were deleted", name, short(snap.Revision), res.Count(apply.ActionDelete))
+		}
 	}
+	return errs
+}
 
-	// Status.
-	names := make([]string, 0, len(outcomes))
-	for n := range outcomes {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+// recordOutcomes writes the apps' outcomes and the workspace's conditions
+// into the status, and counts the apps by state.
+func (r *reconciler) recordOutcomes(ws *berthv1.Workspace, wsKey string, snap *snapshot, outcomes map[string]*appOutcome) map[appState]int {
+	gen, rev := ws.Generation, snap.Revision
 	ws.Status.Apps = ws.Status.Apps[:0]
 	counts := map[appState]int{}
 	var notReady []string
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(outcomes)) {
 		o := outcomes[n]
 		counts[o.state]++
 		ws.Status.Apps = append(ws.Status.Apps, o.status)
@@ -265,23 +317,7 @@ func (r *reconciler) reconcile(ctx context.Context, ws *berthv1.Workspace, wsKey
 	} else {
 		apimeta.RemoveStatusCondition(&ws.Status.Conditions, berthv1.ConditionStalled)
 	}
-	if forceFull {
-		ws.Status.LastHandledReconcileAt = requested
-	}
-	if full && counts[stateFailed] == 0 {
-		now := metav1.Now()
-		ws.Status.LastFullSyncTime = &now
-		r.mu.Lock()
-		r.fullSynced[nn] = true
-		r.mu.Unlock()
-	}
-	if counts[stateFailed] > 0 || len(pruneErrs) > 0 {
-		return ctrl.Result{}, fmt.Errorf("workspace %s at %s: %d app(s) failed and are retried: %s", wsKey, short(rev), counts[stateFailed]+len(pruneErrs), strings.Join(notReady, ", "))
-	}
-	if counts[stateProgressing] > 0 {
-		return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
-	}
-	return ctrl.Result{RequeueAfter: r.interval(ws)}, nil
+	return counts
 }
 
 func (r *reconciler) patchStatus(ctx context.Context, ws *berthv1.Workspace) error {
@@ -295,215 +331,146 @@ func (r *reconciler) patchStatus(ctx context.Context, ws *berthv1.Workspace) err
 	return r.client.Status().Patch(ctx, &cur, client.MergeFrom(orig))
 }
 
-// applyApps applies the snapshot's apps, each once the apps it depends on are
-// ready, several at once.
+// applyApps deploys the snapshot's apps through the deploy library, several
+// at once, each once the apps it depends on are ready; apps that are applied
+// and healthy at the same digest are skipped unless full.
 func (r *reconciler) applyApps(ctx context.Context, ws *berthv1.Workspace, wsKey string, snap *snapshot, previous map[string]berthv1.AppStatus, full bool) map[string]*appOutcome {
-	var mu sync.Mutex
-	outcomes := map[string]*appOutcome{}
-	done := map[string]chan struct{}{}
-	for _, a := range snap.Apps {
-		done[a.Name] = make(chan struct{})
+	apps := make([]*deploy.App, len(snap.Apps))
+	specs := map[string]*appSpec{}
+	for i, a := range snap.Apps {
+		specs[a.Name] = a
+		prev := previous[a.Name]
+		suspended := ws.AppSuspended(a.Name)
+		r.drift.setSuspended(wsKey, a.Name, suspended)
+		apps[i] = &deploy.App{Name: a.Name, Namespace: a.Namespace, DependsOn: a.DependsOn, Objects: a.Objects, Err: a.Err,
+			Suspended: suspended,
+			UpToDate:  !full && prev.Digest == a.Digest && isTrue(prev.Conditions, berthv1.ConditionReady)}
 	}
-	sem := make(chan struct{}, r.opts.Workers)
-	var wg sync.WaitGroup
-	for _, a := range snap.Apps {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer close(done[a.Name])
-			var blocked []string
-			for _, d := range a.DependsOn {
-				if ch, ok := done[d]; ok {
-					<-ch
-					mu.Lock()
-					st := outcomes[d].state
-					mu.Unlock()
-					if st != stateReady && st != stateSuspended {
-						blocked = append(blocked, d)
-					}
-				}
-			}
-			var o *appOutcome
-			if len(blocked) > 0 {
-				o = r.blocked(ws, a, previous[a.Name], blocked)
-			} else {
-				sem <- struct{}{}
-				o = r.applyApp(ctx, ws, wsKey, snap.Revision, a, previous[a.Name], full)
-				<-sem
-			}
-			mu.Lock()
-			outcomes[a.Name] = o
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	return outcomes
-}
-
-func (r *reconciler) blocked(ws *berthv1.Workspace, a *appSpec, prev berthv1.AppStatus, deps []string) *appOutcome {
-	st := prev
-	st.Name, st.Namespace = a.Name, a.Namespace
-	msg := fmt.Sprintf("waiting for %s to be ready", strings.Join(deps, ", "))
-	setCondition(&st.Conditions, berthv1.ConditionReady, metav1.ConditionFalse, berthv1.ReasonDependencyNotReady, msg, ws.Generation)
-	setCondition(&st.Conditions, berthv1.ConditionReconciling, metav1.ConditionFalse, berthv1.ReasonDependencyNotReady, msg, ws.Generation)
-	return &appOutcome{state: stateBlocked, reason: berthv1.ReasonDependencyNotReady, msg: msg, status: st}
-}
-
-func (r *reconciler) applyApp(ctx context.Context, ws *berthv1.Workspace, wsKey, rev string, a *appSpec, prev berthv1.AppStatus, full bool) *appOutcome {
-	gen := ws.Generation
-	st := prev
-	st.Name, st.Namespace = a.Name, a.Namespace
-	out := &appOutcome{status: st}
-	suspended := ws.AppSuspended(a.Name)
-	r.drift.setSuspended(wsKey, a.Name, suspended)
-	out.status.Suspended = suspended
-	if suspended {
-		out.state, out.reason = stateSuspended, berthv1.ReasonSuspended
-		setCondition(&out.status.Conditions, berthv1.ConditionReconciling, metav1.ConditionFalse, berthv1.ReasonSuspended, "suspended; 'berth resume "+a.Name+"' resumes it", gen)
-		return out
-	}
-	stall := func(reason string, err error) *appOutcome {
-		out.state, out.reason, out.msg = stateStalled, reason, err.Error()
-		out.status.LastError = err.Error()
-		setCondition(&out.status.Conditions, berthv1.ConditionReady, metav1.ConditionFalse, reason, err.Error(), gen)
-		setCondition(&out.status.Conditions, berthv1.ConditionStalled, metav1.ConditionTrue, reason, err.Error(), gen)
-		setCondition(&out.status.Conditions, berthv1.ConditionReconciling, metav1.ConditionFalse, reason, "waiting for a fixed commit", gen)
-		r.recorder.Eventf(ws, corev1.EventTypeWarning, reason, "app %s at %s: %s", a.Name, short(rev), err.Error())
-		return out
-	}
-	if a.Err != nil {
-		reason := berthv1.ReasonInvalidWorkspace
-		var de *decryptError
-		if errors.As(a.Err, &de) {
-			reason = berthv1.ReasonDecryptionFailed
-		}
-		return stall(reason, a.Err)
-	}
-	if !full && prev.Digest == a.Digest && isTrue(prev.Conditions, berthv1.ConditionReady) {
-		out.state, out.reason = stateReady, berthv1.ReasonSucceeded
-		return out
-	}
-	objs, err := stripIgnoredFields(a.Objects)
-	if err != nil {
-		return stall(berthv1.ReasonInvalidWorkspace, err)
-	}
-	if err := r.ensureNamespace(ctx, a.Namespace, objs); err != nil {
-		out.state, out.reason, out.msg = stateFailed, berthv1.ReasonApplyFailed, err.Error()
-		out.status.LastError = err.Error()
-		setCondition(&out.status.Conditions, berthv1.ConditionReady, metav1.ConditionFalse, berthv1.ReasonApplyFailed, err.Error(), gen)
-		return out
-	}
-	r.drift.begin(wsKey, a.Name)
 	timeout := ws.Spec.Timeout.Duration
 	if timeout <= 0 {
 		timeout = 5 * time.Minute
 	}
-	// Apply, then wait for health apart: drift repair of the app's objects is
-	// held back only while the apply writes, not during a long wait.
-	res, err := r.engine.Apply(ctx, objs, apply.ApplyOptions{App: a.Name, Namespace: a.Namespace, Prune: true, Timeout: timeout})
-	if res != nil {
-		for _, c := range res.Changes {
-			if c.Action != apply.ActionUnchanged && c.Action != apply.ActionKeep {
-				r.metrics.objectsApplied.WithLabelValues(string(c.Action)).Inc()
-			}
-		}
-		out.status.Inventory = berthv1.InventorySummary{
-			Objects: len(objs),
-			Applied: res.Count(apply.ActionCreate) + res.Count(apply.ActionUpdate),
-			Failed:  res.Count(apply.ActionFail),
-		}
+	var trackedMu sync.Mutex
+	tracked := map[string]bool{}
+	var events func(deploy.Event)
+	if r.opts.DeployEvents != nil {
+		events = func(ev deploy.Event) { r.opts.DeployEvents(wsKey, ev) }
 	}
-	// Track what was applied, even on failure: repairs then cover the
-	// objects that made it.
-	if inv, ierr := r.engine.Inventory(ctx, a.Name, a.Namespace); ierr == nil {
-		if terr := r.drift.track(ctx, wsKey, a.Name, a.Namespace, objs, inv); terr != nil {
-			log.FromContext(ctx).Error(terr, "watching the objects of an app for drift", "app", a.Name)
+	res := r.deployer.Deploy(ctx, apps, deploy.Options{
+		Timeout: timeout, Workers: r.opts.Workers, Revision: snap.Revision, Events: events,
+		Starting: func(a *deploy.App) { r.drift.begin(wsKey, a.Name) },
+		// Watch the objects for drift once applied: repairs are held back
+		// only while the apply writes, not during a long wait for health.
+		Applied: func(a *deploy.App, objs []*unstructured.Unstructured) {
+			r.track(ctx, wsKey, a.Name, a.Namespace, objs)
+			trackedMu.Lock()
+			tracked[a.Name] = true
+			trackedMu.Unlock()
+		},
+	})
+	outcomes := map[string]*appOutcome{}
+	for i := range res.Apps {
+		ar := &res.Apps[i]
+		a := apps[i]
+		if !tracked[a.Name] && (ar.State == deploy.StateFailed || ar.State == deploy.StateError || ar.State == deploy.StateProgressing) && a.Err == nil {
+			// Repairs cover the objects that made it.
+			r.track(ctx, wsKey, a.Name, a.Namespace, a.Objects)
 		}
-	} else {
-		r.drift.forget(wsKey, a.Name)
+		outcomes[a.Name] = r.outcome(ws, snap.Revision, specs[a.Name], previous[a.Name], ar)
 	}
-	if err == nil {
-		var refs []apply.ObjectRef
-		for _, c := range res.Changes {
-			if c.Action != apply.ActionDelete && c.Action != apply.ActionKeep {
-				refs = append(refs, c.Object)
-			}
-		}
-		_, err = r.engine.Wait(ctx, refs, apply.WaitOptions{App: a.Name, Timeout: timeout})
-	}
-	var objErr *apply.ObjectsError
-	var notReady *apply.NotReadyError
-	switch {
-	case err == nil:
-	case errors.As(err, &objErr):
-		return stall(berthv1.ReasonApplyFailed, err)
-	case errors.As(err, &notReady):
-		out.status.Health = string(health.InProgress)
-		if notReady.Failed {
-			out.status.Health = string(health.Failed)
-			return stall(berthv1.ReasonHealthCheckFailed, err)
-		}
-		out.state, out.reason, out.msg = stateProgressing, berthv1.ReasonHealthCheckFailed, err.Error()
-		out.status.LastError = err.Error()
-		setCondition(&out.status.Conditions, berthv1.ConditionReady, metav1.ConditionFalse, berthv1.ReasonHealthCheckFailed, err.Error(), gen)
-		setCondition(&out.status.Conditions, berthv1.ConditionReconciling, metav1.ConditionTrue, berthv1.ReasonProgressing, "waiting for the app to become healthy", gen)
-		apimeta.RemoveStatusCondition(&out.status.Conditions, berthv1.ConditionStalled)
-		return out
-	default:
-		r.mu.Lock()
-		delete(r.namespaces, a.Namespace) // it may have been deleted
-		r.mu.Unlock()
-		out.state, out.reason, out.msg = stateFailed, berthv1.ReasonApplyFailed, err.Error()
-		out.status.LastError = err.Error()
-		setCondition(&out.status.Conditions, berthv1.ConditionReady, metav1.ConditionFalse, berthv1.ReasonApplyFailed, err.Error(), gen)
-		setCondition(&out.status.Conditions, berthv1.ConditionReconciling, metav1.ConditionTrue, berthv1.ReasonProgressing, "retrying with back-off", gen)
-		r.recorder.Eventf(ws, corev1.EventTypeWarning, berthv1.ReasonApplyFailed, "app %s at %s: %s", a.Name, short(rev), err.Error())
-		return out
-	}
-	out.state, out.reason = stateReady, berthv1.ReasonSucceeded
-	out.status.AppliedRevision = rev
-	out.status.Digest = a.Digest
-	out.status.Health = string(health.Current)
-	out.status.LastError = ""
-	setCondition(&out.status.Conditions, berthv1.ConditionReady, metav1.ConditionTrue, berthv1.ReasonSucceeded, "applied and healthy at revision "+short(rev), gen)
-	setCondition(&out.status.Conditions, berthv1.ConditionReconciling, metav1.ConditionFalse, berthv1.ReasonSucceeded, "up to date", gen)
-	apimeta.RemoveStatusCondition(&out.status.Conditions, berthv1.ConditionStalled)
-	if n := res.Count(apply.ActionCreate) + res.Count(apply.ActionUpdate) + res.Count(apply.ActionDelete); n > 0 {
-		r.recorder.Eventf(ws, corev1.EventTypeNormal, "Applied", "app %s at %s: %d created, %d updated, %d deleted in %s",
-			a.Name, short(rev), res.Count(apply.ActionCreate), res.Count(apply.ActionUpdate), res.Count(apply.ActionDelete), res.Duration.Round(time.Millisecond))
-	}
-	return out
+	return outcomes
 }
 
-// ensureNamespace creates the app's namespace when its manifests do not.
-func (r *reconciler) ensureNamespace(ctx context.Context, name string, objs []*unstructured.Unstructured) error {
-	for _, o := range objs {
-		if o.GetKind() == "Namespace" && o.GroupVersionKind().Group == "" && o.GetName() == name {
-			return nil
-		}
-	}
-	r.mu.Lock()
-	known := r.namespaces[name]
-	r.mu.Unlock()
-	if known {
-		return nil
-	}
-	var ns corev1.Namespace
-	err := r.client.Get(ctx, client.ObjectKey{Name: name}, &ns)
-	if apierrors.IsNotFound(err) {
-		ns = corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{apply.LabelManagedBy: apply.ManagedByValue}}}
-		err = r.client.Create(ctx, &ns)
-		if apierrors.IsAlreadyExists(err) {
-			err = nil
-		}
-	}
+// track watches the objects of an app for drift, as its inventory records them.
+func (r *reconciler) track(ctx context.Context, wsKey, app, namespace string, objs []*unstructured.Unstructured) {
+	objs, err := deploy.StripIgnoredFields(objs)
 	if err != nil {
-		return fmt.Errorf("creating namespace %s for the app: %w", name, err)
+		return
 	}
-	r.mu.Lock()
-	r.namespaces[name] = true
-	r.mu.Unlock()
-	return nil
+	inv, err := r.engine.Inventory(ctx, app, namespace)
+	if err != nil {
+		r.drift.forget(wsKey, app)
+		return
+	}
+	if err := r.drift.track(ctx, wsKey, app, namespace, objs, inv); err != nil {
+		log.FromContext(ctx).Error(err, "watching the objects of an app for drift", "app", app)
+	}
+}
+
+// outcome turns the deploy result of an app into its status.
+func (r *reconciler) outcome(ws *berthv1.Workspace, rev string, a *appSpec, prev berthv1.AppStatus, ar *deploy.AppResult) *appOutcome {
+	gen := ws.Generation
+	st := prev
+	st.Name, st.Namespace = a.Name, a.Namespace
+	st.Suspended = ar.State == deploy.StateSuspended
+	out := &appOutcome{status: st}
+	cond := func(typ string, status metav1.ConditionStatus, reason, msg string) {
+		setCondition(&out.status.Conditions, typ, status, reason, msg, gen)
+	}
+	fail := func(state appState, reason string) {
+		out.state, out.reason, out.msg = state, reason, ar.Error
+		out.status.LastError = ar.Error
+		cond(berthv1.ConditionReady, metav1.ConditionFalse, reason, ar.Error)
+	}
+	if ar.Objects > 0 || ar.Phases > 0 {
+		for act, n := range ar.Actions {
+			if act != apply.ActionUnchanged && act != apply.ActionKeep {
+				r.metrics.objectsApplied.WithLabelValues(string(act)).Add(float64(n))
+			}
+		}
+		out.status.Inventory = berthv1.InventorySummary{Objects: ar.Objects,
+			Applied: ar.Count(apply.ActionCreate) + ar.Count(apply.ActionUpdate), Failed: ar.Count(apply.ActionFail)}
+	}
+	var notReady *apply.NotReadyError
+	switch ar.State {
+	case deploy.StateSuspended:
+		out.state, out.reason = stateSuspended, berthv1.ReasonSuspended
+		cond(berthv1.ConditionReconciling, metav1.ConditionFalse, berthv1.ReasonSuspended, "suspended; 'berth resume "+a.Name+"' resumes it")
+	case deploy.StateBlocked:
+		out.state, out.reason, out.msg = stateBlocked, berthv1.ReasonDependencyNotReady, ar.Error
+		cond(berthv1.ConditionReady, metav1.ConditionFalse, berthv1.ReasonDependencyNotReady, ar.Error)
+		cond(berthv1.ConditionReconciling, metav1.ConditionFalse, berthv1.ReasonDependencyNotReady, ar.Error)
+	case deploy.StateFailed:
+		reason := berthv1.ReasonApplyFailed
+		var de *workspace.DecryptError
+		switch {
+		case errors.As(ar.Err, &de):
+			reason = berthv1.ReasonDecryptionFailed
+		case a.Err != nil:
+			reason = berthv1.ReasonInvalidWorkspace
+		case errors.As(ar.Err, &notReady):
+			reason = berthv1.ReasonHealthCheckFailed
+			out.status.Health = string(health.Failed)
+		}
+		fail(stateStalled, reason)
+		cond(berthv1.ConditionStalled, metav1.ConditionTrue, reason, ar.Error)
+		cond(berthv1.ConditionReconciling, metav1.ConditionFalse, reason, "waiting for a fixed commit")
+		r.recorder.Eventf(ws, corev1.EventTypeWarning, reason, "app %s at %s: %s", a.Name, short(rev), ar.Error)
+	case deploy.StateProgressing:
+		out.status.Health = string(health.InProgress)
+		fail(stateProgressing, berthv1.ReasonHealthCheckFailed)
+		cond(berthv1.ConditionReconciling, metav1.ConditionTrue, berthv1.ReasonProgressing, "waiting for the app to become healthy")
+		apimeta.RemoveStatusCondition(&out.status.Conditions, berthv1.ConditionStalled)
+	case deploy.StateError:
+		r.deployer.ForgetNamespace(a.Namespace) // it may have been deleted
+		fail(stateFailed, berthv1.ReasonApplyFailed)
+		cond(berthv1.ConditionReconciling, metav1.ConditionTrue, berthv1.ReasonProgressing, "retrying with back-off")
+		r.recorder.Eventf(ws, corev1.EventTypeWarning, berthv1.ReasonApplyFailed, "app %s at %s: %s", a.Name, short(rev), ar.Error)
+	default: // ready
+		out.state, out.reason = stateReady, berthv1.ReasonSucceeded
+		out.status.AppliedRevision = rev // applied, or found equal to it
+		out.status.Digest = a.Digest
+		out.status.Health = string(health.Current)
+		out.status.LastError = ""
+		cond(berthv1.ConditionReady, metav1.ConditionTrue, berthv1.ReasonSucceeded, "applied and healthy at revision "+short(out.status.AppliedRevision))
+		cond(berthv1.ConditionReconciling, metav1.ConditionFalse, berthv1.ReasonSucceeded, "up to date")
+		apimeta.RemoveStatusCondition(&out.status.Conditions, berthv1.ConditionStalled)
+		if ar.Wrote() {
+			r.recorder.Eventf(ws, corev1.EventTypeNormal, "Applied", "app %s at %s: %d created, %d updated, %d deleted in %s",
+				a.Name, short(rev), ar.Count(apply.ActionCreate), ar.Count(apply.ActionUpdate), ar.Count(apply.ActionDelete), ar.Duration.Round(time.Millisecond))
+		}
+	}
+	return out
 }
 
 // credentials reads the Secrets a Workspace names.
@@ -544,34 +511,6 @@ func (r *reconciler) secretData(ctx context.Context, namespace, name, field stri
 		return nil, fmt.Errorf("reading secret %s/%s named by %s: %w", namespace, name, field, err)
 	}
 	return s.Data, nil
-}
-
-// stripIgnoredFields removes the fields that an object's
-// berth.dev/ignore-fields annotation lists, so berth never applies nor owns
-// them and another controller can.
-func stripIgnoredFields(objs []*unstructured.Unstructured) ([]*unstructured.Unstructured, error) {
-	out := make([]*unstructured.Unstructured, len(objs))
-	for i, o := range objs {
-		spec := o.GetAnnotations()[berthv1.AnnotationIgnoreFields]
-		if spec == "" {
-			out[i] = o
-			continue
-		}
-		c := o.DeepCopy()
-		for _, f := range strings.Split(spec, ",") {
-			f = strings.TrimSpace(f)
-			if f == "" {
-				continue
-			}
-			parts := strings.Split(f, ".")
-			if parts[0] == "metadata" && len(parts) > 1 && (parts[1] == "name" || parts[1] == "namespace") || parts[0] == "apiVersion" || parts[0] == "kind" {
-				return nil, fmt.Errorf("%s: annotation %s lists %q, which identifies the object; list only fields another controller sets, such as spec.replicas", apply.RefOf(o), berthv1.AnnotationIgnoreFields, f)
-			}
-			unstructured.RemoveNestedField(c.Object, parts...)
-		}
-		out[i] = c
-	}
-	return out, nil
 }
 
 func setCondition(conds *[]metav1.Condition, typ string, status metav1.ConditionStatus, reason, msg string, gen int64) {

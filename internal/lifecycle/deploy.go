@@ -4,17 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
+	"os"
 	"slices"
-	"strings"
 	"time"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 
 	"berth.dev/berth/internal/apply"
-	"berth.dev/berth/internal/resolve"
+	"berth.dev/berth/internal/deploy"
+	"berth.dev/berth/internal/secrets"
 	"berth.dev/berth/internal/workspace"
 )
 
@@ -22,88 +22,80 @@ import (
 type DeployOptions struct {
 	// Apps to deploy, with the apps they depend on; all when empty.
 	Apps []string
-	// Timeout bounds each app's wait for health.
+	// Timeout bounds each phase's wait for health.
 	Timeout time.Duration
+	// ForceConflicts takes fields that other field managers own.
+	ForceConflicts bool
+	// Removed are apps the workspace no longer has (uninstalled), whose
+	// objects are deleted first, in this order.
+	Removed []RemovedApp
 }
 
-// AppDeploy is what deploying one app did.
-type AppDeploy struct {
-	App       string         `json:"app"`
-	Namespace string         `json:"namespace"`
-	Actions   map[string]int `json:"actions"` // create, update, unchanged, delete...
-	Duration  time.Duration  `json:"durationNanos"`
-}
+// RemovedApp is an app removed from the workspace.
+type RemovedApp struct{ Name, Namespace string }
 
 // DeployResult lists the apps deployed, in order.
-type DeployResult struct {
-	Apps []AppDeploy `json:"apps"`
+type DeployResult = deploy.Result
+
+// order returns the named apps (all when none is named) and what they depend
+// on, in dependency order, as the working tree holds them.
+func (e *Env) order(names []string) ([]string, error) {
+	snap, err := workspace.Load(os.DirFS(e.WS.Root))
+	if err != nil {
+		return nil, err
+	}
+	ordered, err := snap.Order(names...)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(ordered))
+	for i, a := range ordered {
+		out[i] = a.Name
+	}
+	return out, nil
 }
 
-// UnhealthyError says which app did not become healthy, and why; the apps after
-// it were not deployed.
-type UnhealthyError struct {
-	App     string
-	Skipped []string
-	Err     error
+// head is the workspace as its HEAD commit holds it: what Deploy deploys.
+type head struct {
+	fs       *workspace.TreeFS
+	revision string
+	snap     *workspace.Snapshot
+	key      *secrets.Key
 }
 
-func (e *UnhealthyError) Error() string {
-	msg := fmt.Sprintf("app %s did not deploy: %v", e.App, e.Err)
-	if len(e.Skipped) > 0 {
-		msg += fmt.Sprintf("; not deployed after it: %s", strings.Join(e.Skipped, ", "))
+// readHead loads the workspace at HEAD with the loader the controller uses, so
+// both deploy the same commit the same way; an uncommitted change is never
+// deployed.
+func (e *Env) readHead(ctx context.Context) (*head, error) {
+	tfs, rev, err := workspace.CommitFS(e.WS.Root, "HEAD")
+	if err != nil {
+		return nil, err
 	}
-	return msg
+	snap, err := workspace.Load(tfs)
+	if err != nil {
+		return nil, fmt.Errorf("the workspace at HEAD (%s): %w", rev[:12], err)
+	}
+	h := &head{fs: tfs, revision: rev, snap: snap}
+	if key, _, err := secrets.RepoKey(ctx, e.WS.Root); err == nil {
+		h.key = key
+	}
+	return h, nil
 }
 
-func (e *UnhealthyError) Unwrap() error { return e.Err }
-
-// order returns the apps in dependency order (what an app uses first), from
-// the lock. With names, only those and what they depend on.
-func order(lock *workspace.Lock, apps map[string]*workspace.App, names []string) ([]string, error) {
-	deps := map[string][]string{}
-	for _, in := range lock.Instances {
-		owner, _, _ := strings.Cut(strings.TrimPrefix(in.Key, "app:"), "/")
-		if !strings.HasPrefix(in.Key, "app:") {
-			continue
-		}
-		for _, target := range in.Dependencies {
-			if strings.HasPrefix(target, "shared:") {
-				deps[owner] = append(deps[owner], strings.TrimPrefix(target, "shared:"))
-			}
-		}
+// apps returns the deploy library's apps for the named apps (all when none)
+// and what they depend on, in dependency order.
+func (h *head) apps(names []string) ([]*deploy.App, error) {
+	ordered, err := h.snap.Order(names...)
+	if err != nil {
+		return nil, err
 	}
-	if len(names) == 0 {
-		names = slices.Sorted(maps.Keys(apps))
-	}
-	var out []string
-	state := map[string]int{} // 1 visiting, 2 done
-	var visit func(n string, path []string) error
-	visit = func(n string, path []string) error {
-		switch state[n] {
-		case 1:
-			return fmt.Errorf("apps depend on each other in a circle: %s", strings.Join(append(path, n), " -> "))
-		case 2:
-			return nil
+	out := make([]*deploy.App, 0, len(ordered))
+	for _, a := range ordered {
+		da := &deploy.App{Name: a.Name, Namespace: a.Namespace, DependsOn: a.DependsOn, Err: a.Err}
+		if da.Err == nil {
+			da.Objects, da.Err = workspace.ReadRenderedFS(h.fs, workspace.AppRenderedDir(a.Name), h.key)
 		}
-		if _, ok := apps[n]; !ok {
-			return fmt.Errorf("%w: no app %q in this workspace; 'berth status' lists the installed apps", workspace.ErrAppNotFound, n)
-		}
-		state[n] = 1
-		ds := slices.Clone(deps[n])
-		slices.Sort(ds)
-		for _, d := range slices.Compact(ds) {
-			if err := visit(d, append(path, n)); err != nil {
-				return err
-			}
-		}
-		state[n] = 2
-		out = append(out, n)
-		return nil
-	}
-	for _, n := range names {
-		if err := visit(n, nil); err != nil {
-			return nil, err
-		}
+		out = append(out, da)
 	}
 	return out, nil
 }
@@ -123,89 +115,89 @@ func (e *Env) engine() (*apply.Engine, error) {
 	return apply.NewEngine(cfg, apply.DefaultOptions())
 }
 
-// Deploy applies the workspace's rendered apps to the cluster in dependency
-// order. Each app goes phase by phase (components, then its own hooks and
-// objects), each phase healthy before the next, pruning what the app no longer
-// renders; an app that does not become healthy stops the deploy. Unchanged apps
-// cost no writes.
+func (e *Env) deployer() (*deploy.Deployer, error) {
+	cfg, err := e.clusterConfig()
+	if err != nil {
+		return nil, err
+	}
+	eng, err := apply.NewEngine(cfg, apply.DefaultOptions())
+	if err != nil {
+		return nil, err
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return deploy.New(eng, dyn), nil
+}
+
+// Deploy brings the cluster to the workspace's HEAD commit. When a controller
+// manages the cluster (see Controller), it is the one actor: Deploy pushes
+// HEAD where it reads it, asks it to reconcile and follows its progress until
+// the apps are applied at HEAD and ready. Without one, Deploy applies through
+// the deploy library, as the controller does: removed apps deleted first,
+// then in dependency order, each app phase by phase, each phase healthy
+// before the next, pruning what the app no longer renders. An app that is not
+// ready holds back the apps that depend on it; the error is then a
+// *deploy.AppError. Unchanged apps cost no writes.
 func (e *Env) Deploy(ctx context.Context, opts DeployOptions) (*DeployResult, error) {
-	apps, err := e.workspaceApps()
+	c, err := e.Controller(ctx)
 	if err != nil {
 		return nil, err
 	}
-	lock, err := e.WS.Lock()
+	if c != nil {
+		return e.deployViaController(ctx, c, opts)
+	}
+	h, err := e.readHead(ctx)
 	if err != nil {
 		return nil, err
 	}
-	names, err := order(lock, apps, opts.Apps)
+	apps, err := h.apps(opts.Apps)
 	if err != nil {
 		return nil, err
 	}
-	eng, err := e.engine()
+	d, err := e.deployer()
 	if err != nil {
 		return nil, err
 	}
-	res := &DeployResult{}
-	for i, name := range names {
-		d, err := e.deployApp(ctx, eng, apps[name], opts.Timeout)
-		if err != nil {
-			return res, &UnhealthyError{App: name, Skipped: names[i+1:], Err: err}
+	dopts := deploy.Options{Timeout: opts.Timeout, Workers: 1, Revision: h.revision,
+		ForceConflicts: opts.ForceConflicts, Events: e.deployEvents()}
+	var removed []deploy.AppResult
+	for _, r := range opts.Removed {
+		rr := d.Remove(ctx, r.Name, r.Namespace, dopts)
+		removed = append(removed, rr)
+		if rr.Err != nil {
+			res := &DeployResult{Apps: removed}
+			return res, res.Err()
 		}
-		res.Apps = append(res.Apps, *d)
 	}
-	return res, nil
+	res := d.Deploy(ctx, apps, dopts)
+	res.Apps = append(removed, res.Apps...)
+	return res, res.Err()
 }
 
-func (e *Env) deployApp(ctx context.Context, eng *apply.Engine, a *workspace.App, timeout time.Duration) (*AppDeploy, error) {
-	objs, err := e.WS.ReadRendered(a.Name)
-	if err != nil {
-		return nil, err
-	}
-	d := &AppDeploy{App: a.Name, Namespace: a.Namespace, Actions: map[string]int{}}
-	start := time.Now()
-	phases := Phases(objs)
-	var set []*unstructured.Unstructured
-	err = e.step(a.Name, "deploy "+a.Name, func() error {
-		for i, ph := range phases {
-			set = append(set, ph...)
-			last := i == len(phases)-1
-			r, err := eng.Apply(ctx, set, apply.ApplyOptions{
-				App: a.Name, Namespace: a.Namespace, Prune: last, Wait: true, Timeout: timeout,
-				Events: e.applyEvents(a.Name),
-			})
-			if err != nil {
-				return err
-			}
-			if last {
-				for _, c := range r.Changes {
-					d.Actions[string(c.Action)]++
-				}
-			}
-		}
-		if len(phases) == 0 {
-			// Nothing rendered: prune whatever an earlier deploy left.
-			r, err := eng.Apply(ctx, nil, apply.ApplyOptions{App: a.Name, Namespace: a.Namespace, Prune: true})
-			if err != nil {
-				return err
-			}
-			for _, c := range r.Changes {
-				d.Actions[string(c.Action)]++
-			}
-		}
-		return nil
-	})
-	d.Duration = time.Since(start)
-	return d, err
-}
-
-// applyEvents turns the engine's waiting messages into progress.
-func (e *Env) applyEvents(app string) func(apply.Event) {
-	if e.Events == nil {
+// deployEvents turns the deploy library's events into progress.
+func (e *Env) deployEvents() func(deploy.Event) {
+	if e.Events == nil && e.DeployEvents == nil {
 		return nil
 	}
-	return func(ev apply.Event) {
-		if ev.Type == apply.EventWaiting && ev.Message != "" {
-			e.emit(Event{App: app, Message: fmt.Sprintf("%s: %s", ev.Object.ShortString(), ev.Message), Note: true})
+	started := map[string]time.Time{}
+	return func(ev deploy.Event) {
+		if e.DeployEvents != nil {
+			e.DeployEvents(ev)
+		}
+		switch ev.Type {
+		case deploy.EventAppStarted:
+			started[ev.App] = time.Now()
+			e.emit(Event{App: ev.App, Message: "deploy " + ev.App})
+		case deploy.EventObject:
+			if ev.Apply.Type == apply.EventWaiting && ev.Apply.Message != "" {
+				e.emit(Event{App: ev.App, Message: fmt.Sprintf("%s: %s", ev.Apply.Object.ShortString(), ev.Apply.Message), Note: true})
+			}
+		case deploy.EventAppDone:
+			if t, ok := started[ev.App]; ok {
+				e.emit(Event{App: ev.App, Message: "deploy " + ev.App, Done: true, Elapsed: time.Since(t), Err: ev.Result.Err})
+			}
 		}
 	}
 }
@@ -214,16 +206,13 @@ func (e *Env) applyEvents(app string) func(apply.Event) {
 func dependants(lock *workspace.Lock, app string) []string {
 	var out []string
 	for _, in := range lock.Instances {
-		if !strings.HasPrefix(in.Key, "app:") {
-			continue
-		}
-		owner, _, _ := strings.Cut(strings.TrimPrefix(in.Key, "app:"), "/")
-		if owner == app {
+		k, err := workspace.ParseInstanceKey(in.Key)
+		if err != nil || k.Role == workspace.RoleShared || k.App == app {
 			continue
 		}
 		for _, target := range in.Dependencies {
-			if target == "shared:"+app || target == resolve.AppKey(app) {
-				out = append(out, owner)
+			if t, err := workspace.ParseInstanceKey(target); err == nil && t.IsApp() && t.DeployedBy() == app {
+				out = append(out, k.App)
 			}
 		}
 	}
@@ -232,18 +221,14 @@ func dependants(lock *workspace.Lock, app string) []string {
 }
 
 // Plan reports, per app in dependency order, what Deploy would change in the
-// cluster: the engine's plan of each app's rendered objects, pruning included.
+// cluster: the engine's plan of each app's objects at HEAD, pruning included.
 // It changes nothing.
 func (e *Env) Plan(ctx context.Context, names ...string) ([]*apply.Result, error) {
-	apps, err := e.workspaceApps()
+	h, err := e.readHead(ctx)
 	if err != nil {
 		return nil, err
 	}
-	lock, err := e.WS.Lock()
-	if err != nil {
-		return nil, err
-	}
-	ordered, err := order(lock, apps, names)
+	apps, err := h.apps(names)
 	if err != nil {
 		return nil, err
 	}
@@ -252,15 +237,17 @@ func (e *Env) Plan(ctx context.Context, names ...string) ([]*apply.Result, error
 		return nil, err
 	}
 	var out []*apply.Result
-	for _, name := range ordered {
-		a := apps[name]
-		objs, err := e.WS.ReadRendered(name)
+	for _, a := range apps {
+		if a.Err != nil {
+			return nil, fmt.Errorf("planning app %s: %w", a.Name, a.Err)
+		}
+		objs, err := deploy.StripIgnoredFields(a.Objects)
 		if err != nil {
 			return nil, err
 		}
-		r, err := eng.Plan(ctx, objs, apply.PlanOptions{App: name, Namespace: a.Namespace, Prune: true})
+		r, err := eng.Plan(ctx, objs, apply.PlanOptions{App: a.Name, Namespace: a.Namespace, Prune: true})
 		if err != nil {
-			return nil, fmt.Errorf("planning app %s: %w", name, err)
+			return nil, fmt.Errorf("planning app %s: %w", a.Name, err)
 		}
 		out = append(out, r)
 	}

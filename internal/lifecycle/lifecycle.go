@@ -13,15 +13,13 @@ import (
 	"errors"
 	"fmt"
 	"path"
-	"sort"
-	"strconv"
 	"time"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
 	"berth.dev/berth/internal/catalog"
+	"berth.dev/berth/internal/deploy"
 	"berth.dev/berth/internal/pkgspec"
 	"berth.dev/berth/internal/render"
 	"berth.dev/berth/internal/secrets"
@@ -37,6 +35,9 @@ type Env struct {
 	Cluster func() (*rest.Config, error)
 	// Events, when set, receives progress.
 	Events func(Event)
+	// DeployEvents, when set, receives the deploy library's events of a
+	// deploy this process runs.
+	DeployEvents func(deploy.Event)
 	// KubeVersion is the Kubernetes version charts are rendered for.
 	KubeVersion string
 	// ChartCache is where charts that packages pin in Helm chart repositories
@@ -78,11 +79,10 @@ func (e *Env) step(app, msg string, fn func() error) error {
 	return err
 }
 
-// AnnotationPhase orders an app's rendered objects for deployment: components
-// before the app that uses them, and within each the stages crds, pre (hooks
-// such as migrations), main and post. Deploy applies phase by phase, each one
-// healthy before the next.
-const AnnotationPhase = "berth.dev/phase"
+// AnnotationPhase orders an app's rendered objects for deployment (see
+// deploy.AnnotationPhase): components before the app that uses them, and within
+// each the stages crds, pre (hooks such as migrations), main and post.
+const AnnotationPhase = deploy.AnnotationPhase
 
 // stageIndex gives render's stages their place within a part.
 func stageIndex(s render.Stage) int {
@@ -92,29 +92,6 @@ func stageIndex(s render.Stage) int {
 		}
 	}
 	return len(render.Stages)
-}
-
-// Phases groups objects by their phase annotation, in ascending order.
-// Objects without one come last.
-func Phases(objs []*unstructured.Unstructured) [][]*unstructured.Unstructured {
-	byPhase := map[int][]*unstructured.Unstructured{}
-	for _, o := range objs {
-		p, err := strconv.Atoi(o.GetAnnotations()[AnnotationPhase])
-		if err != nil {
-			p = 1 << 20
-		}
-		byPhase[p] = append(byPhase[p], o)
-	}
-	keys := make([]int, 0, len(byPhase))
-	for k := range byPhase {
-		keys = append(keys, k)
-	}
-	sort.Ints(keys)
-	out := make([][]*unstructured.Unstructured, 0, len(keys))
-	for _, k := range keys {
-		out = append(out, byPhase[k])
-	}
-	return out
 }
 
 // appSecrets is apps/<app>/secrets.yaml, an encrypted file: the seed that the

@@ -50,7 +50,7 @@ func (e *Env) Status(ctx context.Context, names ...string) ([]AppStatus, error) 
 	if err != nil {
 		return nil, err
 	}
-	ordered, err := order(lock, apps, names)
+	ordered, err := e.order(names)
 	if err != nil {
 		return nil, err
 	}
