@@ -14,8 +14,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
-	"berth.dev/berth/internal/apply"
+	"berth.dev/berth/internal/deploy"
 	"berth.dev/berth/internal/render"
+	"berth.dev/berth/internal/workspace"
 )
 
 // UninstallOptions configures Uninstall.
@@ -43,10 +44,13 @@ func (e *DependantsError) Error() string {
 	return fmt.Sprintf("app %s is used by %s; uninstall %s first", e.App, strings.Join(e.Dependants, ", "), strings.Join(e.Dependants, " and "))
 }
 
-// Uninstall removes an app from the cluster and then from the workspace, with
-// the shared dependencies that nothing else uses. It refuses while another app
-// depends on it. A failure in the cluster leaves the workspace unchanged, so the
-// command can be run again.
+// Uninstall removes an app, with the shared dependencies that nothing else
+// uses. It refuses while another app depends on it. When a controller manages
+// the cluster, the removal is a commit and the controller, the one actor,
+// prunes the apps while Uninstall follows it; otherwise Uninstall deletes them
+// from the cluster through the deploy library first and then commits, so a
+// failure in the cluster leaves the workspace unchanged and a rerun resumes
+// (an app whose objects are already gone is done).
 func (e *Env) Uninstall(ctx context.Context, opts UninstallOptions) (*UninstallResult, error) {
 	apps, err := e.workspaceApps()
 	if err != nil {
@@ -78,53 +82,22 @@ func (e *Env) Uninstall(ctx context.Context, opts UninstallOptions) (*UninstallR
 	slices.Sort(removed)
 	res := &UninstallResult{Apps: removed}
 
-	cfg, err := e.clusterConfig()
-	if err != nil {
-		return nil, err
-	}
-	eng, err := apply.NewEngine(cfg, apply.DefaultOptions())
-	if err != nil {
-		return nil, err
-	}
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, err
-	}
 	// The app first, then the shared dependencies it alone used.
 	order := append([]string{opts.App}, slices.DeleteFunc(slices.Clone(removed), func(n string) bool { return n == opts.App })...)
-	for _, name := range order {
-		a := apps[name]
-		err := e.step(name, "delete "+name, func() error {
-			claims, err := cs.CoreV1().PersistentVolumeClaims(a.Namespace).List(ctx, metav1.ListOptions{LabelSelector: render.LabelApp + "=" + name})
-			if err != nil {
-				return err
-			}
-			if opts.KeepData {
-				// Handed over: no longer the app's, so neither they nor the
-				// namespace that holds them are deleted.
-				patch := []byte(`{"metadata":{"labels":{"` + render.LabelApp + `":null}}}`)
-				for _, c := range claims.Items {
-					if _, err := cs.CoreV1().PersistentVolumeClaims(a.Namespace).Patch(ctx, c.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
-						return fmt.Errorf("keeping persistentvolumeclaim %s/%s: %w", a.Namespace, c.Name, err)
-					}
-					res.KeptClaims = append(res.KeptClaims, a.Namespace+"/"+c.Name)
-				}
-			}
-			if _, err := eng.Delete(ctx, apply.DeleteOptions{App: name, Namespace: a.Namespace, Wait: true, Timeout: opts.Timeout}); err != nil {
-				return err
-			}
-			if !opts.KeepData {
-				for _, c := range claims.Items {
-					err := cs.CoreV1().PersistentVolumeClaims(a.Namespace).Delete(ctx, c.Name, metav1.DeleteOptions{})
-					if err != nil && !apierrors.IsNotFound(err) {
-						return fmt.Errorf("deleting persistentvolumeclaim %s/%s: %w", a.Namespace, c.Name, err)
-					}
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("uninstalling %s from the cluster: %w (the workspace still lists it; run the command again)", name, err)
+	ctrl, err := e.Controller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if ctrl != nil {
+		// Claims that are kept are handed over before the controller prunes.
+		if err := e.handleClaims(ctx, apps, order, opts, res, true); err != nil {
+			return nil, err
+		}
+	} else {
+		// This process is the one actor: delete from the cluster first, so a
+		// failure leaves the workspace listing the app and a rerun resumes.
+		if err := e.removeFromCluster(ctx, apps, order, opts, res); err != nil {
+			return nil, err
 		}
 	}
 	var paths []string
@@ -153,7 +126,85 @@ func (e *Env) Uninstall(ctx context.Context, opts UninstallOptions) (*UninstallR
 	if err != nil {
 		return nil, err
 	}
+	if ctrl != nil {
+		// The controller is the one actor: the commit removes the apps, and
+		// it prunes them; follow it until they are gone.
+		var gone []RemovedApp
+		for _, n := range order {
+			gone = append(gone, RemovedApp{Name: n, Namespace: apps[n].Namespace})
+		}
+		if _, err := e.deployViaController(ctx, ctrl, DeployOptions{Removed: gone, Timeout: opts.Timeout}); err != nil {
+			return res, err
+		}
+		if err := e.handleClaims(ctx, apps, order, opts, res, false); err != nil {
+			return res, err
+		}
+	}
 	return res, nil
+}
+
+// removeFromCluster deletes the apps from the cluster through the deploy
+// library, handling their volume claims as opts says.
+func (e *Env) removeFromCluster(ctx context.Context, apps map[string]*workspace.App, order []string, opts UninstallOptions, res *UninstallResult) error {
+	d, err := e.deployer()
+	if err != nil {
+		return err
+	}
+	if err := e.handleClaims(ctx, apps, order, opts, res, true); err != nil {
+		return err
+	}
+	for _, name := range order {
+		a := apps[name]
+		err := e.step(name, "delete "+name, func() error {
+			return d.Remove(ctx, name, a.Namespace, deploy.Options{Timeout: opts.Timeout}).Err
+		})
+		if err != nil {
+			return fmt.Errorf("uninstalling %s from the cluster: %w (the workspace still lists it; run the command again)", name, err)
+		}
+	}
+	return e.handleClaims(ctx, apps, order, opts, res, false)
+}
+
+// handleClaims deals with the apps' volume claims (made from their
+// StatefulSets' claim templates, labelled as theirs): before the deletion it
+// hands them over when they are kept; after it, it deletes them when they are
+// not.
+func (e *Env) handleClaims(ctx context.Context, apps map[string]*workspace.App, order []string, opts UninstallOptions, res *UninstallResult, before bool) error {
+	if before != opts.KeepData {
+		return nil
+	}
+	cfg, err := e.clusterConfig()
+	if err != nil {
+		return err
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	for _, name := range order {
+		ns := apps[name].Namespace
+		claims, err := cs.CoreV1().PersistentVolumeClaims(ns).List(ctx, metav1.ListOptions{LabelSelector: render.LabelApp + "=" + name})
+		if err != nil {
+			return err
+		}
+		for _, c := range claims.Items {
+			if opts.KeepData {
+				// Handed over: no longer the app's, so neither they nor the
+				// namespace that holds them are deleted.
+				patch := []byte(`{"metadata":{"labels":{"` + render.LabelApp + `":null}}}`)
+				if _, err := cs.CoreV1().PersistentVolumeClaims(ns).Patch(ctx, c.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+					return fmt.Errorf("keeping persistentvolumeclaim %s/%s: %w", ns, c.Name, err)
+				}
+				res.KeptClaims = append(res.KeptClaims, ns+"/"+c.Name)
+				continue
+			}
+			err := cs.CoreV1().PersistentVolumeClaims(ns).Delete(ctx, c.Name, metav1.DeleteOptions{})
+			if err != nil && !apierrors.IsNotFound(err) {
+				return fmt.Errorf("deleting persistentvolumeclaim %s/%s: %w", ns, c.Name, err)
+			}
+		}
+	}
+	return nil
 }
 
 func dedupe(s []string) []string {
