@@ -50,15 +50,31 @@ func (f *kubeFlags) add(cmd *cobra.Command) {
 }
 
 func (f *kubeFlags) config() (*rest.Config, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	if f.kubeconfig != "" {
-		rules.ExplicitPath = f.kubeconfig
-	}
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: f.context}).ClientConfig()
+	cfg, _, err := loadKubeconfig(f.kubeconfig, f.context)
 	if err != nil {
 		return nil, fmt.Errorf("loading the kubeconfig: %w (pass --kubeconfig, set KUBECONFIG, or start a local cluster with 'berth up')", err)
 	}
 	return cfg, nil
+}
+
+// loadKubeconfig is berth's one kubeconfig loader: an explicit file (else
+// $KUBECONFIG, ~/.kube/config or the in-cluster config) and context (else the
+// current one). It returns the context's namespace too ("" when it has none).
+func loadKubeconfig(path, context string) (*rest.Config, string, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if path != "" {
+		rules.ExplicitPath = path
+	}
+	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: context})
+	cfg, err := cc.ClientConfig()
+	if err != nil {
+		return nil, "", err
+	}
+	ns, _, err := cc.Namespace()
+	if err != nil {
+		ns = ""
+	}
+	return cfg, ns, nil
 }
 
 func newControllerCmd(app *App) *cobra.Command {

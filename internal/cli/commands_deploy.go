@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -12,7 +13,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"berth.dev/berth/internal/apply"
 )
@@ -46,21 +46,11 @@ func (f *clusterFlags) addOptionalApp(cmd *cobra.Command) {
 
 // engine returns an engine for the selected cluster and the namespace to use.
 func (f *clusterFlags) engine() (*apply.Engine, string, string, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	if f.kubeconfig != "" {
-		rules.ExplicitPath = f.kubeconfig
-	}
-	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: f.context})
-	cfg, err := cc.ClientConfig()
+	cfg, ctxNS, err := loadKubeconfig(f.kubeconfig, f.context)
 	if err != nil {
 		return nil, "", "", fmt.Errorf("loading the kubeconfig: %w (pass --kubeconfig, set KUBECONFIG, or start a local cluster with 'berth up')", err)
 	}
-	ns := f.namespace
-	if ns == "" {
-		if ns, _, err = cc.Namespace(); err != nil || ns == "" {
-			ns = "default"
-		}
-	}
+	ns := cmp.Or(f.namespace, ctxNS, "default")
 	e, err := apply.NewEngine(cfg, apply.DefaultOptions())
 	if err != nil {
 		return nil, "", "", err

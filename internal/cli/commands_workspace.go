@@ -13,7 +13,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
 
 	"berth.dev/berth/internal/apply"
@@ -70,11 +69,7 @@ func (a *App) env(f *wsFlags, p *progress) (*lifecycle.Env, error) {
 // change the workspace work without one.
 func clusterConfig(ref workspace.ClusterRef) func() (*rest.Config, error) {
 	return func() (*rest.Config, error) {
-		rules := clientcmd.NewDefaultClientConfigLoadingRules()
-		if ref.Kubeconfig != "" {
-			rules.ExplicitPath = ref.Kubeconfig
-		}
-		cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: ref.Context}).ClientConfig()
+		cfg, _, err := loadKubeconfig(ref.Kubeconfig, ref.Context)
 		if err != nil {
 			return nil, fmt.Errorf("the workspace's cluster: %w; set cluster.kubeconfig and cluster.context in berth.yaml, or KUBECONFIG", err)
 		}
