@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -16,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"berth.dev/berth/internal/apply"
+	"berth.dev/berth/internal/deploy"
 	"berth.dev/berth/internal/lifecycle"
 	"berth.dev/berth/internal/pkgspec"
 	"berth.dev/berth/internal/wizard"
@@ -84,13 +86,24 @@ func clusterConfig(ref workspace.ClusterRef) func() (*rest.Config, error) {
 // deployFlags are the flags of commands that change the workspace and then
 // deploy what changed.
 type deployFlags struct {
-	noDeploy bool
-	timeout  time.Duration
+	noDeploy       bool
+	timeout        time.Duration
+	forceConflicts bool
 }
 
 func (d *deployFlags) add(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&d.noDeploy, "no-deploy", false, "only change the workspace")
-	cmd.Flags().DurationVar(&d.timeout, "timeout", 5*time.Minute, "how long each app may take to become healthy")
+	d.addDeploy(cmd)
+}
+
+// addDeploy adds the flags of a deploy.
+func (d *deployFlags) addDeploy(cmd *cobra.Command) {
+	cmd.Flags().DurationVar(&d.timeout, "timeout", 5*time.Minute, "how long each phase of an app may take to become healthy")
+	cmd.Flags().BoolVar(&d.forceConflicts, "force-conflicts", false, "take fields that another field manager (kubectl, another controller) owns")
+}
+
+func (d *deployFlags) options(apps []string) lifecycle.DeployOptions {
+	return lifecycle.DeployOptions{Apps: apps, Timeout: d.timeout, ForceConflicts: d.forceConflicts}
 }
 
 // before fails when the cluster cannot be reached, so that nothing is written
@@ -107,7 +120,8 @@ func (d *deployFlags) after(ctx context.Context, env *lifecycle.Env, apps []stri
 	if d.noDeploy {
 		return nil, nil
 	}
-	return env.Deploy(ctx, lifecycle.DeployOptions{Apps: apps, Timeout: d.timeout})
+	res, err := env.Deploy(ctx, d.options(apps))
+	return res, explainDeploy(err)
 }
 
 // readValues reads --values files and --set pairs into one map (--set wins).
@@ -296,17 +310,24 @@ unchanged workspace gives the same bytes and no commit.`,
 
 func newDeployCmd(app *App) *cobra.Command {
 	var f wsFlags
-	var timeout time.Duration
+	var df deployFlags
 	var out output
 	cmd := &cobra.Command{
 		Use:   "deploy [APP...]",
-		Short: "Apply the workspace's apps to the cluster, in dependency order, health-gated",
-		Long: `Apply the rendered apps (the named ones and what they depend on; all when none is
-named) to the cluster with server-side apply: shared dependencies and components
-first, each app phase by phase (CRDs, pre-install hooks such as migrations, its
-objects, post-install hooks), each healthy before the next. The first app that
-does not become healthy stops the deploy, with what is wrong in it. Objects an
-app no longer renders are pruned; unchanged apps cost no writes.`,
+		Short: "Bring the cluster to the workspace's HEAD commit, in dependency order, health-gated",
+		Long: `Deploy the apps of the workspace's HEAD commit (the named ones and what they
+depend on; all when none is named); uncommitted changes are never deployed.
+
+When a berth controller manages the cluster (a Workspace there follows this
+repository), it is the one actor: deploy pushes the branch when the Workspace
+reads a remote, asks the controller to reconcile, and follows its progress until
+the apps are applied at HEAD and healthy. Otherwise deploy applies them itself
+through the same deploy library: shared dependencies and components first, each
+app phase by phase (namespace, CRDs, pre-install hooks such as migrations, its
+objects, post-install hooks), each phase healthy before the next. An app that
+does not become healthy holds back the apps that depend on it, with what is
+wrong in it. Objects an app no longer renders are pruned; unchanged apps cost no
+writes.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p := newProgress(app.Err)
 			defer p.Close()
@@ -314,27 +335,53 @@ app no longer renders are pruned; unchanged apps cost no writes.`,
 			if err != nil {
 				return err
 			}
-			res, err := env.Deploy(cmd.Context(), lifecycle.DeployOptions{Apps: args, Timeout: timeout})
+			res, err := env.Deploy(cmd.Context(), df.options(args))
 			if out == outputJSON && res != nil {
 				if jerr := writeJSON(app.Out, res); jerr != nil {
 					return jerr
 				}
 			}
-			if err != nil {
-				return err
+			if out != outputJSON && res != nil {
+				printDeploy(app.Out, res)
 			}
-			if out != outputJSON {
-				for _, d := range res.Apps {
-					fmt.Fprintf(app.Out, "%s: healthy (%s) in %s\n", d.App, actions(d.Actions), round(d.Duration))
-				}
-			}
-			return nil
+			return explainDeploy(err)
 		},
 	}
 	f.add(cmd)
-	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long each app may take to become healthy")
+	df.addDeploy(cmd)
 	addOutputFlag(cmd, &out)
 	return cmd
+}
+
+// printDeploy prints one line per app of a deploy.
+func printDeploy(w io.Writer, res *lifecycle.DeployResult) {
+	for _, d := range res.Apps {
+		switch d.State {
+		case deploy.StateReady:
+			fmt.Fprintf(w, "%s: healthy (%s) in %s\n", d.App, actions(d.Actions), round(d.Duration))
+		case deploy.StateSuspended:
+			fmt.Fprintf(w, "%s: suspended, left alone\n", d.App)
+		default:
+			fmt.Fprintf(w, "%s: %s: %s\n", d.App, strings.ToLower(string(d.State)), d.Error)
+		}
+	}
+}
+
+// explainDeploy adds what to do to a deploy's error.
+func explainDeploy(err error) error {
+	var ae *deploy.AppError
+	if errors.As(err, &ae) {
+		var oe *apply.ObjectsError
+		if errors.As(err, &oe) {
+			for _, c := range oe.Failed {
+				if len(c.Conflicts) > 0 {
+					return fmt.Errorf("%w\nanother field manager owns some of these fields: rerun with --force-conflicts to take them, or list them in the object's %s annotation", err, deploy.AnnotationIgnoreFields)
+				}
+			}
+		}
+		return fmt.Errorf("%w\n'berth status %s' shows what is wrong; fix it and deploy again, or 'berth rollback %s'", err, ae.App, ae.App)
+	}
+	return err
 }
 
 func actions(m map[apply.Action]int) string {
