@@ -1,12 +1,14 @@
 package workspace
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
 	"testing/fstest"
 
 	"github.com/google/go-cmp/cmp"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 )
 
@@ -214,5 +216,55 @@ func TestInstanceKeyRoundTrip(t *testing.T) {
 		if _, err := ParseInstanceKey(bad); err == nil {
 			t.Errorf("ParseInstanceKey(%q) accepted it", bad)
 		}
+	}
+}
+
+// A commit read through TreeFS is the workspace Load reads from the working
+// tree at that commit; an uncommitted change is not in it.
+func TestCommitFSReadsWhatTheWorkingTreeHeldAtTheCommit(t *testing.T) {
+	ctx := context.Background()
+	w := newWorkspace(t)
+	objs := []*unstructured.Unstructured{obj("v1", "ConfigMap", "web", "a"), obj("apps/v1", "Deployment", "web", "b")}
+	err := w.Change(ctx, "add web", []string{"apps/web", "rendered/web"}, func() error {
+		if err := w.WriteApp(&App{Name: "web", Package: "p", Namespace: "web"}); err != nil {
+			return err
+		}
+		_, err := w.WriteRendered(ctx, "web", objs)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Uncommitted: not deployed.
+	if err := w.WriteApp(&App{Name: "web", Package: "p", Namespace: "other"}); err != nil {
+		t.Fatal(err)
+	}
+	tfs, rev, err := CommitFS(w.Root, "HEAD")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rev != gitOut(t, w.Root, "rev-parse", "HEAD") {
+		t.Errorf("CommitFS revision %s, HEAD is %s", rev, gitOut(t, w.Root, "rev-parse", "HEAD"))
+	}
+	snap, err := Load(tfs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := snap.Apps["web"]; a == nil || a.Namespace != "web" || a.Err != nil {
+		t.Fatalf("app web at HEAD = %+v, want namespace web", a)
+	}
+	got, err := ReadRenderedFS(tfs, AppRenderedDir("web"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := w.ReadRendered("web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || !cmp.Equal(got, want) {
+		t.Errorf("objects at HEAD:\n%v\nin the working tree:\n%v", got, want)
+	}
+	if err := fstest.TestFS(tfs, "berth.yaml", "apps/web/app.yaml"); err != nil {
+		t.Errorf("TreeFS is not a correct fs.FS: %v", err)
 	}
 }

@@ -73,19 +73,18 @@ func (t *TreeFS) Open(name string) (fs.File, error) {
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
 	}
-	info := treeInfo{e: e}
+	info := treeInfo{e: e, root: t.Tree}
 	if e.Mode == filemode.Dir {
 		sub, err := t.tree(name)
 		if err != nil {
 			return nil, &fs.PathError{Op: "open", Path: name, Err: err}
 		}
-		return &treeDir{info: info, t: sub}, nil
+		return &treeDir{info: info, root: t.Tree, t: sub}, nil
 	}
 	data, err := t.ReadFile(name)
 	if err != nil {
 		return nil, err
 	}
-	info.size = int64(len(data))
 	return &treeFile{info: info, r: bytes.NewReader(data)}, nil
 }
 
@@ -116,7 +115,7 @@ func (t *TreeFS) ReadDir(name string) ([]fs.DirEntry, error) {
 	if err != nil {
 		return nil, &fs.PathError{Op: "readdir", Path: name, Err: err}
 	}
-	return dirEntries(sub), nil
+	return dirEntries(t.Tree, sub), nil
 }
 
 // Stat implements fs.StatFS.
@@ -125,7 +124,7 @@ func (t *TreeFS) Stat(name string) (fs.FileInfo, error) {
 	if err != nil {
 		return nil, &fs.PathError{Op: "stat", Path: name, Err: err}
 	}
-	return treeInfo{e: e}, nil
+	return treeInfo{e: e, root: t.Tree}, nil
 }
 
 // Sub returns the tree of dir as a TreeFS.
@@ -137,22 +136,33 @@ func (t *TreeFS) Sub(dir string) (fs.FS, error) {
 	return &TreeFS{Tree: sub}, nil
 }
 
-func dirEntries(t *object.Tree) []fs.DirEntry {
+func dirEntries(root, t *object.Tree) []fs.DirEntry {
 	out := make([]fs.DirEntry, 0, len(t.Entries))
 	for i := range t.Entries {
-		out = append(out, fs.FileInfoToDirEntry(treeInfo{e: &t.Entries[i]}))
+		out = append(out, fs.FileInfoToDirEntry(treeInfo{e: &t.Entries[i], root: root}))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name() < out[j].Name() })
 	return out
 }
 
+// treeInfo describes a tree entry; a file's size is read from its blob
+// when asked for.
 type treeInfo struct {
 	e    *object.TreeEntry
-	size int64
+	root *object.Tree // resolves the entry's blob
 }
 
-func (i treeInfo) Name() string       { return path.Base(i.e.Name) }
-func (i treeInfo) Size() int64        { return i.size }
+func (i treeInfo) Name() string { return path.Base(i.e.Name) }
+func (i treeInfo) Size() int64 {
+	if i.root == nil || !i.e.Mode.IsFile() {
+		return 0
+	}
+	f, err := i.root.TreeEntryFile(&object.TreeEntry{Name: path.Base(i.e.Name), Mode: i.e.Mode, Hash: i.e.Hash})
+	if err != nil {
+		return 0
+	}
+	return f.Size
+}
 func (i treeInfo) ModTime() time.Time { return time.Time{} }
 func (i treeInfo) IsDir() bool        { return i.e.Mode == filemode.Dir }
 func (i treeInfo) Sys() any           { return i.e }
@@ -181,7 +191,7 @@ func (f *treeFile) Close() error               { return nil }
 
 type treeDir struct {
 	info    treeInfo
-	t       *object.Tree
+	root, t *object.Tree
 	entries []fs.DirEntry
 	read    bool
 }
@@ -193,7 +203,7 @@ func (d *treeDir) Read([]byte) (int, error) {
 func (d *treeDir) Close() error { return nil }
 func (d *treeDir) ReadDir(n int) ([]fs.DirEntry, error) {
 	if !d.read {
-		d.entries, d.read = dirEntries(d.t), true
+		d.entries, d.read = dirEntries(d.root, d.t), true
 	}
 	if n <= 0 {
 		out := d.entries
