@@ -478,12 +478,14 @@ func newConfigCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// Deploy even when nothing changed: an earlier run may have
+			// committed and died before its deploy.
+			if _, err := df.after(cmd.Context(), env, args); err != nil {
+				return err
+			}
 			if !res.Committed {
 				fmt.Fprintf(app.Out, "%s already has that configuration.\n", args[0])
 				return nil
-			}
-			if _, err := df.after(cmd.Context(), env, args); err != nil {
-				return err
 			}
 			fmt.Fprintf(app.Out, "Configured %s: set %s.\n", args[0], strings.Join(res.Set, ", "))
 			return nil
@@ -535,10 +537,11 @@ shows what changes, commits, and deploys. Nothing changes when all is up to date
 					}
 				}
 			}
-			if len(res.Changes) > 0 {
-				if _, err := df.after(cmd.Context(), env, args); err != nil {
-					return err
-				}
+			// Deploy even when nothing changed: an earlier run may have
+			// committed and died before its deploy; an unchanged cluster
+			// costs no write.
+			if _, err := df.after(cmd.Context(), env, args); err != nil {
+				return err
 			}
 			if out == outputJSON {
 				return writeJSON(app.Out, res)
