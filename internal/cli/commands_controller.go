@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	berthv1 "berth.dev/berth/api/v1alpha1"
 	"berth.dev/berth/internal/controller"
@@ -116,6 +117,8 @@ local process ('berth bootstrap --local').`,
 				return fmt.Errorf("--log-format %q: use json or text", logFormat)
 			}
 			opts.Logger = logr.FromSlogHandler(h)
+			// controller-runtime's own packages log through its global logger.
+			ctrllog.SetLogger(opts.Logger)
 			if opts.LeaderElection && opts.LeaderElectionNamespace == "" {
 				opts.LeaderElectionNamespace = opts.Namespace
 				if opts.LeaderElectionNamespace == "" {
