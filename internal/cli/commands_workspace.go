@@ -112,7 +112,11 @@ func (d *deployFlags) before(ctx context.Context, env *lifecycle.Env) error {
 	if d.noDeploy {
 		return nil
 	}
-	return env.CheckCluster(ctx)
+	if err := env.CheckCluster(ctx); err != nil {
+		return err
+	}
+	env.Preflight = true // what the cluster would refuse is never committed
+	return nil
 }
 
 // after deploys the named apps (and what they depend on).

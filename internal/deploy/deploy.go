@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -60,6 +62,10 @@ type Options struct {
 	Revision string
 	// ForceConflicts takes fields that other field managers own.
 	ForceConflicts bool
+	// RetryFor is how long an app is tried again, with back-off, after a
+	// transient error (see Transient); 0 returns the first error (a caller
+	// with its own retries, such as the controller's work queue).
+	RetryFor time.Duration
 	// Events, when set, receives progress, one event at a time.
 	Events func(Event)
 	// Starting, when set, is called before an app's first write.
@@ -169,6 +175,7 @@ const (
 	EventPhase      EventType = "phase"       // a phase was applied; its wait begins
 	EventObject     EventType = "object"      // the engine's event about one object (Apply holds it)
 	EventAppDone    EventType = "app-done"    // an app is done; Result holds the outcome
+	EventRetry      EventType = "retry"       // a transient error; the app is tried again (Err, Message)
 )
 
 // Event is a step of a deploy.
@@ -181,6 +188,8 @@ type Event struct {
 	Objects []apply.ObjectRef
 	Apply   *apply.Event
 	Result  *AppResult
+	Err     error
+	Message string
 }
 
 // Deployer deploys apps to the cluster of one engine.
@@ -307,13 +316,36 @@ func (d *Deployer) DeployApp(ctx context.Context, a *App, opts Options) AppResul
 	if opts.Starting != nil {
 		opts.Starting(a)
 	}
+	// Transient errors (the API server restarting, throttling, an etcd leader
+	// change) are retried with back-off for opts.RetryFor.
+	deadline := time.Now().Add(opts.RetryFor)
+	for attempt := 0; ; attempt++ {
+		st, err := d.deployPhases(ctx, a, opts, &r)
+		if st != StateError || !Transient(err) || ctx.Err() != nil {
+			return finish(st, err)
+		}
+		wait := min(time.Second<<attempt, 16*time.Second)
+		if time.Now().Add(wait).After(deadline) {
+			return finish(st, err)
+		}
+		d.emit(opts, Event{Type: EventRetry, App: a.Name, Err: err, Message: fmt.Sprintf("retrying in %s after a transient error: %v", wait, err)})
+		select {
+		case <-ctx.Done():
+			return finish(st, err)
+		case <-time.After(wait):
+		}
+	}
+}
+
+// deployPhases applies and waits for an app's phases once.
+func (d *Deployer) deployPhases(ctx context.Context, a *App, opts Options, r *AppResult) (State, error) {
 	objs, err := StripIgnoredFields(a.Objects)
 	if err != nil {
-		return finish(StateFailed, err)
+		return StateFailed, err
 	}
 	r.Objects = len(objs)
 	if err := d.ensureNamespace(ctx, a.Namespace, objs); err != nil {
-		return finish(StateError, err)
+		return StateError, err
 	}
 	phases := Phases(objs)
 	if len(phases) == 0 {
@@ -321,6 +353,7 @@ func (d *Deployer) DeployApp(ctx context.Context, a *App, opts Options) AppResul
 	}
 	r.Phases = len(phases)
 	changes := map[string]apply.Change{}
+	defer func() { r.Changes, r.Actions = summarize(changes) }()
 	var set []*unstructured.Unstructured
 	for i, ph := range phases {
 		set = append(set, ph...)
@@ -331,8 +364,7 @@ func (d *Deployer) DeployApp(ctx context.Context, a *App, opts Options) AppResul
 		})
 		refs := record(changes, res)
 		if err != nil {
-			r.Changes, r.Actions = summarize(changes)
-			return finish(classify(err), fmt.Errorf("phase %d of %d: %w", i+1, len(phases), err))
+			return classify(err), fmt.Errorf("phase %d of %d: %w", i+1, len(phases), err)
 		}
 		if last && opts.Applied != nil {
 			opts.Applied(a, objs)
@@ -341,12 +373,10 @@ func (d *Deployer) DeployApp(ctx context.Context, a *App, opts Options) AppResul
 		_, err = d.engine.Wait(ctx, refs, apply.WaitOptions{App: a.Name, Timeout: opts.timeout(),
 			Events: d.objectEvents(opts, a.Name, i+1, len(phases))})
 		if err != nil {
-			r.Changes, r.Actions = summarize(changes)
-			return finish(classify(err), fmt.Errorf("phase %d of %d: %w", i+1, len(phases), err))
+			return classify(err), fmt.Errorf("phase %d of %d: %w", i+1, len(phases), err)
 		}
 	}
-	r.Changes, r.Actions = summarize(changes)
-	return finish(StateReady, nil)
+	return StateReady, nil
 }
 
 func (o Options) timeout() time.Duration {
@@ -392,6 +422,33 @@ func summarize(changes map[string]apply.Change) ([]apply.Change, map[apply.Actio
 		counts[changes[k].Action]++
 	}
 	return out, counts
+}
+
+// Transient reports whether err is worth retrying as it is: the API server
+// unreachable or restarting, throttling, a timeout on its side, an etcd leader
+// change.
+func Transient(err error) bool {
+	if err == nil {
+		return false
+	}
+	if apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) || apierrors.IsTooManyRequests(err) ||
+		apierrors.IsServiceUnavailable(err) || apierrors.IsInternalError(err) || apierrors.IsUnexpectedServerError(err) {
+		return true
+	}
+	var se interface{ Status() metav1.Status }
+	if errors.As(err, &se) && se.Status().Code >= 500 {
+		return true
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return true
+	}
+	msg := err.Error()
+	for _, s := range []string{"connection refused", "connection reset", "etcdserver: leader changed", "etcdserver: request timed out", "http2: client connection lost", "TLS handshake timeout"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // classify says what an error of the engine means for the app.

@@ -286,6 +286,7 @@ func (e *Env) writePlan(ctx context.Context, p *plan, names []string) error {
 	if len(names) == 0 {
 		names = slices.Sorted(maps.Keys(p.apps))
 	}
+	rendered := map[string][]*unstructured.Unstructured{}
 	for _, name := range names {
 		a := p.apps[name]
 		if err := e.WS.WriteApp(a); err != nil {
@@ -309,7 +310,15 @@ func (e *Env) writePlan(ctx context.Context, p *plan, names []string) error {
 		if err != nil {
 			return err
 		}
-		if _, err := e.WS.WriteRendered(ctx, name, objs); err != nil {
+		rendered[name] = objs
+	}
+	if e.Preflight {
+		if err := e.preflight(ctx, p, rendered); err != nil {
+			return err
+		}
+	}
+	for _, name := range names {
+		if _, err := e.WS.WriteRendered(ctx, name, rendered[name]); err != nil {
 			return err
 		}
 	}

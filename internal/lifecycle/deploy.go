@@ -160,7 +160,7 @@ func (e *Env) Deploy(ctx context.Context, opts DeployOptions) (*DeployResult, er
 	if err != nil {
 		return nil, err
 	}
-	dopts := deploy.Options{Timeout: opts.Timeout, Workers: 1, Revision: h.revision,
+	dopts := deploy.Options{Timeout: opts.Timeout, Workers: 1, Revision: h.revision, RetryFor: max(opts.Timeout, time.Minute),
 		ForceConflicts: opts.ForceConflicts, Events: e.deployEvents()}
 	var removed []deploy.AppResult
 	for _, r := range opts.Removed {
@@ -194,6 +194,8 @@ func (e *Env) deployEvents() func(deploy.Event) {
 			if ev.Apply.Type == apply.EventWaiting && ev.Apply.Message != "" {
 				e.emit(Event{App: ev.App, Message: fmt.Sprintf("%s: %s", ev.Apply.Object.ShortString(), ev.Apply.Message), Note: true})
 			}
+		case deploy.EventRetry:
+			e.emit(Event{App: ev.App, Message: ev.App + ": " + ev.Message, Note: true})
 		case deploy.EventAppDone:
 			if t, ok := started[ev.App]; ok {
 				e.emit(Event{App: ev.App, Message: "deploy " + ev.App, Done: true, Elapsed: time.Since(t), Err: ev.Result.Err})

@@ -66,6 +66,14 @@ func (e *Env) Install(ctx context.Context, opts InstallOptions) (*InstallResult,
 	if a.Namespace == "" {
 		a.Namespace = name
 	}
+	if err := workspace.ValidateNamespace(a.Namespace); err != nil {
+		return nil, err
+	}
+	for _, other := range apps {
+		if other.Namespace == a.Namespace {
+			return nil, fmt.Errorf("namespace %s already holds app %s: each app has a namespace of its own (it holds the app's inventory, and uninstall deletes it with the app); pick another namespace", a.Namespace, other.Name)
+		}
+	}
 	if err := chooseVersion(a, f.Entry, want, cmpOr(opts.Channel, e.WS.Config.Defaults.Channel, "stable")); err != nil {
 		return nil, err
 	}

@@ -38,6 +38,10 @@ type Env struct {
 	// DeployEvents, when set, receives the deploy library's events of a
 	// deploy this process runs.
 	DeployEvents func(deploy.Event)
+	// Preflight checks what a change renders against the cluster (a
+	// server-side dry run of the objects that change) before it is
+	// committed, so what the API server would refuse is never committed.
+	Preflight bool
 	// KubeVersion is the Kubernetes version charts are rendered for.
 	KubeVersion string
 	// ChartCache is where charts that packages pin in Helm chart repositories

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"berth.dev/berth/internal/apply"
 	"berth.dev/berth/internal/secrets"
@@ -126,10 +127,19 @@ func ParseApp(name string, data []byte) (*App, error) {
 	if a.Name != name {
 		return nil, fmt.Errorf("%s: name is %q, want %q (the directory's name)", rel, a.Name, name)
 	}
-	if a.Namespace == "" {
-		return nil, fmt.Errorf("%s: namespace is empty: name the namespace the app is deployed to", rel)
+	if err := ValidateNamespace(a.Namespace); err != nil {
+		return nil, fmt.Errorf("%s: %w", rel, err)
 	}
 	return &a, nil
+}
+
+// ValidateNamespace checks the namespace of an app: a DNS label, as
+// Kubernetes requires.
+func ValidateNamespace(ns string) error {
+	if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+		return fmt.Errorf("namespace %q is not valid: %s", ns, strings.Join(errs, "; "))
+	}
+	return nil
 }
 
 func (s *Snapshot) loadApps(fsys fs.FS) error {

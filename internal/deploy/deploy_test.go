@@ -1,0 +1,189 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+
+	"berth.dev/berth/internal/apply"
+	"berth.dev/berth/internal/testcluster"
+)
+
+func TestMain(m *testing.M) { os.Exit(testcluster.Main(m)) }
+
+// failingTransport refuses the first n mutating requests, as an API server
+// that is restarting does.
+type failingTransport struct {
+	rt   http.RoundTripper
+	left atomic.Int64
+}
+
+func (f *failingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method != http.MethodGet && f.left.Add(-1) >= 0 {
+		return nil, fmt.Errorf("dial tcp 127.0.0.1:6443: %w", syscall.ECONNREFUSED)
+	}
+	return f.rt.RoundTrip(r)
+}
+
+func newDeployer(t *testing.T, cfg *rest.Config) *Deployer {
+	t.Helper()
+	eng, err := apply.NewEngine(cfg, apply.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return New(eng, dynamic.NewForConfigOrDie(cfg))
+}
+
+func cm(name, phase string) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "ConfigMap",
+		"metadata": map[string]any{"name": name}, "data": map[string]any{"k": "v"}}}
+	if phase != "" {
+		u.SetAnnotations(map[string]string{AnnotationPhase: phase})
+	}
+	return u
+}
+
+type events struct {
+	mu  sync.Mutex
+	all []Event
+}
+
+func (e *events) add(ev Event) { e.mu.Lock(); e.all = append(e.all, ev); e.mu.Unlock() }
+func (e *events) of(typ EventType) []Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []Event
+	for _, ev := range e.all {
+		if ev.Type == typ {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// A short API server outage (connection refused on the first writes) is
+// retried with back-off and reported, not a failed deploy.
+func TestTransientErrorsAreRetried(t *testing.T) {
+	ns := testcluster.Namespace(t)
+	cfg := rest.CopyConfig(testcluster.Config(t))
+	ft := &failingTransport{}
+	ft.left.Store(2)
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { ft.rt = rt; return ft })
+	d := newDeployer(t, cfg)
+	ev := &events{}
+	app := &App{Name: "blip", Namespace: ns, Objects: []*unstructured.Unstructured{cm("a", "")}}
+	r := d.DeployApp(context.Background(), app, Options{Timeout: time.Minute, RetryFor: time.Minute, Events: ev.add})
+	if r.State != StateReady {
+		t.Fatalf("state %s: %v", r.State, r.Err)
+	}
+	if n := len(ev.of(EventRetry)); n == 0 {
+		t.Error("no retry was reported")
+	}
+	// Without RetryFor the first error is returned, as an Error (transient).
+	ft.left.Store(1)
+	r = d.DeployApp(context.Background(), &App{Name: "blip2", Namespace: ns, Objects: []*unstructured.Unstructured{cm("b", "")}}, Options{Timeout: time.Minute})
+	if r.State != StateError || !Transient(r.Err) {
+		t.Errorf("without retries: state %s, err %v; want a transient Error", r.State, r.Err)
+	}
+}
+
+func TestTransient(t *testing.T) {
+	gr := schema.GroupResource{Resource: "configmaps"}
+	tests := map[string]struct {
+		err  error
+		want bool
+	}{
+		"connection refused": {fmt.Errorf("x: %w", syscall.ECONNREFUSED), true},
+		"429":                {apierrors.NewTooManyRequests("slow down", 1), true},
+		"503":                {apierrors.NewServiceUnavailable("restarting"), true},
+		"leader changed":     {errors.New("etcdserver: leader changed"), true},
+		"not found":          {apierrors.NewNotFound(gr, "x"), false},
+		"invalid":            {apierrors.NewBadRequest("spec.x: invalid"), false},
+		"nil":                {nil, false},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := Transient(tt.err); got != tt.want {
+				t.Errorf("Transient(%v) = %v, want %v", tt.err, got, tt.want)
+			}
+		})
+	}
+}
+
+// Apps go phase by phase; an app that is not ready holds back its
+// dependants only; a suspended one holds back nothing; removing an app that
+// was never deployed (or is already gone) is done.
+func TestDeployOrderGatesAndRemoval(t *testing.T) {
+	ns := testcluster.Namespace(t)
+	cfg := testcluster.Config(t)
+	d := newDeployer(t, cfg)
+	ev := &events{}
+	bad := cm("bad", "")
+	bad.Object["data"] = map[string]any{"k": map[string]any{"not": "a string"}} // the API server refuses it
+	apps := []*App{
+		{Name: "base", Namespace: ns, Objects: []*unstructured.Unstructured{cm("c2", "20"), cm("c1", "10"), cm("c3", "")}},
+		{Name: "broken", Namespace: ns, Objects: []*unstructured.Unstructured{bad}},
+		{Name: "paused", Namespace: ns, Suspended: true},
+		{Name: "user", Namespace: ns, DependsOn: []string{"broken"}, Objects: []*unstructured.Unstructured{cm("u", "")}},
+		{Name: "other", Namespace: ns, DependsOn: []string{"base", "paused"}, Objects: []*unstructured.Unstructured{cm("o", "")}},
+	}
+	res := d.Deploy(context.Background(), apps, Options{Timeout: time.Minute, Workers: 4, Events: ev.add})
+	got := map[string]State{}
+	for _, a := range res.Apps {
+		got[a.App] = a.State
+	}
+	want := map[string]State{"base": StateReady, "broken": StateFailed, "paused": StateSuspended, "user": StateBlocked, "other": StateReady}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("states (-want +got):\n%s", diff)
+	}
+	var ae *AppError
+	if err := res.Err(); !errors.As(err, &ae) || ae.App != "broken" {
+		t.Errorf("Err() = %v, want the broken app first", err)
+	}
+	var phases [][]string
+	for _, e := range ev.of(EventPhase) {
+		if e.App != "base" {
+			continue
+		}
+		var names []string
+		for _, r := range e.Objects {
+			names = append(names, r.Name)
+		}
+		phases = append(phases, names)
+	}
+	if diff := cmp.Diff([][]string{{"c1"}, {"c1", "c2"}, {"c1", "c2", "c3"}}, phases); diff != "" {
+		t.Errorf("phases of base (-want +got):\n%s", diff)
+	}
+	if a := res.Apps[0]; a.Count(apply.ActionCreate) != 3 || a.Count(apply.ActionUnchanged) != 0 {
+		t.Errorf("base counted %v over its phases, want 3 created, each once", a.Actions)
+	}
+	if _, err := testcluster.Clientset(t).CoreV1().ConfigMaps(ns).Get(context.Background(), "u", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the blocked app was applied (%v)", err)
+	}
+
+	// Removal: base's objects go; an app never deployed is done.
+	for _, name := range []string{"base", "never-deployed"} {
+		r := d.Remove(context.Background(), name, ns, Options{Timeout: time.Minute})
+		if r.State != StateReady || r.Err != nil {
+			t.Errorf("Remove(%s) = %s, %v", name, r.State, r.Err)
+		}
+	}
+	if _, err := testcluster.Clientset(t).CoreV1().ConfigMaps(ns).Get(context.Background(), "c1", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("base's objects are left after Remove (%v)", err)
+	}
+}
