@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"os"
 	"os/exec"
@@ -193,6 +194,7 @@ func TestInstallRejectsBadInputAndLeavesTheWorkspaceAsItWas(t *testing.T) {
 		"rule broken":                        {InstallOptions{Package: "airflow", Values: map[string]any{"workers": "0"}}, "the CeleryExecutor needs at least one worker"},
 		"unknown parameter":                  {InstallOptions{Package: "airflow", Values: map[string]any{"colour": "blue"}}, "colour"},
 		"bad app name":                       {InstallOptions{Package: "redis", Name: "Redis_1"}, `app name "Redis_1" is invalid`},
+		"bad namespace":                      {InstallOptions{Package: "redis", Namespace: "BAD_NS"}, `namespace "BAD_NS" is not valid`},
 		"required value when nobody may ask": {InstallOptions{Package: "airflow", Values: map[string]any{"executor": "LocalExecutor", "baseUrl": "ftp://x"}}, "baseUrl"},
 	}
 	for name, tc := range tests {
@@ -215,6 +217,45 @@ func TestInstallRejectsBadInputAndLeavesTheWorkspaceAsItWas(t *testing.T) {
 	}
 	if _, err := env.Install(ctx, InstallOptions{Package: "redis"}); err == nil || !strings.Contains(err.Error(), "already installed") {
 		t.Errorf("installing redis twice: %v", err)
+	}
+	// Two apps in one namespace would take it from each other.
+	if _, err := env.Install(ctx, InstallOptions{Package: "redis", Name: "cache2", Namespace: "redis"}); err == nil || !strings.Contains(err.Error(), "namespace redis already holds app redis") {
+		t.Errorf("installing a second app into namespace redis: %v", err)
+	}
+}
+
+// A change the API server would refuse (a StatefulSet's claim template) is
+// refused before it is committed.
+func TestPreflightRefusesWhatTheClusterWouldRefuseBeforeCommitting(t *testing.T) {
+	ctx := context.Background()
+	cfg := testcluster.Config(t)
+	env := newEnv(t, cfg)
+	name := testcluster.UniqueName(t, 20)
+	t.Cleanup(func() {
+		_ = testcluster.Clientset(t).CoreV1().Namespaces().Delete(context.Background(), name, metav1DeleteOptions)
+	})
+	if _, err := env.Install(ctx, InstallOptions{Package: "redis", Name: name}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Deploy(ctx, DeployOptions{Timeout: 2 * time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	env.Preflight = true
+	head := git(t, env.WS.Root, "rev-parse", "HEAD")
+	_, err := env.Config(ctx, name, map[string]any{"storage": "4Gi"})
+	var pe *PreflightError
+	if !errors.As(err, &pe) || !strings.Contains(err.Error(), "StatefulSet") {
+		t.Fatalf("config storage=4Gi: %v, want a PreflightError naming the StatefulSet", err)
+	}
+	if got := git(t, env.WS.Root, "rev-parse", "HEAD"); got != head {
+		t.Error("a refused change was committed")
+	}
+	if st := git(t, env.WS.Root, "status", "--porcelain", "--untracked-files=all"); st != "" {
+		t.Errorf("a refused change left files:\n%s", st)
+	}
+	// An acceptable change passes the check.
+	if _, err := env.Config(ctx, name, map[string]any{"evictionPolicy": "allkeys-lru"}); err != nil {
+		t.Errorf("an acceptable change was refused: %v", err)
 	}
 }
 

@@ -6,11 +6,13 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
@@ -84,19 +86,25 @@ func (e *Env) Uninstall(ctx context.Context, opts UninstallOptions) (*UninstallR
 
 	// The app first, then the shared dependencies it alone used.
 	order := append([]string{opts.App}, slices.DeleteFunc(slices.Clone(removed), func(n string) bool { return n == opts.App })...)
+	rendered := map[string][]*unstructured.Unstructured{}
+	for _, n := range order {
+		if rendered[n], err = e.WS.ReadRendered(n); err != nil {
+			return nil, err
+		}
+	}
 	ctrl, err := e.Controller(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if ctrl != nil {
 		// Claims that are kept are handed over before the controller prunes.
-		if err := e.handleClaims(ctx, apps, order, opts, res, true); err != nil {
+		if err := e.handleClaims(ctx, apps, rendered, order, opts, res, true); err != nil {
 			return nil, err
 		}
 	} else {
 		// This process is the one actor: delete from the cluster first, so a
 		// failure leaves the workspace listing the app and a rerun resumes.
-		if err := e.removeFromCluster(ctx, apps, order, opts, res); err != nil {
+		if err := e.removeFromCluster(ctx, apps, rendered, order, opts, res); err != nil {
 			return nil, err
 		}
 	}
@@ -136,7 +144,7 @@ func (e *Env) Uninstall(ctx context.Context, opts UninstallOptions) (*UninstallR
 		if _, err := e.deployViaController(ctx, ctrl, DeployOptions{Removed: gone, Timeout: opts.Timeout}); err != nil {
 			return res, err
 		}
-		if err := e.handleClaims(ctx, apps, order, opts, res, false); err != nil {
+		if err := e.handleClaims(ctx, apps, rendered, order, opts, res, false); err != nil {
 			return res, err
 		}
 	}
@@ -145,12 +153,12 @@ func (e *Env) Uninstall(ctx context.Context, opts UninstallOptions) (*UninstallR
 
 // removeFromCluster deletes the apps from the cluster through the deploy
 // library, handling their volume claims as opts says.
-func (e *Env) removeFromCluster(ctx context.Context, apps map[string]*workspace.App, order []string, opts UninstallOptions, res *UninstallResult) error {
+func (e *Env) removeFromCluster(ctx context.Context, apps map[string]*workspace.App, rendered map[string][]*unstructured.Unstructured, order []string, opts UninstallOptions, res *UninstallResult) error {
 	d, err := e.deployer()
 	if err != nil {
 		return err
 	}
-	if err := e.handleClaims(ctx, apps, order, opts, res, true); err != nil {
+	if err := e.handleClaims(ctx, apps, rendered, order, opts, res, true); err != nil {
 		return err
 	}
 	for _, name := range order {
@@ -162,14 +170,14 @@ func (e *Env) removeFromCluster(ctx context.Context, apps map[string]*workspace.
 			return fmt.Errorf("uninstalling %s from the cluster: %w (the workspace still lists it; run the command again)", name, err)
 		}
 	}
-	return e.handleClaims(ctx, apps, order, opts, res, false)
+	return e.handleClaims(ctx, apps, rendered, order, opts, res, false)
 }
 
 // handleClaims deals with the apps' volume claims (made from their
 // StatefulSets' claim templates, labelled as theirs): before the deletion it
 // hands them over when they are kept; after it, it deletes them when they are
 // not.
-func (e *Env) handleClaims(ctx context.Context, apps map[string]*workspace.App, order []string, opts UninstallOptions, res *UninstallResult, before bool) error {
+func (e *Env) handleClaims(ctx context.Context, apps map[string]*workspace.App, rendered map[string][]*unstructured.Unstructured, order []string, opts UninstallOptions, res *UninstallResult, before bool) error {
 	if before != opts.KeepData {
 		return nil
 	}
@@ -188,6 +196,9 @@ func (e *Env) handleClaims(ctx context.Context, apps map[string]*workspace.App, 
 			return err
 		}
 		for _, c := range claims.Items {
+			if !madeByStatefulSets(rendered[name], c.Name) {
+				continue // not the app's: a claim someone labelled by hand
+			}
 			if opts.KeepData {
 				// Handed over: no longer the app's, so neither they nor the
 				// namespace that holds them are deleted.
@@ -205,6 +216,27 @@ func (e *Env) handleClaims(ctx context.Context, apps map[string]*workspace.App, 
 		}
 	}
 	return nil
+}
+
+// madeByStatefulSets reports whether claim is named as a StatefulSet of objs
+// names the claims of its volume claim templates: TEMPLATE-STATEFULSET-ORDINAL.
+func madeByStatefulSets(objs []*unstructured.Unstructured, claim string) bool {
+	for _, o := range objs {
+		if o.GetKind() != "StatefulSet" {
+			continue
+		}
+		tpls, _, _ := unstructured.NestedSlice(o.Object, "spec", "volumeClaimTemplates")
+		for _, t := range tpls {
+			tpl, _ := t.(map[string]any)
+			meta, _ := tpl["metadata"].(map[string]any)
+			tname, _ := meta["name"].(string)
+			rest, ok := strings.CutPrefix(claim, tname+"-"+o.GetName()+"-")
+			if _, err := strconv.Atoi(rest); ok && tname != "" && err == nil {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func dedupe(s []string) []string {
