@@ -199,12 +199,13 @@ type Deployer struct {
 
 	mu         sync.Mutex
 	namespaces map[string]bool // namespaces known to exist
+	foreign    map[string]bool // namespace -> it existed before the app that names it
 	eventsMu   sync.Mutex
 }
 
 // New returns a Deployer over engine; dyn creates the apps' namespaces.
 func New(engine *apply.Engine, dyn dynamic.Interface) *Deployer {
-	return &Deployer{engine: engine, dyn: dyn, namespaces: map[string]bool{}}
+	return &Deployer{engine: engine, dyn: dyn, namespaces: map[string]bool{}, foreign: map[string]bool{}}
 }
 
 func (d *Deployer) emit(opts Options, ev Event) {
@@ -342,6 +343,9 @@ func (d *Deployer) deployPhases(ctx context.Context, a *App, opts Options, r *Ap
 	objs, err := StripIgnoredFields(a.Objects)
 	if err != nil {
 		return StateFailed, err
+	}
+	if objs, err = d.leaveForeignNamespace(ctx, a, objs); err != nil {
+		return StateError, err
 	}
 	r.Objects = len(objs)
 	if err := d.ensureNamespace(ctx, a.Namespace, objs); err != nil {
@@ -506,11 +510,46 @@ func (d *Deployer) ensureNamespace(ctx context.Context, name string, objs []*uns
 	return nil
 }
 
+// leaveForeignNamespace drops the app's Namespace object from objs when the
+// namespace existed before berth deployed the app (it is not labelled as the
+// app's): berth then uses it as it is, never owns it, and never deletes it
+// with the app.
+func (d *Deployer) leaveForeignNamespace(ctx context.Context, a *App, objs []*unstructured.Unstructured) ([]*unstructured.Unstructured, error) {
+	i := slices.IndexFunc(objs, func(o *unstructured.Unstructured) bool {
+		return o.GetKind() == "Namespace" && o.GroupVersionKind().Group == "" && o.GetName() == a.Namespace
+	})
+	if i < 0 {
+		return objs, nil
+	}
+	d.mu.Lock()
+	foreign, known := d.foreign[a.Namespace]
+	d.mu.Unlock()
+	if !known {
+		ns, err := d.dyn.Resource(namespaceGVR).Get(ctx, a.Namespace, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			foreign = false
+		case err != nil:
+			return nil, fmt.Errorf("reading namespace %s: %w", a.Namespace, err)
+		default:
+			foreign = ns.GetLabels()[apply.LabelApp] != a.Name
+		}
+		d.mu.Lock()
+		d.foreign[a.Namespace] = foreign
+		d.mu.Unlock()
+	}
+	if !foreign {
+		return objs, nil
+	}
+	return slices.Delete(slices.Clone(objs), i, i+1), nil
+}
+
 // ForgetNamespace makes the next deploy into namespace check that it exists
 // (it may have been deleted).
 func (d *Deployer) ForgetNamespace(name string) {
 	d.mu.Lock()
 	delete(d.namespaces, name)
+	delete(d.foreign, name)
 	d.mu.Unlock()
 }
 

@@ -187,3 +187,26 @@ func TestDeployOrderGatesAndRemoval(t *testing.T) {
 		t.Errorf("base's objects are left after Remove (%v)", err)
 	}
 }
+
+// A namespace that existed before the app is used as it is: berth does not
+// take it over, so removing the app leaves it.
+func TestANamespaceTheUserMadeIsNotTheApps(t *testing.T) {
+	ns := testcluster.Namespace(t) // made by the test, as a user would
+	d := newDeployer(t, testcluster.Config(t))
+	nsObj := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": ns}}}
+	nsObj.SetAnnotations(map[string]string{AnnotationPhase: "-1"})
+	app := &App{Name: "guest", Namespace: ns, Objects: []*unstructured.Unstructured{nsObj, cm("g", "")}}
+	if r := d.DeployApp(context.Background(), app, Options{Timeout: time.Minute}); r.State != StateReady {
+		t.Fatalf("deploy: %s %v", r.State, r.Err)
+	}
+	if r := d.Remove(context.Background(), "guest", ns, Options{Timeout: time.Minute}); r.Err != nil {
+		t.Fatalf("remove: %v", r.Err)
+	}
+	got, err := testcluster.Clientset(t).CoreV1().Namespaces().Get(context.Background(), ns, metav1.GetOptions{})
+	if err != nil || got.DeletionTimestamp != nil {
+		t.Fatalf("the user's namespace was deleted with the app (%v)", err)
+	}
+	if got.Labels[apply.LabelApp] != "" {
+		t.Errorf("the user's namespace was taken over: labels %v", got.Labels)
+	}
+}

@@ -50,7 +50,8 @@ func (e *Env) preflight(ctx context.Context, p *plan, rendered map[string][]*uns
 			return err
 		}
 		res, err := eng.Plan(ctx, objs, apply.PlanOptions{App: name, Namespace: p.apps[name].Namespace})
-		if err != nil {
+		var failed *apply.ObjectsError
+		if err != nil && (res == nil || !errors.As(err, &failed)) {
 			return fmt.Errorf("checking app %s against the cluster: %w", name, err)
 		}
 		for _, c := range res.Changes {
