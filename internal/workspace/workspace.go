@@ -109,9 +109,15 @@ func Init(ctx context.Context, dir string, opts InitOptions) (*Workspace, error)
 	}}
 	files := map[string][]byte{
 		ConfigFile:                      mustYAML(w.Config),
-		".gitignore":                    []byte("# berth: local files that must never be committed\n*.tmp-*\n"),
 		path.Join(AppsDir, ".keep"):     nil,
 		path.Join(RenderedDir, ".keep"): nil,
+	}
+	ignore, changed, err := mergeIgnore(w.Abs(".gitignore"))
+	if err != nil {
+		return nil, err
+	}
+	if changed {
+		files[".gitignore"] = ignore
 	}
 	err = w.Change(ctx, "initialise berth workspace", slices.Sorted(maps.Keys(files)), func() error {
 		for name, data := range files {
@@ -125,6 +131,39 @@ func Init(ctx context.Context, dir string, opts InitOptions) (*Workspace, error)
 		return nil, err
 	}
 	return w, nil
+}
+
+// ignoreLines are the .gitignore patterns berth needs: its temporary files.
+var ignoreLines = []string{"*.tmp-*"}
+
+// mergeIgnore returns the .gitignore at file with berth's patterns appended
+// when they are absent, and whether that changed it; what the user wrote is
+// kept as it is.
+func mergeIgnore(file string) ([]byte, bool, error) {
+	old, err := os.ReadFile(file)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, false, fmt.Errorf("reading %s: %w", file, err)
+	}
+	have := map[string]bool{}
+	for _, l := range strings.Split(string(old), "\n") {
+		have[strings.TrimSpace(l)] = true
+	}
+	var add []string
+	for _, l := range ignoreLines {
+		if !have[l] {
+			add = append(add, l)
+		}
+	}
+	if len(add) == 0 {
+		return old, false, nil
+	}
+	out := slices.Clone(old)
+	if len(out) > 0 && out[len(out)-1] != '\n' {
+		out = append(out, '\n')
+	}
+	out = append(out, "# berth: local files that must never be committed\n"...)
+	out = append(out, strings.Join(add, "\n")+"\n"...)
+	return out, true, nil
 }
 
 // Open finds the workspace that contains dir (dir itself or a parent).
