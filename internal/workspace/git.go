@@ -120,8 +120,8 @@ func (g git) hasIdentity(ctx context.Context) bool {
 	return strings.TrimSpace(name) != "" && strings.TrimSpace(email) != ""
 }
 
-// restore puts the given pathspecs back to HEAD: tracked files as committed,
-// untracked files under them removed. It undoes a change that failed half-way.
+// restore puts the given pathspecs back to HEAD: tracked files as committed
+// (secret files with secrets.FileMode), untracked files under them removed. It undoes a change that failed half-way.
 func (g git) restore(ctx context.Context, pathspecs ...string) error {
 	if g.hasCommits(ctx) {
 		// Unstage, then bring back what HEAD has; files HEAD lacks go in clean below.
@@ -138,8 +138,10 @@ func (g git) restore(ctx context.Context, pathspecs ...string) error {
 			}
 		}
 	}
-	_, err := g.run(ctx, nil, append([]string{"clean", "--quiet", "-d", "--force", "--"}, pathspecs...)...)
-	return err
+	if _, err := g.run(ctx, nil, append([]string{"clean", "--quiet", "-d", "--force", "--"}, pathspecs...)...); err != nil {
+		return err
+	}
+	return secrets.ProtectFiles(ctx, g.dir, pathspecs...)
 }
 
 // Revision is one commit of the workspace.
@@ -181,7 +183,8 @@ func (g git) resolve(ctx context.Context, rev string) (string, error) {
 }
 
 // checkoutFrom makes the pathspecs exactly as they were at rev: files that
-// existed then are restored, files added since are removed.
+// existed then are restored (secret files with secrets.FileMode), files added
+// since are removed.
 func (g git) checkoutFrom(ctx context.Context, rev string, pathspecs ...string) error {
 	if _, err := g.run(ctx, nil, append([]string{"rm", "-r", "--quiet", "--cached", "--ignore-unmatch", "--"}, pathspecs...)...); err != nil {
 		return err
@@ -198,7 +201,7 @@ func (g git) checkoutFrom(ctx context.Context, rev string, pathspecs ...string) 
 			return err
 		}
 	}
-	return nil
+	return secrets.ProtectFiles(ctx, g.dir, pathspecs...)
 }
 
 // files lists the files under the pathspecs in the tree of rev.
