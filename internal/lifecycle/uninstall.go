@@ -48,6 +48,11 @@ func (e *DependantsError) Error() string {
 // depends on it. A failure in the cluster leaves the workspace unchanged, so the
 // command can be run again.
 func (e *Env) Uninstall(ctx context.Context, opts UninstallOptions) (*UninstallResult, error) {
+	release, err := e.writing(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	apps, err := e.workspaceApps()
 	if err != nil {
 		return nil, err
