@@ -42,3 +42,57 @@ func TestInitInstallsTheLeakGuardForPlainGitCommits(t *testing.T) {
 		t.Errorf("HEAD moved from %s to %s", before, after)
 	}
 }
+
+func TestRollbackRunAgainCompletesInsteadOfToggling(t *testing.T) {
+	ctx := context.Background()
+	env := newEnv(t, nil)
+	if _, err := env.Install(ctx, InstallOptions{Package: "redis"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, mem := range []string{"100Mi", "200Mi"} {
+		if _, err := env.Config(ctx, "redis", map[string]any{"maxMemory": mem}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	maxMemory := func() any {
+		t.Helper()
+		a, err := env.WS.App("redis")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a.Values["maxMemory"]
+	}
+	first, err := env.Rollback(ctx, "redis", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := maxMemory(); got != "100Mi" || !first.Committed {
+		t.Fatalf("after rollback maxMemory = %v (committed %v), want 100Mi", got, first.Committed)
+	}
+	if got := git(t, env.WS.Root, "log", "-1", "--format=%(trailers:key="+TrailerRollbackTo+",valueonly)"); got != first.Revision {
+		t.Errorf("rollback commit's %s trailer = %q, want %s", TrailerRollbackTo, got, first.Revision)
+	}
+	head := git(t, env.WS.Root, "rev-parse", "HEAD")
+	// Run again (as after a crash before the deploy): it completes the same
+	// rollback, with nothing to commit, instead of undoing it.
+	again, err := env.Rollback(ctx, "redis", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := maxMemory(); got != "100Mi" {
+		t.Errorf("rollback run again: maxMemory = %v, want 100Mi still", got)
+	}
+	if again.Revision != first.Revision || again.Committed {
+		t.Errorf("rollback run again = %+v, want revision %s and no commit", again, first.Revision)
+	}
+	if got := git(t, env.WS.Root, "rev-parse", "HEAD"); got != head {
+		t.Errorf("rollback run again made a commit")
+	}
+	// An explicit revision still goes anywhere.
+	if _, err := env.Rollback(ctx, "redis", "HEAD~1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := maxMemory(); got != "200Mi" {
+		t.Errorf("rollback --to HEAD~1: maxMemory = %v, want 200Mi", got)
+	}
+}
