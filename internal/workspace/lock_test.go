@@ -196,3 +196,66 @@ func TestAKilledChangeIsCompletedOrDiscarded(t *testing.T) {
 	}
 	t.Logf("recoveries: %v", outcomes)
 }
+
+func TestCheckCleanRefusesAHalfWrittenTree(t *testing.T) {
+	ctx := context.Background()
+	w := newWorkspace(t)
+	if err := w.Change(ctx, "web", []string{"rendered/web"}, func() error {
+		return w.WriteFile("rendered/web/deployment.yaml", []byte("replicas: 3\n"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.CheckClean(ctx, RenderedDir, AppsDir); err != nil {
+		t.Fatalf("clean workspace: %v", err)
+	}
+	// Untracked files elsewhere do not matter to the paths asked about.
+	if err := os.WriteFile(w.Abs("NOTES.md"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.CheckClean(ctx, RenderedDir, AppsDir); err != nil {
+		t.Fatalf("a file outside the paths: %v", err)
+	}
+	for name, write := range map[string]func(){
+		"modified":  func() { _ = os.WriteFile(w.Abs("rendered/web/deployment.yaml"), []byte("replicas: 1\n"), 0o644) },
+		"untracked": func() { _ = os.WriteFile(w.Abs("rendered/web/half.yaml"), []byte("kind: Service\n"), 0o644) },
+		"staged": func() {
+			_ = os.WriteFile(w.Abs("apps/web.yaml"), []byte("x\n"), 0o644)
+			gitOut(t, w.Root, "add", "apps/web.yaml")
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			write()
+			err := w.CheckClean(ctx, RenderedDir, AppsDir)
+			var ue *UncommittedError
+			if !errors.As(err, &ue) || len(ue.Paths) != 1 || !strings.Contains(err.Error(), "berth deploys only what is committed") {
+				t.Errorf("CheckClean = %v, want an *UncommittedError naming one path", err)
+			}
+			gitOut(t, w.Root, "reset", "--quiet")
+			gitOut(t, w.Root, "checkout", "--quiet", "--", ".")
+			gitOut(t, w.Root, "clean", "--quiet", "-fd", "--", RenderedDir, AppsDir)
+		})
+	}
+	// An unfinished change is refused until a writer (or Recover) finishes it.
+	if err := os.WriteFile(filepath.Join(w.Root, ".git", journalName), []byte(`{"pid":1,"command":"berth install web","message":"install web","paths":["rendered/web"],"head":"`+gitOut(t, w.Root, "rev-parse", "HEAD")+`","state":"writing"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(w.Abs("rendered/web/deployment.yaml"), []byte("replicas: 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.CheckClean(ctx, RenderedDir); err == nil || !strings.Contains(err.Error(), "unfinished") {
+		t.Errorf("CheckClean with a journal = %v", err)
+	}
+	var rec Recovery
+	if err := w.Recover(ctx, LockOptions{Recovered: func(r Recovery) { rec = r }}); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Action != RecoveryDiscarded || !strings.Contains(rec.String(), "`berth install web`") {
+		t.Errorf("recovery = %+v (%s)", rec, rec)
+	}
+	if err := w.CheckClean(ctx, RenderedDir, AppsDir); err != nil {
+		t.Errorf("after Recover: %v", err)
+	}
+	if b, _ := w.ReadFile("rendered/web/deployment.yaml"); string(b) != "replicas: 3\n" {
+		t.Errorf("deployment.yaml after Recover = %q, want HEAD's", b)
+	}
+}
