@@ -64,7 +64,7 @@ func TestBuildIndexErrors(t *testing.T) {
 		"version mismatch":   {map[string]*fstest.MapFile{"db/1.0.0/package.yaml": pkgYAML("db", "1.0.1", "")}, `cat/db/1.0.0/package.yaml: version is "1.0.1" but the directory is 1.0.0`},
 		"invalid package":    {map[string]*fstest.MapFile{"db/1.0.0/package.yaml": {Data: []byte("kind: Package\n")}}, "cat/db/1.0.0/package.yaml:1: apiVersion"},
 		"missing file":       {map[string]*fstest.MapFile{"db/1.0.0/m.yaml": nil}, `cat/db/1.0.0/package.yaml:7: manifests[0]: "m.yaml" does not exist`},
-		"channel to nowhere": {map[string]*fstest.MapFile{"db/channels.yaml": {Data: []byte("stable: 0.9.0\n")}}, "cat/db/channels.yaml: channel stable points to 0.9.0, which is not a version of db (versions: 1.1.0, 1.0.0)"},
+		"channel to nowhere": {map[string]*fstest.MapFile{"db/channels.yaml": {Data: []byte("stable: 0.9.0\n")}}, "cat/db/channels.yaml: channel stable points to 0.9.0, which is not a usable version of db (versions: 1.1.0, 1.0.0)"},
 		"channel name":       {map[string]*fstest.MapFile{"db/channels.yaml": {Data: []byte("Stable!: 1.0.0\n")}}, `"Stable!" is not a channel name`},
 		"channels syntax":    {map[string]*fstest.MapFile{"db/channels.yaml": {Data: []byte("- 1.0.0\n")}}, "cat/db/channels.yaml: yaml: unmarshal errors"},
 	}
@@ -78,9 +78,17 @@ func TestBuildIndexErrors(t *testing.T) {
 					fsys[k] = v
 				}
 			}
-			_, err := BuildIndex(context.Background(), fsys, "cat")
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("error = %v, want it to contain %q", err, tc.want)
+			// The bad entry is left out and reported; the rest stays usable.
+			ix, err := BuildIndex(context.Background(), fsys, "cat")
+			if err != nil {
+				t.Fatal(err)
+			}
+			// (A channel to a version left out is reported after it.)
+			if len(ix.Problems) == 0 || !strings.Contains(ix.Problems[0].String(), tc.want) {
+				t.Errorf("problems = %v, want the first to contain %q", ix.Problems, tc.want)
+			}
+			if _, ok := ix.Entry("web"); !ok {
+				t.Error("package web was left out with the bad entry")
 			}
 		})
 	}
@@ -231,8 +239,6 @@ func TestHTTPSourceRejectsBadIndex(t *testing.T) {
 		want string
 	}{
 		"not an index":  {"kind: Something\n", `kind is "Something", expected CatalogIndex`},
-		"no digest":     {"kind: CatalogIndex\npackages:\n  - name: a\n    versions: [{version: 1.0.0, url: a.tgz}]\n", "a 1.0.0 has no sha256 digest"},
-		"unsorted":      {"kind: CatalogIndex\npackages: [{name: b}, {name: a}]\n", "packages are not sorted by name"},
 		"unknown field": {"kind: CatalogIndex\nextra: 1\n", "not a catalog index"},
 	}
 	for name, tc := range tests {

@@ -11,9 +11,12 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
+	"sort"
 	"strings"
 	"time"
 
+	"github.com/Masterminds/semver/v3"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -88,6 +91,10 @@ func (s *HTTPSource) Update(ctx context.Context) error {
 	return writeFileAtomic(filepath.Join(s.Cache, IndexFile), b)
 }
 
+// parseIndex reads an HTTP catalog's index. A broken file is an error; an entry
+// that cannot be used (a version that is not semantic, an archive without a
+// digest, a dependency constraint that does not parse, a channel to nowhere, a
+// package listed twice) is left out and recorded in the index's Problems.
 func parseIndex(where string, b []byte) (*Index, error) {
 	var ix Index
 	dec := yaml.NewDecoder(bytes.NewReader(b))
@@ -98,20 +105,88 @@ func parseIndex(where string, b []byte) (*Index, error) {
 	if ix.Kind != "CatalogIndex" {
 		return nil, fmt.Errorf("%s: kind is %q, expected CatalogIndex; is this a berth catalog?", where, ix.Kind)
 	}
-	for i := 1; i < len(ix.Packages); i++ {
-		if ix.Packages[i-1].Name >= ix.Packages[i].Name {
-			return nil, fmt.Errorf("%s: packages are not sorted by name, or %s appears twice", where, ix.Packages[i].Name)
+	sort.SliceStable(ix.Packages, func(i, j int) bool { return ix.Packages[i].Name < ix.Packages[j].Name })
+	var pkgs []Entry
+	for i, e := range ix.Packages {
+		if i > 0 && ix.Packages[i-1].Name == e.Name {
+			ix.Problems = append(ix.Problems, Problem{Where: where, Package: e.Name, Reason: "the package is listed twice; the first entry is used"})
+			continue
+		}
+		if e, ok := checkEntry(where, e, &ix.Problems); ok {
+			pkgs = append(pkgs, e)
 		}
 	}
-	for _, e := range ix.Packages {
-		for _, v := range e.Versions {
-			if !sha256Digest(v.Digest) {
-				return nil, fmt.Errorf("%s: %s %s has no sha256 digest; every archive needs one", where, e.Name, v.Version)
-			}
-		}
-	}
+	ix.Packages = pkgs
 	return &ix, nil
 }
+
+// checkEntry keeps the usable versions and channels of an index entry, newest
+// version first, and reports false when none is left.
+func checkEntry(where string, e Entry, problems *[]Problem) (Entry, bool) {
+	bad := func(version, reason string) {
+		*problems = append(*problems, Problem{Where: where, Package: e.Name, Version: version, Reason: reason})
+	}
+	if !packageName.MatchString(e.Name) {
+		bad("", fmt.Sprintf("%q is not a package name", e.Name))
+		return e, false
+	}
+	type pv struct {
+		v   *semver.Version
+		ver Version
+	}
+	var vs []pv
+	seen := map[string]bool{}
+versions:
+	for _, v := range e.Versions {
+		sv, err := semver.StrictNewVersion(v.Version)
+		switch {
+		case err != nil:
+			bad(v.Version, fmt.Sprintf("%q is not a semantic version (such as 1.2.3)", v.Version))
+			continue
+		case seen[v.Version]:
+			bad(v.Version, "the version is listed twice; the first entry is used")
+			continue
+		case !sha256Digest(v.Digest):
+			bad(v.Version, "the archive has no sha256 digest; every archive needs one")
+			continue
+		}
+		for _, d := range v.Dependencies {
+			if _, err := semver.NewConstraint(d.Version); d.Version != "" && err != nil {
+				bad(v.Version, fmt.Sprintf("dependency %s: %q is not a version constraint", d.Package, d.Version))
+				continue versions
+			}
+		}
+		seen[v.Version] = true
+		vs = append(vs, pv{v: sv, ver: v})
+	}
+	if len(vs) == 0 {
+		bad("", "it has no usable version")
+		return e, false
+	}
+	sort.SliceStable(vs, func(i, j int) bool { return vs[i].v.GreaterThan(vs[j].v) })
+	e.Versions = nil
+	for _, v := range vs {
+		e.Versions = append(e.Versions, v.ver)
+	}
+	channels := map[string]string{}
+	for c, v := range e.Channels {
+		switch {
+		case !channelName.MatchString(c):
+			*problems = append(*problems, Problem{Where: where, Package: e.Name, Channel: c, Reason: fmt.Sprintf("%q is not a channel name", c)})
+		case !hasVersion(&e, v):
+			*problems = append(*problems, Problem{Where: where, Package: e.Name, Channel: c, Reason: fmt.Sprintf("it points to %s, which is not a usable version (versions: %s)", v, versionList(&e))})
+		default:
+			channels[c] = v
+		}
+	}
+	if len(e.Channels) == 0 {
+		channels["latest"] = e.Latest()
+	}
+	e.Channels = channels
+	return e, true
+}
+
+var packageName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
 func sha256Digest(s string) bool {
 	h, ok := strings.CutPrefix(s, "sha256:")
@@ -201,6 +276,9 @@ func (s *HTTPSource) Open(ctx context.Context, name, version string) (fs.FS, err
 func WriteHTTP(ctx context.Context, fsys fs.FS, where, out string) (*Index, error) {
 	ix, err := BuildIndex(ctx, fsys, where)
 	if err != nil {
+		return nil, err
+	}
+	if err := ix.Strict(); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(out, 0o755); err != nil {

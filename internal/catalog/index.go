@@ -29,6 +29,9 @@ type Index struct {
 	APIVersion string  `yaml:"apiVersion" json:"apiVersion"`
 	Kind       string  `yaml:"kind" json:"kind"`
 	Packages   []Entry `yaml:"packages" json:"packages"`
+	// Problems are the entries left out because they cannot be used; they are
+	// never part of a published index.
+	Problems []Problem `yaml:"-" json:"problems,omitempty"`
 }
 
 // Entry is one package of an index.
@@ -111,7 +114,9 @@ var channelName = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
 
 // BuildIndex scans a catalog tree (NAME/VERSION/package.yaml and
 // NAME/channels.yaml), loading and validating every package. where names the
-// tree in errors.
+// tree in errors. A package version that cannot be used (it does not load, it
+// holds a link or a special file) is left out and recorded in the index's
+// Problems, so one bad entry never hides the rest of the catalog.
 func BuildIndex(ctx context.Context, fsys fs.FS, where string) (*Index, error) {
 	ix := &Index{APIVersion: pkgspec.APIVersion, Kind: "CatalogIndex"}
 	names, err := fs.ReadDir(fsys, ".")
@@ -119,16 +124,21 @@ func BuildIndex(ctx context.Context, fsys fs.FS, where string) (*Index, error) {
 		return nil, fmt.Errorf("catalog %s: %w", where, err)
 	}
 	for _, n := range names {
-		if !n.IsDir() || strings.HasPrefix(n.Name(), ".") {
+		if strings.HasPrefix(n.Name(), ".") {
+			continue
+		}
+		if n.Type()&fs.ModeSymlink != 0 {
+			ix.Problems = append(ix.Problems, Problem{Where: where, Package: n.Name(), Reason: n.Name() + " is a symbolic link; a catalog may hold only regular files and directories"})
+			continue
+		}
+		if !n.IsDir() {
 			continue
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		e, err := buildEntry(fsys, where, n.Name())
-		if err != nil {
-			return nil, err
-		}
+		e, problems := buildEntry(fsys, where, n.Name())
+		ix.Problems = append(ix.Problems, problems...)
 		if e != nil {
 			ix.Packages = append(ix.Packages, *e)
 		}
@@ -137,10 +147,26 @@ func BuildIndex(ctx context.Context, fsys fs.FS, where string) (*Index, error) {
 	return ix, nil
 }
 
-func buildEntry(fsys fs.FS, where, name string) (*Entry, error) {
+// Strict returns the index's first problem as an error, for those who publish
+// a catalog and must not leave a package out silently.
+func (ix *Index) Strict() error {
+	if len(ix.Problems) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s (and %d more problems)", ix.Problems[0], len(ix.Problems)-1)
+}
+
+// buildEntry reads one package's versions and channels; it returns nil when
+// none of its versions can be used.
+func buildEntry(fsys fs.FS, where, name string) (*Entry, []Problem) {
+	var problems []Problem
+	bad := func(version, reason string) {
+		problems = append(problems, Problem{Where: where, Package: name, Version: version, Reason: reason})
+	}
 	dirs, err := fs.ReadDir(fsys, name)
 	if err != nil {
-		return nil, fmt.Errorf("catalog %s: %w", where, err)
+		bad("", err.Error())
+		return nil, problems
 	}
 	e := &Entry{Name: name}
 	type pv struct {
@@ -150,25 +176,40 @@ func buildEntry(fsys fs.FS, where, name string) (*Entry, error) {
 	}
 	var vs []pv
 	for _, d := range dirs {
+		if d.Type()&fs.ModeSymlink != 0 {
+			bad(d.Name(), path.Join(where, name, d.Name())+" is a symbolic link; a catalog may hold only regular files and directories")
+			continue
+		}
 		if !d.IsDir() {
 			continue
 		}
 		dir := path.Join(name, d.Name())
-		if _, err := fs.Stat(fsys, path.Join(dir, pkgspec.FileName)); err != nil {
+		if _, err := fs.Lstat(fsys, path.Join(dir, pkgspec.FileName)); err != nil {
+			continue // not a package version
+		}
+		if err := checkTree(fsys, dir, LinkError{Catalog: where, Package: name, Version: d.Name()}); err != nil {
+			bad(d.Name(), err.Error())
 			continue
 		}
 		p, err := pkgspec.Load(fsys, dir, path.Join(where, dir, pkgspec.FileName))
 		if err != nil {
-			return nil, err
+			bad(d.Name(), err.Error())
+			continue
 		}
 		file := path.Join(where, dir, pkgspec.FileName)
 		if p.Name != name {
-			return nil, fmt.Errorf("%s: name is %q but the package is in directory %s; the directory must be named after the package", file, p.Name, name)
+			bad(d.Name(), fmt.Sprintf("%s: name is %q but the package is in directory %s; the directory must be named after the package", file, p.Name, name))
+			continue
 		}
 		if p.Version != d.Name() {
-			return nil, fmt.Errorf("%s: version is %q but the directory is %s; the directory must be named after the version", file, p.Version, d.Name())
+			bad(d.Name(), fmt.Sprintf("%s: version is %q but the directory is %s; the directory must be named after the version", file, p.Version, d.Name()))
+			continue
 		}
-		v, _ := semver.NewVersion(p.Version)
+		v, err := semver.NewVersion(p.Version)
+		if err != nil {
+			bad(d.Name(), fmt.Sprintf("%s: version %q is not a semantic version", file, p.Version))
+			continue
+		}
 		var deps []pkgspec.Dependency
 		for _, dep := range p.Dependencies {
 			dep.Config = nil
@@ -177,7 +218,7 @@ func buildEntry(fsys fs.FS, where, name string) (*Entry, error) {
 		vs = append(vs, pv{v: v, ver: Version{Version: p.Version, Description: p.Description, Dependencies: deps}, pkg: p})
 	}
 	if len(vs) == 0 {
-		return nil, nil
+		return nil, problems
 	}
 	sort.Slice(vs, func(i, j int) bool { return vs[i].v.GreaterThan(vs[j].v) })
 	for _, v := range vs {
@@ -187,28 +228,44 @@ func buildEntry(fsys fs.FS, where, name string) (*Entry, error) {
 	e.Description, e.Homepage, e.Keywords = newest.Description, newest.Homepage, newest.Keywords
 
 	chFile := path.Join(name, ChannelsFile)
+	fi, err := fs.Lstat(fsys, chFile)
+	if err == nil && !fi.Mode().IsRegular() {
+		// Channels say what is tested: a package whose channels cannot be read
+		// is left out rather than offered on a channel nobody set.
+		bad("", path.Join(where, chFile)+" is not a regular file (a symbolic link?); a catalog may hold only regular files and directories")
+		return nil, problems
+	}
 	b, err := fs.ReadFile(fsys, chFile)
 	switch {
 	case err == nil:
 		var ch map[string]string
 		if err := yaml.Unmarshal(b, &ch); err != nil {
-			return nil, fmt.Errorf("%s: %v; write one line per channel, such as stable: 1.2.3", path.Join(where, chFile), err)
+			bad("", fmt.Sprintf("%s: %v; write one line per channel, such as stable: 1.2.3", path.Join(where, chFile), err))
+			return nil, problems
 		}
+		e.Channels = map[string]string{}
 		for c, v := range ch {
-			if !channelName.MatchString(c) {
-				return nil, fmt.Errorf("%s: %q is not a channel name; use lowercase letters such as stable, warm, latest", path.Join(where, chFile), c)
-			}
-			if _, ok := e.Version(v); !ok {
-				return nil, fmt.Errorf("%s: channel %s points to %s, which is not a version of %s (versions: %s)", path.Join(where, chFile), c, v, name, versionList(e))
+			switch {
+			case !channelName.MatchString(c):
+				problems = append(problems, Problem{Where: where, Package: name, Channel: c, Reason: fmt.Sprintf("%s: %q is not a channel name; use lowercase letters such as stable, warm, latest", path.Join(where, chFile), c)})
+			case !hasVersion(e, v):
+				problems = append(problems, Problem{Where: where, Package: name, Channel: c, Reason: fmt.Sprintf("%s: channel %s points to %s, which is not a usable version of %s (versions: %s)", path.Join(where, chFile), c, v, name, versionList(e))})
+			default:
+				e.Channels[c] = v
 			}
 		}
-		e.Channels = ch
 	case errorsIsNotExist(err):
 		e.Channels = map[string]string{"latest": e.Latest()}
 	default:
-		return nil, fmt.Errorf("%s: %w", path.Join(where, chFile), err)
+		bad("", fmt.Sprintf("%s: %v", path.Join(where, chFile), err))
+		return nil, problems
 	}
-	return e, nil
+	return e, problems
+}
+
+func hasVersion(e *Entry, v string) bool {
+	_, ok := e.Version(v)
+	return ok
 }
 
 func versionList(e *Entry) string {

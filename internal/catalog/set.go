@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 
@@ -81,8 +82,53 @@ func saveConfig(home string, c *config) error {
 // user added, in the order they were added. A package name is looked up in
 // that order; "CATALOG/NAME" picks a catalog.
 type Set struct {
-	Refs    []Ref
-	sources map[string]Source
+	Refs []Ref
+	// OnProblem, when set, is called once for each entry of a catalog that was
+	// left out because it cannot be used (see Problem), when the catalog's
+	// index is first read.
+	OnProblem func(Problem)
+
+	sources  map[string]Source
+	mu       sync.Mutex
+	reported map[string]bool
+}
+
+// index returns the index of the catalog called name, reporting its problems.
+func (s *Set) index(ctx context.Context, name string) (*Index, error) {
+	ix, err := s.sources[name].Index(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(ix.Problems) > 0 && !s.reported[name] && s.OnProblem != nil {
+		if s.reported == nil {
+			s.reported = map[string]bool{}
+		}
+		s.reported[name] = true
+		for _, p := range ix.Problems {
+			p.Catalog = name
+			s.OnProblem(p)
+		}
+	}
+	return ix, nil
+}
+
+// Problems reads every catalog's index and returns the entries left out
+// because they cannot be used.
+func (s *Set) Problems(ctx context.Context) ([]Problem, error) {
+	var out []Problem
+	for _, r := range s.Refs {
+		ix, err := s.index(ctx, r.Name)
+		if err != nil {
+			return nil, fmt.Errorf("catalog %s: %w", r.Name, err)
+		}
+		for _, p := range ix.Problems {
+			p.Catalog = r.Name
+			out = append(out, p)
+		}
+	}
+	return out, nil
 }
 
 // Builtin returns the built-in catalog.
@@ -139,11 +185,10 @@ type Found struct {
 func (s *Set) Find(ctx context.Context, name string) (Found, error) {
 	want := s.Refs
 	if cat, pkg, ok := strings.Cut(name, "/"); ok {
-		src, found := s.sources[cat]
-		if !found {
+		if _, found := s.sources[cat]; !found {
 			return Found{}, fmt.Errorf("no catalog is called %s; list them with 'berth catalog list'", cat)
 		}
-		ix, err := src.Index(ctx)
+		ix, err := s.index(ctx, cat)
 		if err != nil {
 			return Found{}, err
 		}
@@ -153,7 +198,7 @@ func (s *Set) Find(ctx context.Context, name string) (Found, error) {
 		return Found{}, &NotFoundError{Package: name}
 	}
 	for _, r := range want {
-		ix, err := s.sources[r.Name].Index(ctx)
+		ix, err := s.index(ctx, r.Name)
 		if err != nil {
 			return Found{}, fmt.Errorf("catalog %s: %w", r.Name, err)
 		}
@@ -188,7 +233,7 @@ func (s *Set) Packages(ctx context.Context) ([]Found, error) {
 	seen := map[string]bool{}
 	var out []Found
 	for _, r := range s.Refs {
-		ix, err := s.sources[r.Name].Index(ctx)
+		ix, err := s.index(ctx, r.Name)
 		if err != nil {
 			return nil, fmt.Errorf("catalog %s: %w", r.Name, err)
 		}
@@ -269,7 +314,11 @@ func Add(ctx context.Context, home string, r Ref) (Ref, error) {
 		_ = os.RemoveAll(cacheDir(home, r.Name))
 		return r, err
 	}
-	if _, err := src.Index(ctx); err != nil {
+	ix, err := src.Index(ctx)
+	if err == nil && len(ix.Packages) == 0 && len(ix.Problems) > 0 {
+		err = fmt.Errorf("it has no usable package: %w", ix.Strict())
+	}
+	if err != nil {
 		_ = os.RemoveAll(cacheDir(home, r.Name))
 		return r, fmt.Errorf("catalog %s cannot be read: %w", r.Name, err)
 	}

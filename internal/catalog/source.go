@@ -50,7 +50,8 @@ func (s *FSSource) Index(ctx context.Context) (*Index, error) {
 	return ix, nil
 }
 
-// Open implements Source.
+// Open implements Source. The files it returns are confined to the package
+// version: a path through a link, or to a special file, is refused (*LinkError).
 func (s *FSSource) Open(ctx context.Context, name, version string) (fs.FS, error) {
 	ix, err := s.Index(ctx)
 	if err != nil {
@@ -63,7 +64,11 @@ func (s *FSSource) Open(ctx context.Context, name, version string) (fs.FS, error
 	if _, ok := e.Version(version); !ok {
 		return nil, &NotFoundError{Package: name, Version: version, Available: versionList(e)}
 	}
-	return fs.Sub(s.FS, path.Join(name, version))
+	sub, err := fs.Sub(s.FS, path.Join(name, version))
+	if err != nil {
+		return nil, err
+	}
+	return confine(sub, s.Where, name, version), nil
 }
 
 // NotFoundError is a package or version that a catalog does not have.

@@ -37,7 +37,12 @@ func (a *App) catalogs() (*catalog.Set, string, error) {
 		return nil, "", err
 	}
 	set, err := catalog.Open(home)
-	return set, home, err
+	if err != nil {
+		return nil, home, err
+	}
+	// Entries a catalog holds but berth cannot use are left out; say which.
+	set.OnProblem = func(p catalog.Problem) { fmt.Fprintf(a.Err, "warning: %s\n", p) }
+	return set, home, nil
 }
 
 func newCatalogCmd(app *App) *cobra.Command {

@@ -345,6 +345,11 @@ func (e *Env) workspaceApps() (map[string]*workspace.App, error) {
 // Build re-renders the named apps (all when none is named) into rendered/ and
 // updates the lock, committing the result. Nothing changed means no commit.
 func (e *Env) Build(ctx context.Context, names ...string) (*BuildResult, error) {
+	release, err := e.writing(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	apps, err := e.workspaceApps()
 	if err != nil {
 		return nil, err

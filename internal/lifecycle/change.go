@@ -22,6 +22,11 @@ type ConfigResult struct {
 // current ones, checked against the package's schema and rules, split into
 // plain and secret, rendered and committed. Nothing is written when they fail.
 func (e *Env) Config(ctx context.Context, app string, values map[string]any) (*ConfigResult, error) {
+	release, err := e.writing(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	a, err := e.WS.App(app)
 	if err != nil {
 		return nil, err
@@ -121,6 +126,11 @@ type UpgradeResult struct {
 // they must, and commits the new lock and rendered objects. It changes nothing
 // when everything is up to date.
 func (e *Env) Upgrade(ctx context.Context, opts UpgradeOptions) (*UpgradeResult, error) {
+	release, err := e.writing(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	apps, err := e.workspaceApps()
 	if err != nil {
 		return nil, err
@@ -231,15 +241,36 @@ type RollbackResult struct {
 	App      string `json:"app"`
 	Revision string `json:"revision"`
 	Subject  string `json:"subject"`
+	// Committed is false when the app already was as at Revision: a rollback
+	// run again completes the first one instead of undoing it.
+	Committed bool `json:"committed"`
 }
 
+// TrailerRollbackTo records a rollback's target revision in its commit
+// message, so that running the rollback again completes it instead of
+// toggling back.
+const TrailerRollbackTo = "Berth-Rollback-To"
+
 // Rollback restores an app's files (its choices, secrets and rendered objects)
-// and its entries in the lock as they were at revision rev, as a new commit.
-// Without rev it goes back to the app's previous revision.
+// and its entries in the lock as they were at revision rev, as a new commit
+// whose message records rev (TrailerRollbackTo). Without rev it goes back to
+// the app's previous revision; when the app's newest commit is itself a
+// rollback, to that rollback's target, so a rerun (after a crash, say)
+// completes it rather than undoing it.
 func (e *Env) Rollback(ctx context.Context, app, rev string) (*RollbackResult, error) {
+	release, err := e.writing(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	revs, err := e.History(ctx, app)
 	if err != nil {
 		return nil, err
+	}
+	if rev == "" && len(revs) > 0 {
+		if rev, err = e.WS.Trailer(ctx, revs[0].Hash, TrailerRollbackTo); err != nil {
+			return nil, err
+		}
 	}
 	if rev == "" {
 		if len(revs) < 2 {
@@ -247,13 +278,17 @@ func (e *Env) Rollback(ctx context.Context, app, rev string) (*RollbackResult, e
 		}
 		rev = revs[1].Hash
 	}
+	hash, err := e.WS.ResolveRevision(ctx, rev)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not a revision of app %s ('berth history %s' lists them)", rev, app, app)
+	}
 	var subject string
 	for _, r := range revs {
-		if strings.HasPrefix(r.Hash, rev) {
+		if r.Hash == hash {
 			subject = r.Subject
 		}
 	}
-	oldLockData, err := e.WS.FileAt(ctx, rev, workspace.LockFile)
+	oldLockData, err := e.WS.FileAt(ctx, hash, workspace.LockFile)
 	if err != nil {
 		return nil, fmt.Errorf("%q is not a revision of app %s ('berth history %s' lists them)", rev, app, app)
 	}
@@ -279,23 +314,22 @@ func (e *Env) Rollback(ctx context.Context, app, rev string) (*RollbackResult, e
 			merged = append(merged, in)
 		}
 	}
-	var hash string
-	msg := fmt.Sprintf("rollback %s to %.8s", app, rev)
+	msg := fmt.Sprintf("rollback %s to %.8s", app, hash)
 	if subject != "" {
 		msg += " (" + subject + ")"
 	}
-	err = e.WS.Change(ctx, msg, append(appPaths(app), workspace.LockFile), func() error {
-		var err error
-		if hash, err = e.WS.RestoreFiles(ctx, rev, appPaths(app)...); err != nil {
+	msg += "\n\n" + TrailerRollbackTo + ": " + hash + "\n"
+	committed, err := e.WS.ChangeCommitted(ctx, msg, append(appPaths(app), workspace.LockFile), func() error {
+		if _, err := e.WS.RestoreFiles(ctx, hash, appPaths(app)...); err != nil {
 			return err
 		}
 		if _, err := e.WS.App(app); err != nil {
-			return fmt.Errorf("app %s did not exist at revision %.8s", app, rev)
+			return fmt.Errorf("app %s did not exist at revision %.8s", app, hash)
 		}
 		return e.WS.WriteLock(&workspace.Lock{Instances: merged})
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &RollbackResult{App: app, Revision: hash, Subject: subject}, nil
+	return &RollbackResult{App: app, Revision: hash, Subject: subject, Committed: committed}, nil
 }

@@ -19,8 +19,9 @@ type InitOptions struct {
 }
 
 // Init creates (or adopts) a workspace repository with encryption of its secret
-// paths set up, so that no secret value can be committed in plaintext from the
-// first install on. The key stays in Home, outside the repository.
+// paths set up and the leak guard installed as a pre-commit hook, so that no
+// secret value can be committed in plaintext from the first install on, by berth
+// or by plain git. The key stays in Home, outside the repository.
 func Init(ctx context.Context, dir string, opts InitOptions) (*workspace.Workspace, *secrets.InitResult, error) {
 	ws, err := workspace.Init(ctx, dir, opts.Workspace)
 	if err != nil {
@@ -45,6 +46,11 @@ func Init(ctx context.Context, dir string, opts InitOptions) (*workspace.Workspa
 		return nil
 	})
 	if err != nil {
+		return nil, nil, err
+	}
+	// The leak guard also covers commits made with plain git, such as after
+	// 'berth crypto lock'; a hook the user already has is left alone.
+	if _, err := secrets.InstallHook(ctx, ws.Root, opts.Executable); err != nil {
 		return nil, nil, err
 	}
 	return ws, res, nil

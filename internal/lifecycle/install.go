@@ -43,6 +43,11 @@ type InstallResult struct {
 // configure it, render it and any shared dependencies it needs, and commit. It
 // does not deploy; see Deploy. On any error the workspace is left as it was.
 func (e *Env) Install(ctx context.Context, opts InstallOptions) (*InstallResult, error) {
+	release, err := e.writing(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	pkgName, want, _ := strings.Cut(opts.Package, "@")
 	f, err := e.Catalogs.Find(ctx, pkgName)
 	if err != nil {

@@ -47,6 +47,9 @@ type Env struct {
 	// ChartCache is where charts that packages pin in Helm chart repositories
 	// are kept once downloaded; empty means such packages cannot be rendered.
 	ChartCache string
+	// LockTimeout bounds how long an operation that changes the workspace
+	// waits for another one; workspace.DefaultLockTimeout when zero.
+	LockTimeout time.Duration
 }
 
 // charts returns the fetcher of remote charts for rendering.

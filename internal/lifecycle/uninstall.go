@@ -54,6 +54,11 @@ func (e *DependantsError) Error() string {
 // failure in the cluster leaves the workspace unchanged and a rerun resumes
 // (an app whose objects are already gone is done).
 func (e *Env) Uninstall(ctx context.Context, opts UninstallOptions) (*UninstallResult, error) {
+	release, err := e.writing(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	apps, err := e.workspaceApps()
 	if err != nil {
 		return nil, err

@@ -176,7 +176,7 @@ func unstage(ctx context.Context, top string, paths []string) {
 // HookScript is the pre-commit hook berth installs: it runs the leak guard for
 // every commit, including ones made with plain git after 'berth crypto lock'.
 func HookScript(executable string) string {
-	return "#!/bin/sh\n# Installed by 'berth crypto init': refuse to commit secret files in plaintext.\nexec " +
+	return "#!/bin/sh\n# Installed by berth (init, crypto init): refuse to commit secret files in plaintext.\nexec " +
 		shellQuote(executable) + " crypto guard\n"
 }
 

@@ -210,8 +210,9 @@ type UnlockOptions struct {
 var ErrNamedKey = errors.New("named git-crypt keys (git-crypt init -k NAME) are not supported; use the default key")
 
 // Unlock stores key in berth's home, configures the filter and checks out the
-// secret files decrypted. Before changing anything it decrypts every encrypted
-// file in the index, so a wrong key is refused with the repository unchanged.
+// secret files decrypted, readable by their owner only (FileMode). Before
+// changing anything it decrypts every encrypted file in the index, so a wrong
+// key is refused with the repository unchanged.
 func Unlock(ctx context.Context, dir string, key *Key, opts UnlockOptions) (string, error) {
 	top, _, err := repoPaths(ctx, dir)
 	if err != nil {
@@ -248,6 +249,9 @@ func Unlock(ctx context.Context, dir string, key *Key, opts UnlockOptions) (stri
 	if err := recheckout(ctx, top, files); err != nil {
 		return "", fmt.Errorf("checking out the decrypted files: %w", err)
 	}
+	if err := ProtectFiles(ctx, top); err != nil {
+		return "", err
+	}
 	return keyPath, nil
 }
 
@@ -271,7 +275,10 @@ func Lock(ctx context.Context, dir string) error {
 	if err := os.RemoveAll(filepath.Join(gitDir, "git-crypt", "keys")); err != nil {
 		return fmt.Errorf("removing git-crypt's copy of the key: %w", err)
 	}
-	return recheckout(ctx, top, files)
+	if err := recheckout(ctx, top, files); err != nil {
+		return err
+	}
+	return ProtectFiles(ctx, top)
 }
 
 func requireClean(ctx context.Context, top string) error {

@@ -59,6 +59,49 @@ func (g git) isRepo(ctx context.Context) bool {
 	return err == nil && strings.TrimSpace(out) != ""
 }
 
+// gitDir returns the absolute path of the repository's git directory.
+func (g git) gitDir(ctx context.Context) (string, error) {
+	out, err := g.run(ctx, nil, "rev-parse", "--absolute-git-dir")
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(out), nil
+}
+
+// head returns HEAD's hash, or "" before the first commit.
+func (g git) head(ctx context.Context) string {
+	out, err := g.run(ctx, nil, "rev-parse", "--verify", "--quiet", "HEAD")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(out)
+}
+
+// isCommitOf reports whether commit is a change made on parent ("" for a root
+// commit) with message.
+func (g git) isCommitOf(ctx context.Context, commit, parent, message string) bool {
+	if commit == "" {
+		return false
+	}
+	out, err := g.run(ctx, nil, "log", "-1", "--format=%P%x00%B", commit)
+	if err != nil {
+		return false
+	}
+	parents, body, _ := strings.Cut(out, "\x00")
+	return strings.TrimSpace(parents) == parent && strings.TrimSpace(body) == strings.TrimSpace(message)
+}
+
+// trailer returns the value of a trailer (such as Berth-Rollback-To) in the
+// message of rev, or "".
+func (g git) trailer(ctx context.Context, rev, key string) (string, error) {
+	out, err := g.run(ctx, nil, "log", "-1", "--format=%(trailers:key="+key+",valueonly,separator=%x00)", rev)
+	if err != nil {
+		return "", err
+	}
+	v, _, _ := strings.Cut(strings.TrimSpace(out), "\x00")
+	return strings.TrimSpace(v), nil
+}
+
 func (g git) hasCommits(ctx context.Context) bool {
 	_, err := g.run(ctx, nil, "rev-parse", "--verify", "--quiet", "HEAD")
 	return err == nil
@@ -93,6 +136,7 @@ func (g git) commitPaths(ctx context.Context, message string, pathspecs ...strin
 	if _, err := g.run(ctx, nil, append([]string{"add", "--all", "--"}, pathspecs...)...); err != nil {
 		return false, err
 	}
+	crashPoint()
 	if _, err := g.run(ctx, nil, append([]string{"diff", "--cached", "--quiet", "--"}, pathspecs...)...); err == nil {
 		return false, nil
 	}
@@ -120,8 +164,8 @@ func (g git) hasIdentity(ctx context.Context) bool {
 	return strings.TrimSpace(name) != "" && strings.TrimSpace(email) != ""
 }
 
-// restore puts the given pathspecs back to HEAD: tracked files as committed,
-// untracked files under them removed. It undoes a change that failed half-way.
+// restore puts the given pathspecs back to HEAD: tracked files as committed
+// (secret files with secrets.FileMode), untracked files under them removed. It undoes a change that failed half-way.
 func (g git) restore(ctx context.Context, pathspecs ...string) error {
 	if g.hasCommits(ctx) {
 		// Unstage, then bring back what HEAD has; files HEAD lacks go in clean below.
@@ -138,8 +182,10 @@ func (g git) restore(ctx context.Context, pathspecs ...string) error {
 			}
 		}
 	}
-	_, err := g.run(ctx, nil, append([]string{"clean", "--quiet", "-d", "--force", "--"}, pathspecs...)...)
-	return err
+	if _, err := g.run(ctx, nil, append([]string{"clean", "--quiet", "-d", "--force", "--"}, pathspecs...)...); err != nil {
+		return err
+	}
+	return secrets.ProtectFiles(ctx, g.dir, pathspecs...)
 }
 
 // Revision is one commit of the workspace.
@@ -181,7 +227,8 @@ func (g git) resolve(ctx context.Context, rev string) (string, error) {
 }
 
 // checkoutFrom makes the pathspecs exactly as they were at rev: files that
-// existed then are restored, files added since are removed.
+// existed then are restored (secret files with secrets.FileMode), files added
+// since are removed.
 func (g git) checkoutFrom(ctx context.Context, rev string, pathspecs ...string) error {
 	if _, err := g.run(ctx, nil, append([]string{"rm", "-r", "--quiet", "--cached", "--ignore-unmatch", "--"}, pathspecs...)...); err != nil {
 		return err
@@ -198,7 +245,7 @@ func (g git) checkoutFrom(ctx context.Context, rev string, pathspecs ...string) 
 			return err
 		}
 	}
-	return nil
+	return secrets.ProtectFiles(ctx, g.dir, pathspecs...)
 }
 
 // files lists the files under the pathspecs in the tree of rev.

@@ -18,7 +18,7 @@ func appFile(name string) string {
 	return "apiVersion: berth.dev/v1alpha1\nkind: App\nname: " + name + "\npackage: p\nnamespace: " + name + "\n"
 }
 
-func lockFile(t *testing.T, ins []LockInstance) string {
+func lockYAML(t *testing.T, ins []LockInstance) string {
 	t.Helper()
 	data, err := yaml.Marshal(Lock{APIVersion: APIVersion, Kind: "Lock", Instances: ins})
 	if err != nil {
@@ -81,7 +81,7 @@ func TestLoadDependenciesAndOrder(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			fsys := fstest.MapFS{ConfigFile: {Data: []byte(testConfig)}}
 			if tt.lock != nil {
-				fsys[LockFile] = &fstest.MapFile{Data: []byte(lockFile(t, tt.lock))}
+				fsys[LockFile] = &fstest.MapFile{Data: []byte(lockYAML(t, tt.lock))}
 			}
 			for _, a := range tt.apps {
 				fsys["apps/"+a+"/app.yaml"] = &fstest.MapFile{Data: []byte(appFile(a))}
@@ -128,7 +128,7 @@ func TestLoadDependenciesAndOrder(t *testing.T) {
 func TestOrderOfNamedAppsIncludesWhatTheyDependOn(t *testing.T) {
 	fsys := fstest.MapFS{
 		ConfigFile: {Data: []byte(testConfig)},
-		LockFile: {Data: []byte(lockFile(t, []LockInstance{
+		LockFile: {Data: []byte(lockYAML(t, []LockInstance{
 			{Key: "app:a", Dependencies: map[string]string{"s": "shared:s"}}, {Key: "app:b"}, {Key: "shared:s"},
 		}))},
 		"apps/a/app.yaml": {Data: []byte(appFile("a"))},

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"sigs.k8s.io/yaml"
 
@@ -69,6 +70,7 @@ type Workspace struct {
 	Root   string
 	Config Config
 	git    git
+	lock   held
 }
 
 // ErrNotWorkspace means no berth.yaml was found in the directory or its parents.
@@ -109,9 +111,15 @@ func Init(ctx context.Context, dir string, opts InitOptions) (*Workspace, error)
 	}}
 	files := map[string][]byte{
 		ConfigFile:                      mustYAML(w.Config),
-		".gitignore":                    []byte("# berth: local files that must never be committed\n*.tmp-*\n"),
 		path.Join(AppsDir, ".keep"):     nil,
 		path.Join(RenderedDir, ".keep"): nil,
+	}
+	ignore, changed, err := mergeIgnore(w.Abs(".gitignore"))
+	if err != nil {
+		return nil, err
+	}
+	if changed {
+		files[".gitignore"] = ignore
 	}
 	err = w.Change(ctx, "initialise berth workspace", slices.Sorted(maps.Keys(files)), func() error {
 		for name, data := range files {
@@ -125,6 +133,39 @@ func Init(ctx context.Context, dir string, opts InitOptions) (*Workspace, error)
 		return nil, err
 	}
 	return w, nil
+}
+
+// ignoreLines are the .gitignore patterns berth needs: its temporary files.
+var ignoreLines = []string{"*.tmp-*"}
+
+// mergeIgnore returns the .gitignore at file with berth's patterns appended
+// when they are absent, and whether that changed it; what the user wrote is
+// kept as it is.
+func mergeIgnore(file string) ([]byte, bool, error) {
+	old, err := os.ReadFile(file)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, false, fmt.Errorf("reading %s: %w", file, err)
+	}
+	have := map[string]bool{}
+	for _, l := range strings.Split(string(old), "\n") {
+		have[strings.TrimSpace(l)] = true
+	}
+	var add []string
+	for _, l := range ignoreLines {
+		if !have[l] {
+			add = append(add, l)
+		}
+	}
+	if len(add) == 0 {
+		return old, false, nil
+	}
+	out := slices.Clone(old)
+	if len(out) > 0 && out[len(out)-1] != '\n' {
+		out = append(out, '\n')
+	}
+	out = append(out, "# berth: local files that must never be committed\n"...)
+	out = append(out, strings.Join(add, "\n")+"\n"...)
+	return out, true, nil
 }
 
 // Open finds the workspace that contains dir (dir itself or a parent).
@@ -176,7 +217,11 @@ func (w *Workspace) Abs(rel string) string { return filepath.Join(w.Root, filepa
 
 // WriteFile writes a workspace-relative file atomically (temporary file, then rename).
 func (w *Workspace) WriteFile(rel string, data []byte) error {
-	return atomicfile.Write(w.Abs(rel), data, 0o644)
+	if err := atomicfile.Write(w.Abs(rel), data, 0o644); err != nil {
+		return err
+	}
+	crashPoint()
+	return nil
 }
 
 // ReadFile reads a workspace-relative file.
@@ -192,9 +237,12 @@ func (e *DirtyError) Error() string {
 }
 
 // Change runs fn, which writes files under the given workspace-relative paths,
-// and commits exactly those paths with message. It refuses to start when any of
-// them holds uncommitted changes (they would be lost or mixed into berth's
-// commit), and when fn fails it puts them back as they were at HEAD. A change that
+// and commits exactly those paths with message, as one transaction. It holds
+// the workspace lock (see Acquire) throughout. It refuses to start when any of
+// the paths holds uncommitted changes (they would be lost or mixed into
+// berth's commit), and when fn fails it puts them back as they were at HEAD.
+// The journal it keeps in the git directory lets the next command finish or
+// discard the change if this process dies before the commit. A change that
 // writes identical bytes commits nothing.
 func (w *Workspace) Change(ctx context.Context, message string, paths []string, fn func() error) error {
 	_, err := w.change(ctx, message, paths, fn)
@@ -210,6 +258,11 @@ func (w *Workspace) change(ctx context.Context, message string, paths []string, 
 	if len(paths) == 0 {
 		return false, errors.New("workspace change names no paths")
 	}
+	release, err := w.Acquire(ctx, LockOptions{})
+	if err != nil {
+		return false, err
+	}
+	defer release()
 	dirty, err := w.git.dirty(ctx, paths...)
 	if err != nil {
 		return false, err
@@ -218,17 +271,41 @@ func (w *Workspace) change(ctx context.Context, message string, paths []string, 
 		sort.Strings(dirty)
 		return false, &DirtyError{Paths: dirty}
 	}
-	if err := fn(); err != nil {
+	file, err := w.journalPath(ctx)
+	if err != nil {
+		return false, err
+	}
+	j := &journal{PID: os.Getpid(), Command: commandLine(), Started: time.Now().UTC().Truncate(time.Second),
+		Head: w.git.head(ctx), Message: message, Paths: paths, State: stateWriting}
+	if err := writeJournal(file, j); err != nil {
+		return false, fmt.Errorf("writing the journal of the change: %w", err)
+	}
+	crashPoint()
+	// From here on, whatever happens, the journal goes only once the paths are
+	// committed or back as at HEAD.
+	undo := func(err error) (bool, error) {
 		if rerr := w.git.restore(context.WithoutCancel(ctx), paths...); rerr != nil {
 			return false, errors.Join(err, fmt.Errorf("restoring %s after the failure: %w", strings.Join(paths, ", "), rerr))
 		}
-		return false, err
+		return false, errors.Join(err, os.Remove(file))
 	}
+	if err := fn(); err != nil {
+		return undo(err)
+	}
+	j.State = stateCommitting
+	if err := writeJournal(file, j); err != nil {
+		return undo(fmt.Errorf("writing the journal of the change: %w", err))
+	}
+	crashPoint()
 	committed, err := w.git.commitPaths(ctx, message, paths...)
 	if err != nil {
-		_ = w.git.restore(context.WithoutCancel(ctx), paths...)
-		return false, fmt.Errorf("committing %q: %w", message, err)
+		return undo(fmt.Errorf("committing %q: %w", message, err))
 	}
+	crashPoint()
+	if err := os.Remove(file); err != nil {
+		return committed, fmt.Errorf("removing the journal of the committed change: %w", err)
+	}
+	crashPoint()
 	return committed, nil
 }
 
@@ -261,4 +338,16 @@ func (w *Workspace) RestoreFiles(ctx context.Context, rev string, paths ...strin
 // FileAt returns a workspace file's content at revision rev.
 func (w *Workspace) FileAt(ctx context.Context, rev, rel string) ([]byte, error) {
 	return w.git.show(ctx, rev, rel)
+}
+
+// ResolveRevision turns a revision name (hash prefix, HEAD~2, a tag) into a
+// full commit hash, or says in plain words that it is not one.
+func (w *Workspace) ResolveRevision(ctx context.Context, rev string) (string, error) {
+	return w.git.resolve(ctx, rev)
+}
+
+// Trailer returns the value of the trailer key (such as Berth-Rollback-To) in
+// the message of revision rev, or "" when it has none.
+func (w *Workspace) Trailer(ctx context.Context, rev, key string) (string, error) {
+	return w.git.trailer(ctx, rev, key)
 }
