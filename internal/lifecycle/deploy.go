@@ -141,6 +141,13 @@ func (e *Env) deployer() (*deploy.Deployer, error) {
 // ready holds back the apps that depend on it; the error is then a
 // *deploy.AppError. Unchanged apps cost no writes.
 func (e *Env) Deploy(ctx context.Context, opts DeployOptions) (*DeployResult, error) {
+	// A change a killed command left half-written is finished or discarded
+	// first, so HEAD is what the last finished command committed.
+	release, err := e.writing(ctx)
+	if err != nil {
+		return nil, err
+	}
+	release()
 	c, err := e.Controller(ctx)
 	if err != nil {
 		return nil, err
