@@ -2,13 +2,16 @@ package lifecycle
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"os"
 	"slices"
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -16,21 +19,34 @@ import (
 
 	"berth.dev/berth/internal/apply"
 	"berth.dev/berth/internal/render"
+	"berth.dev/berth/internal/workspace"
 )
 
 // UninstallOptions configures Uninstall.
 type UninstallOptions struct {
 	App string
-	// KeepData keeps the app's volume claims (and so its namespace): they are
-	// handed over (no longer labelled as the app's) instead of deleted.
-	KeepData bool
-	Timeout  time.Duration
+	// DeleteData deletes the app's volume claims (its data) and the secrets
+	// kept for them. Without it the claims are kept (handed over: no longer
+	// labelled as the app's, so neither they nor the namespace holding them are
+	// deleted) and so are the app's secrets, for a reinstall under the same
+	// name and namespace to find its data with the same credentials.
+	DeleteData bool
+	Timeout    time.Duration
 }
 
-// UninstallResult says what Uninstall removed.
+// LabelKeptFrom marks a volume claim kept when its app was uninstalled, with
+// the app's name: a reinstall of the app adopts it, and an uninstall with
+// DeleteData deletes it.
+const LabelKeptFrom = "berth.dev/kept-from"
+
+// UninstallResult says what Uninstall removed and what it kept.
 type UninstallResult struct {
-	Apps       []string `json:"apps"` // the app and shared dependencies nothing uses any more
-	KeptClaims []string `json:"keptClaims,omitempty"`
+	Apps          []string `json:"apps"` // the app and shared dependencies nothing uses any more
+	KeptClaims    []string `json:"keptClaims,omitempty"`
+	DeletedClaims []string `json:"deletedClaims,omitempty"`
+	// KeptSecrets are the workspace files (encrypted) that hold the secrets of
+	// the removed apps for a reinstall.
+	KeptSecrets []string `json:"keptSecrets,omitempty"`
 }
 
 // DependantsError refuses to remove an app that others use.
@@ -95,33 +111,7 @@ func (e *Env) Uninstall(ctx context.Context, opts UninstallOptions) (*UninstallR
 	for _, name := range order {
 		a := apps[name]
 		err := e.step(name, "delete "+name, func() error {
-			claims, err := cs.CoreV1().PersistentVolumeClaims(a.Namespace).List(ctx, metav1.ListOptions{LabelSelector: render.LabelApp + "=" + name})
-			if err != nil {
-				return err
-			}
-			if opts.KeepData {
-				// Handed over: no longer the app's, so neither they nor the
-				// namespace that holds them are deleted.
-				patch := []byte(`{"metadata":{"labels":{"` + render.LabelApp + `":null}}}`)
-				for _, c := range claims.Items {
-					if _, err := cs.CoreV1().PersistentVolumeClaims(a.Namespace).Patch(ctx, c.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
-						return fmt.Errorf("keeping persistentvolumeclaim %s/%s: %w", a.Namespace, c.Name, err)
-					}
-					res.KeptClaims = append(res.KeptClaims, a.Namespace+"/"+c.Name)
-				}
-			}
-			if _, err := eng.Delete(ctx, apply.DeleteOptions{App: name, Namespace: a.Namespace, Wait: true, Timeout: opts.Timeout}); err != nil {
-				return err
-			}
-			if !opts.KeepData {
-				for _, c := range claims.Items {
-					err := cs.CoreV1().PersistentVolumeClaims(a.Namespace).Delete(ctx, c.Name, metav1.DeleteOptions{})
-					if err != nil && !apierrors.IsNotFound(err) {
-						return fmt.Errorf("deleting persistentvolumeclaim %s/%s: %w", a.Namespace, c.Name, err)
-					}
-				}
-			}
-			return nil
+			return e.deleteApp(ctx, appDeletion{cs: cs, eng: eng, app: a, opts: opts, res: res})
 		})
 		if err != nil {
 			return nil, fmt.Errorf("uninstalling %s from the cluster: %w (the workspace still lists it; run the command again)", name, err)
@@ -136,7 +126,28 @@ func (e *Env) Uninstall(ctx context.Context, opts UninstallOptions) (*UninstallR
 	if len(removed) > 1 {
 		msg += " and the shared " + strings.Join(slices.DeleteFunc(slices.Clone(removed), func(n string) bool { return n == opts.App }), ", ") + " it alone used"
 	}
+	for _, n := range removed {
+		if !opts.DeleteData || e.hasRetained(apps[n].Namespace, n) {
+			paths = append(paths, retainedPath(apps[n].Namespace, n))
+		}
+	}
 	err = e.WS.Change(ctx, msg, dedupe(paths), func() error {
+		for _, n := range removed {
+			a := apps[n]
+			if opts.DeleteData {
+				if err := os.Remove(e.WS.Abs(retainedPath(a.Namespace, n))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					return err
+				}
+				continue
+			}
+			rel, err := e.retain(ctx, a)
+			if err != nil {
+				return err
+			}
+			if rel != "" {
+				res.KeptSecrets = append(res.KeptSecrets, rel)
+			}
+		}
 		for _, n := range removed {
 			for _, rel := range appPaths(n) {
 				if err := os.RemoveAll(e.WS.Abs(rel)); err != nil {
@@ -159,4 +170,54 @@ func (e *Env) Uninstall(ctx context.Context, opts UninstallOptions) (*UninstallR
 func dedupe(s []string) []string {
 	slices.Sort(s)
 	return slices.Compact(s)
+}
+
+// appDeletion is one app being deleted from the cluster.
+type appDeletion struct {
+	cs   kubernetes.Interface
+	eng  *apply.Engine
+	app  *workspace.App
+	opts UninstallOptions
+	res  *UninstallResult
+}
+
+// deleteApp deletes an app's objects; its volume claims are handed over first
+// (kept), or deleted after the objects with DeleteData.
+func (e *Env) deleteApp(ctx context.Context, d appDeletion) error {
+	a := d.app
+	pvcs := d.cs.CoreV1().PersistentVolumeClaims(a.Namespace)
+	var claims []corev1.PersistentVolumeClaim
+	// Claims of the app, and those kept from an earlier install of it.
+	for _, sel := range []string{render.LabelApp + "=" + a.Name, LabelKeptFrom + "=" + a.Name} {
+		list, err := pvcs.List(ctx, metav1.ListOptions{LabelSelector: sel})
+		if err != nil {
+			return err
+		}
+		claims = append(claims, list.Items...)
+	}
+	if !d.opts.DeleteData {
+		// Handed over: no longer the app's, so neither they nor the namespace
+		// that holds them are deleted.
+		patch := []byte(`{"metadata":{"labels":{"` + render.LabelApp + `":null,"` + LabelKeptFrom + `":"` + a.Name + `"}}}`)
+		for _, c := range claims {
+			if _, err := pvcs.Patch(ctx, c.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+				return fmt.Errorf("keeping persistentvolumeclaim %s/%s: %w", a.Namespace, c.Name, err)
+			}
+			d.res.KeptClaims = append(d.res.KeptClaims, a.Namespace+"/"+c.Name)
+		}
+	}
+	if _, err := d.eng.Delete(ctx, apply.DeleteOptions{App: a.Name, Namespace: a.Namespace, Wait: true, Timeout: d.opts.Timeout}); err != nil {
+		return err
+	}
+	if !d.opts.DeleteData {
+		return nil
+	}
+	for _, c := range claims {
+		err := pvcs.Delete(ctx, c.Name, metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("deleting persistentvolumeclaim %s/%s: %w", a.Namespace, c.Name, err)
+		}
+		d.res.DeletedClaims = append(d.res.DeletedClaims, a.Namespace+"/"+c.Name)
+	}
+	return nil
 }
