@@ -57,7 +57,7 @@ func (a *App) env(f *wsFlags, p *progress) (*lifecycle.Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	set, home, err := a.catalogs()
+	set, home, err := a.catalogsFor(ws)
 	if err != nil {
 		return nil, err
 	}
