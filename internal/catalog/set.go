@@ -2,6 +2,8 @@ package catalog
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -164,6 +166,37 @@ func Open(home string) (*Set, error) {
 	return s, nil
 }
 
+// OpenRefs returns the built-in catalog followed by refs (a workspace's
+// catalogs), in order, with caches below home. A directory catalog's relative
+// URL is relative to base (the workspace's root), so every clone finds it.
+func OpenRefs(home, base string, refs []Ref) (*Set, error) {
+	s := &Set{sources: map[string]Source{}}
+	s.Refs = append(s.Refs, Ref{Name: BuiltinName, Type: TypeBuiltin, URL: "embedded in berth"})
+	s.sources[BuiltinName] = Builtin()
+	for _, r := range refs {
+		if !catalogName.MatchString(r.Name) || r.Name == BuiltinName {
+			return nil, fmt.Errorf("catalog name %q is invalid or reserved; use lowercase letters, digits and '-'", r.Name)
+		}
+		if _, dup := s.sources[r.Name]; dup {
+			return nil, fmt.Errorf("two catalogs are named %s", r.Name)
+		}
+		if r.Type == "" {
+			r.Type = detectType(r.URL)
+		}
+		open := r
+		if open.Type == TypeDir && !filepath.IsAbs(open.URL) {
+			open.URL = filepath.Join(base, filepath.FromSlash(open.URL))
+		}
+		// Cached per name and location: two workspaces may give one name to
+		// different catalogs.
+		sum := sha256.Sum256([]byte(string(r.Type) + " " + r.URL))
+		open.Name = r.Name + "-" + hex.EncodeToString(sum[:4])
+		s.Refs = append(s.Refs, r)
+		s.sources[r.Name] = source(home, open)
+	}
+	return s, nil
+}
+
 // NewSet returns a set of the given sources, in order; for tests and embedding.
 func NewSet(refs []Ref, sources map[string]Source) *Set {
 	return &Set{Refs: refs, sources: sources}
@@ -276,19 +309,31 @@ func (s *Set) Search(ctx context.Context, text string) ([]Found, error) {
 // URL ending in .git (or an ssh address) a git repository, any other http(s)
 // URL an HTTP catalog.
 func Add(ctx context.Context, home string, r Ref) (Ref, error) {
+	c, err := loadConfig(home)
+	if err != nil {
+		return r, err
+	}
+	r, err = Check(ctx, home, r, c.Catalogs)
+	if err != nil {
+		return r, err
+	}
+	c.Catalogs = append(c.Catalogs, r)
+	return r, saveConfig(home, c)
+}
+
+// Check validates a catalog to be added next to have, completes its type and
+// (for a directory) makes its path absolute, and reads it once (filling its
+// cache in home), so that a catalog that cannot be read is never added.
+func Check(ctx context.Context, home string, r Ref, have []Ref) (Ref, error) {
 	if !catalogName.MatchString(r.Name) {
 		return r, fmt.Errorf("%q is not a valid catalog name; use lowercase letters, digits and '-'", r.Name)
 	}
 	if r.Name == BuiltinName {
 		return r, fmt.Errorf("the name %s is reserved for the catalog embedded in berth; choose another", BuiltinName)
 	}
-	c, err := loadConfig(home)
-	if err != nil {
-		return r, err
-	}
-	for _, have := range c.Catalogs {
-		if have.Name == r.Name {
-			return r, fmt.Errorf("a catalog named %s already exists (%s); remove it first with 'berth catalog remove %s'", r.Name, have.URL, r.Name)
+	for _, h := range have {
+		if h.Name == r.Name {
+			return r, fmt.Errorf("a catalog named %s already exists (%s); remove it first with 'berth catalog remove %s'", r.Name, h.URL, r.Name)
 		}
 	}
 	if r.Type == "" {
@@ -322,8 +367,7 @@ func Add(ctx context.Context, home string, r Ref) (Ref, error) {
 		_ = os.RemoveAll(cacheDir(home, r.Name))
 		return r, fmt.Errorf("catalog %s cannot be read: %w", r.Name, err)
 	}
-	c.Catalogs = append(c.Catalogs, r)
-	return r, saveConfig(home, c)
+	return r, nil
 }
 
 func detectType(u string) Type {

@@ -9,16 +9,19 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
 
 	"berth.dev/berth/internal/catalog"
 	"berth.dev/berth/internal/pkgspec"
 	"berth.dev/berth/internal/render"
 	"berth.dev/berth/internal/resolve"
+	"berth.dev/berth/internal/workspace"
 )
 
 // packageCommands returns the commands of berth catalog, search, show and template (internal/pkgspec, catalog, resolve, render).
@@ -31,18 +34,104 @@ func packageCommands(app *App) []*cobra.Command {
 	}
 }
 
+// catalogs returns the catalogs of the workspace the current directory is in,
+// or outside a workspace those kept in berth's home.
 func (a *App) catalogs() (*catalog.Set, string, error) {
+	ws, err := optionalWorkspace(".")
+	if err != nil {
+		return nil, "", err
+	}
+	return a.catalogsFor(ws)
+}
+
+// optionalWorkspace opens the workspace dir is in; nil when it is in none.
+func optionalWorkspace(dir string) (*workspace.Workspace, error) {
+	ws, err := workspace.Open(dir)
+	if errors.Is(err, workspace.ErrNotWorkspace) {
+		return nil, nil
+	}
+	return ws, err
+}
+
+// catalogsFor returns the catalogs of ws (berth.yaml's catalogs: after the
+// built-in one), or with ws nil those in berth's home (catalogs.yaml).
+func (a *App) catalogsFor(ws *workspace.Workspace) (*catalog.Set, string, error) {
 	home, err := a.home()
 	if err != nil {
 		return nil, "", err
 	}
-	set, err := catalog.Open(home)
+	var set *catalog.Set
+	if ws == nil {
+		set, err = catalog.Open(home)
+	} else {
+		set, err = catalog.OpenRefs(home, ws.Root, catalogRefs(ws.Config.Catalogs))
+		if err != nil {
+			err = fmt.Errorf("%s: catalogs: %w", ws.Abs(workspace.ConfigFile), err)
+		}
+	}
 	if err != nil {
 		return nil, home, err
 	}
 	// Entries a catalog holds but berth cannot use are left out; say which.
 	set.OnProblem = func(p catalog.Problem) { fmt.Fprintf(a.Err, "warning: %s\n", p) }
 	return set, home, nil
+}
+
+func catalogRefs(refs []workspace.CatalogRef) []catalog.Ref {
+	out := make([]catalog.Ref, 0, len(refs))
+	for _, r := range refs {
+		out = append(out, catalog.Ref{Name: r.Name, Type: catalog.Type(r.Type), URL: r.URL})
+	}
+	return out
+}
+
+// catalogScope is where catalog commands read and write: the workspace
+// (berth.yaml, a commit per change) or, outside one, berth's home.
+type catalogScope struct {
+	dir string
+}
+
+func (c *catalogScope) add(cmd *cobra.Command) {
+	cmd.Flags().StringVarP(&c.dir, "workspace", "C", ".", "the workspace whose catalogs to manage (outside a workspace: berth's home)")
+}
+
+// saveCatalogs writes the workspace's catalogs to berth.yaml as one commit.
+func saveCatalogs(ctx context.Context, ws *workspace.Workspace, refs []workspace.CatalogRef, msg string) error {
+	cfg := ws.Config
+	cfg.Catalogs = refs
+	data, err := yaml.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	err = ws.Change(ctx, msg, []string{workspace.ConfigFile}, func() error {
+		return ws.WriteFile(workspace.ConfigFile, data)
+	})
+	if err != nil {
+		return err
+	}
+	ws.Config = cfg
+	return nil
+}
+
+// catalogUsers names the apps whose locked packages come from catalog name.
+func catalogUsers(ws *workspace.Workspace, name string) ([]string, error) {
+	lock, err := ws.Lock()
+	if err != nil {
+		return nil, err
+	}
+	var apps []string
+	for _, in := range lock.Instances {
+		if in.Catalog != name {
+			continue
+		}
+		k, err := workspace.ParseInstanceKey(in.Key)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", workspace.LockFile, err)
+		}
+		apps = append(apps, k.DeployedBy())
+	}
+	slices.Sort(apps)
+	return slices.Compact(apps), nil
 }
 
 func newCatalogCmd(app *App) *cobra.Command {
@@ -53,7 +142,12 @@ func newCatalogCmd(app *App) *cobra.Command {
 has the built-in catalog ('builtin'), embedded in the binary; add more from a
 directory, a git repository or an HTTP server. Packages are looked up in the
 built-in catalog first, then in the others in the order they were added; write
-CATALOG/PACKAGE to pick one.`,
+CATALOG/PACKAGE to pick one.
+
+Inside a workspace the catalogs are the workspace's: 'catalog add' and
+'catalog remove' change berth.yaml (a commit), so every clone, CI and the
+controller resolve from the same catalogs. Outside a workspace they are kept in
+berth's home (catalogs.yaml), for search, show and template.`,
 	}
 	cmd.AddCommand(newCatalogAddCmd(app), newCatalogListCmd(app), newCatalogUpdateCmd(app), newCatalogRemoveCmd(app))
 	return cmd
@@ -61,6 +155,7 @@ CATALOG/PACKAGE to pick one.`,
 
 func newCatalogAddCmd(app *App) *cobra.Command {
 	var typ string
+	var scope catalogScope
 	var out output
 	cmd := &cobra.Command{
 		Use:   "add NAME URL|PATH",
@@ -69,34 +164,83 @@ func newCatalogAddCmd(app *App) *cobra.Command {
 ending in .git, or an ssh or file:// address, a git repository (cloned with the
 git binary); any other http(s) URL an HTTP catalog (an index.yaml plus one
 archive per package version). berth reads the catalog before adding it, so a
-catalog that cannot be read is never added.`,
+catalog that cannot be read is never added.
+
+Inside a workspace the catalog is added to berth.yaml and committed; a
+directory inside the workspace is recorded relative to it.`,
 		Example: `  berth catalog add team ./catalog
   berth catalog add community https://git.example.com/berth/catalog.git
   berth catalog add mirror https://packages.example.com/berth/ --type http`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
 			home, err := app.home()
 			if err != nil {
 				return err
 			}
+			ws, err := optionalWorkspace(scope.dir)
+			if err != nil {
+				return err
+			}
 			fmt.Fprintf(app.Err, "• reading catalog %s from %s\n", args[0], args[1])
-			r, err := catalog.Add(cmd.Context(), home, catalog.Ref{Name: args[0], URL: args[1], Type: catalog.Type(typ)})
+			ref := catalog.Ref{Name: args[0], URL: args[1], Type: catalog.Type(typ)}
+			var r catalog.Ref
+			if ws == nil {
+				r, err = catalog.Add(ctx, home, ref)
+			} else {
+				r, err = addWorkspaceCatalog(ctx, home, ws, ref)
+			}
 			if err != nil {
 				return err
 			}
 			if out == outputJSON {
 				return writeJSON(app.Out, r)
 			}
-			fmt.Fprintf(app.Out, "Added catalog %s (%s, %s).\n", r.Name, r.Type, r.URL)
+			where := "berth's home"
+			if ws != nil {
+				where = "the workspace (" + workspace.ConfigFile + ", committed)"
+			}
+			fmt.Fprintf(app.Out, "Added catalog %s (%s, %s) to %s.\n", r.Name, r.Type, r.URL, where)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&typ, "type", "", "catalog type: dir, git or http (detected from URL|PATH when empty)")
+	scope.add(cmd)
 	addOutputFlag(cmd, &out)
 	return cmd
 }
 
+// addWorkspaceCatalog checks a catalog and records it in the workspace's berth.yaml.
+func addWorkspaceCatalog(ctx context.Context, home string, ws *workspace.Workspace, ref catalog.Ref) (catalog.Ref, error) {
+	have := catalogRefs(ws.Config.Catalogs)
+	if ref.Type == "" || ref.Type == catalog.TypeDir {
+		// Relative paths are the user's, relative to where they are.
+		if abs, err := filepath.Abs(ref.URL); err == nil && !strings.Contains(ref.URL, "://") && !strings.HasPrefix(ref.URL, "git@") {
+			if _, err := os.Stat(abs); err == nil {
+				ref.URL = abs
+			}
+		}
+	}
+	r, err := catalog.Check(ctx, home, ref, have)
+	if err != nil {
+		return r, err
+	}
+	recorded := r
+	if r.Type == catalog.TypeDir {
+		// Inside the workspace: relative, so that every clone finds it.
+		if rel, err := filepath.Rel(ws.Root, r.URL); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+			recorded.URL = filepath.ToSlash(rel)
+		}
+	}
+	refs := append(slices.Clone(ws.Config.Catalogs), workspace.CatalogRef{Name: r.Name, Type: string(r.Type), URL: recorded.URL})
+	if err := saveCatalogs(ctx, ws, refs, "catalog add "+r.Name+" ("+string(r.Type)+")"); err != nil {
+		return r, err
+	}
+	return recorded, nil
+}
+
 func newCatalogListCmd(app *App) *cobra.Command {
+	var scope catalogScope
 	var out output
 	cmd := &cobra.Command{
 		Use:     "list",
@@ -106,7 +250,11 @@ func newCatalogListCmd(app *App) *cobra.Command {
   berth catalog list -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			set, _, err := app.catalogs()
+			ws, err := optionalWorkspace(scope.dir)
+			if err != nil {
+				return err
+			}
+			set, _, err := app.catalogsFor(ws)
 			if err != nil {
 				return err
 			}
@@ -121,11 +269,13 @@ func newCatalogListCmd(app *App) *cobra.Command {
 			return tw.Flush()
 		},
 	}
+	scope.add(cmd)
 	addOutputFlag(cmd, &out)
 	return cmd
 }
 
 func newCatalogUpdateCmd(app *App) *cobra.Command {
+	var scope catalogScope
 	var out output
 	cmd := &cobra.Command{
 		Use:   "update [NAME...]",
@@ -133,7 +283,11 @@ func newCatalogUpdateCmd(app *App) *cobra.Command {
 		Example: `  berth catalog update
   berth catalog update community`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			set, _, err := app.catalogs()
+			ws, err := optionalWorkspace(scope.dir)
+			if err != nil {
+				return err
+			}
+			set, _, err := app.catalogsFor(ws)
 			if err != nil {
 				return err
 			}
@@ -154,35 +308,68 @@ func newCatalogUpdateCmd(app *App) *cobra.Command {
 			return nil
 		},
 	}
+	scope.add(cmd)
 	addOutputFlag(cmd, &out)
 	return cmd
 }
 
 func newCatalogRemoveCmd(app *App) *cobra.Command {
+	var scope catalogScope
 	var out output
 	cmd := &cobra.Command{
 		Use:     "remove NAME",
 		Aliases: []string{"rm"},
-		Short:   "Remove a catalog and its cached files",
+		Short:   "Remove a catalog (refused while an app of the workspace uses it)",
 		Example: `  berth catalog remove community`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			home, err := app.home()
+			name := args[0]
+			ws, err := optionalWorkspace(scope.dir)
 			if err != nil {
 				return err
 			}
-			if err := catalog.Remove(home, args[0]); err != nil {
+			if ws == nil {
+				home, err := app.home()
+				if err != nil {
+					return err
+				}
+				if err := catalog.Remove(home, name); err != nil {
+					return err
+				}
+			} else if err := removeWorkspaceCatalog(cmd.Context(), ws, name); err != nil {
 				return err
 			}
 			if out == outputJSON {
-				return writeJSON(app.Out, map[string]string{"removed": args[0]})
+				return writeJSON(app.Out, map[string]string{"removed": name})
 			}
-			fmt.Fprintf(app.Out, "Removed catalog %s.\n", args[0])
+			fmt.Fprintf(app.Out, "Removed catalog %s.\n", name)
 			return nil
 		},
 	}
+	scope.add(cmd)
 	addOutputFlag(cmd, &out)
 	return cmd
+}
+
+// removeWorkspaceCatalog removes a catalog from berth.yaml, refusing while an
+// app's locked packages come from it.
+func removeWorkspaceCatalog(ctx context.Context, ws *workspace.Workspace, name string) error {
+	if name == catalog.BuiltinName {
+		return errors.New("the built-in catalog cannot be removed")
+	}
+	i := slices.IndexFunc(ws.Config.Catalogs, func(r workspace.CatalogRef) bool { return r.Name == name })
+	if i < 0 {
+		return fmt.Errorf("the workspace has no catalog called %s; 'berth catalog list' lists them", name)
+	}
+	users, err := catalogUsers(ws, name)
+	if err != nil {
+		return err
+	}
+	if len(users) > 0 {
+		return fmt.Errorf("catalog %s is in use by %s: their packages come from it; uninstall them first (or move them to another catalog's package with 'berth uninstall' and 'berth install')", name, strings.Join(users, ", "))
+	}
+	refs := slices.Delete(slices.Clone(ws.Config.Catalogs), i, i+1)
+	return saveCatalogs(ctx, ws, refs, "catalog remove "+name)
 }
 
 // searchHit is one line of 'berth search -o json'.

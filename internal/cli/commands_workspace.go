@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -56,7 +57,7 @@ func (a *App) env(f *wsFlags, p *progress) (*lifecycle.Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	set, home, err := a.catalogs()
+	set, home, err := a.catalogsFor(ws)
 	if err != nil {
 		return nil, err
 	}
@@ -87,6 +88,7 @@ func clusterConfig(ref workspace.ClusterRef) func() (*rest.Config, error) {
 // deploy what changed.
 type deployFlags struct {
 	noDeploy       bool
+	atomic         bool
 	timeout        time.Duration
 	forceConflicts bool
 }
@@ -126,6 +128,61 @@ func (d *deployFlags) after(ctx context.Context, env *lifecycle.Env, apps []stri
 	}
 	res, err := env.Deploy(ctx, d.options(apps))
 	return res, explainDeploy(err)
+}
+
+// addAtomic adds --atomic to a command that commits a change and deploys it.
+func (d *deployFlags) addAtomic(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&d.atomic, "atomic", false, "when the deploy fails, revert the commit (a new commit) and deploy the previous state")
+}
+
+// change is a commit a command made, for undoing it when its deploy fails.
+type change struct {
+	app    string
+	before string // HEAD before the command
+	// installed is the app the change added (an install), removed from the
+	// cluster when the change is reverted.
+	installed *workspace.App
+}
+
+// begin records HEAD before a command changes the workspace.
+func (d *deployFlags) begin(ctx context.Context, env *lifecycle.Env, app string) change {
+	head, _ := env.Head(ctx)
+	return change{app: app, before: head}
+}
+
+// afterChange deploys what a committed change touched. When that fails, it
+// reverts the commit with --atomic, and otherwise says how to undo it in one step.
+func (d *deployFlags) afterChange(ctx context.Context, app *App, env *lifecycle.Env, c change, apps []string) (*lifecycle.DeployResult, error) {
+	dep, err := d.after(ctx, env, apps)
+	if err == nil {
+		return dep, nil
+	}
+	head, herr := env.Head(ctx)
+	if herr != nil || head == c.before {
+		return dep, err
+	}
+	if !d.atomic {
+		undo := fmt.Sprintf("'berth rollback %s' (then it is deployed)", c.app)
+		if c.installed != nil {
+			undo = fmt.Sprintf("'berth uninstall %s'", c.app)
+		}
+		return dep, fmt.Errorf("%w\nThe change is committed as %.8s and the cluster is part-way. Undo it in one step with %s, or fix the cause and run 'berth deploy %s'; 'git revert %.8s' then 'berth deploy' also undoes it; --atomic does it for you", err, head, undo, c.app, head)
+	}
+	rev, rerr := env.Revert(ctx, head)
+	if rerr != nil {
+		return dep, fmt.Errorf("%w\n--atomic could not revert %.8s: %v", err, head, rerr)
+	}
+	fmt.Fprintf(app.Err, "• deploy failed: reverted %.8s with %.8s (--atomic)\n", head, rev)
+	if c.installed != nil {
+		if _, derr := env.RemoveFromCluster(context.WithoutCancel(ctx), c.installed, lifecycle.UninstallOptions{App: c.app, Timeout: d.timeout}); derr != nil {
+			return dep, fmt.Errorf("%w\n--atomic reverted the install (%.8s) but could not delete what was applied: %v; run 'berth uninstall' after reinstalling, or delete namespace %s's objects labelled %s", err, rev, derr, c.installed.Namespace, c.app)
+		}
+		return dep, fmt.Errorf("%w\n--atomic reverted the install (commit %.8s) and deleted what was applied (volume claims are kept)", err, rev)
+	}
+	if _, derr := env.Deploy(context.WithoutCancel(ctx), d.options(apps)); derr != nil {
+		return dep, fmt.Errorf("%w\n--atomic reverted the change (commit %.8s), but deploying the previous state failed too: %v", err, rev, derr)
+	}
+	return dep, fmt.Errorf("%w\n--atomic reverted the change (commit %.8s) and deployed the previous state again", err, rev)
 }
 
 // readValues reads --values files and --set pairs into one map (--set wins).
@@ -238,12 +295,17 @@ apps/APP/secrets.yaml.`,
 					return wizard.Ask(ctx, pkg, given, wizard.Options{In: os.Stdin, Out: app.Err, Accessible: accessible, All: askAll})
 				}
 			}
+			c := df.begin(ctx, env, opts.Name)
 			res, err := env.Install(ctx, opts)
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(app.Err, "✓ installed %s in the workspace (%s)\n", res.Summary, strings.Join(res.Apps, ", "))
-			dep, err := df.after(ctx, env, []string{res.App})
+			c.app = res.App
+			if c.installed, err = env.WS.App(res.App); err != nil {
+				return err
+			}
+			dep, err := df.afterChange(ctx, app, env, c, []string{res.App})
 			if err != nil {
 				return err
 			}
@@ -272,6 +334,7 @@ apps/APP/secrets.yaml.`,
 	fl.BoolVar(&askAll, "ask-all", false, "ask every parameter, not only the required ones")
 	fl.BoolVar(&accessible, "accessible", false, "ask line by line (screen readers, simple terminals)")
 	df.add(cmd)
+	df.addAtomic(cmd)
 	addOutputFlag(cmd, &out)
 	return cmd
 }
@@ -454,52 +517,124 @@ func newStatusCmd(app *App) *cobra.Command {
 func newConfigCmd(app *App) *cobra.Command {
 	var f wsFlags
 	var sets, files []string
+	var opts lifecycle.ConfigOptions
 	var df deployFlags
+	var out output
 	cmd := &cobra.Command{
-		Use:   "config APP --set NAME=VALUE...",
-		Short: "Change an app's configuration: check, re-render, commit, deploy",
+		Use:   "config APP [--set NAME=VALUE...] [--channel NAME]",
+		Short: "Change an app's configuration or channel: check, re-render, commit, deploy",
+		Long: `Change an app's configuration (merged over what it has) or the channel it
+follows, check it against the package, re-render, commit and deploy.
+
+--channel switches to another channel of the package: the app moves to that
+channel's version, never below the installed one (it then stays until the
+channel catches up), and never across a breaking boundary without
+--allow-breaking. --dry-run shows the version changes and the diff of the
+rendered files without committing (secret files are only named).`,
 		Example: `  berth config airflow --set workers=4
-  berth config airflow --set postgresql.storage=50Gi`,
+  berth config airflow --set postgresql.storage=50Gi --dry-run
+  berth config cache --channel warm`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
 			p := newProgress(app.Err)
 			defer p.Close()
 			env, err := app.env(&f, p)
 			if err != nil {
 				return err
 			}
-			vals, err := readValues(files, sets)
+			if opts.Values, err = readValues(files, sets); err != nil {
+				return err
+			}
+			if len(opts.Values) == 0 && opts.Channel == "" {
+				return errors.New("nothing to change: give --set NAME=VALUE, --values FILE or --channel NAME")
+			}
+			opts.App = args[0]
+			if !opts.DryRun {
+				if err := df.before(ctx, env); err != nil {
+					return err
+				}
+			}
+			c := df.begin(ctx, env, opts.App)
+			res, err := env.Config(ctx, opts)
 			if err != nil {
-				return err
+				return withBreakingHint(err)
 			}
-			if len(vals) == 0 {
-				return errors.New("nothing to change: give --set NAME=VALUE or --values FILE")
-			}
-			if err := df.before(cmd.Context(), env); err != nil {
-				return err
-			}
-			res, err := env.Config(cmd.Context(), args[0], vals)
-			if err != nil {
-				return err
-			}
-			// Deploy even when nothing changed: an earlier run may have
-			// committed and died before its deploy.
-			if _, err := df.after(cmd.Context(), env, args); err != nil {
-				return err
+			if opts.DryRun {
+				if out == outputJSON {
+					return writeJSON(app.Out, res)
+				}
+				printChanges(app.Out, res.Changes)
+				printPreview(app.Out, res.Preview)
+				return nil
 			}
 			if !res.Committed {
+				// Deploy even so: an earlier run may have committed and
+				// died before its deploy; an unchanged cluster costs no write.
+				if _, err := df.after(ctx, env, args); err != nil {
+					return err
+				}
+				if out == outputJSON {
+					return writeJSON(app.Out, res)
+				}
 				fmt.Fprintf(app.Out, "%s already has that configuration.\n", args[0])
 				return nil
 			}
-			fmt.Fprintf(app.Out, "Configured %s: set %s.\n", args[0], strings.Join(res.Set, ", "))
+			if _, err := df.afterChange(ctx, app, env, c, args); err != nil {
+				return err
+			}
+			if out == outputJSON {
+				return writeJSON(app.Out, res)
+			}
+			printChanges(app.Out, res.Changes)
+			if len(res.Set) > 0 {
+				fmt.Fprintf(app.Out, "Configured %s: set %s.\n", args[0], strings.Join(res.Set, ", "))
+			}
+			if res.Channel != "" {
+				fmt.Fprintf(app.Out, "%s follows channel %s.\n", args[0], res.Channel)
+			}
 			return nil
 		},
 	}
 	f.add(cmd)
 	cmd.Flags().StringArrayVar(&sets, "set", nil, "set a parameter: NAME=VALUE or COMPONENT.NAME=VALUE (repeatable)")
 	cmd.Flags().StringArrayVarP(&files, "values", "f", nil, "read parameters from a YAML file")
+	cmd.Flags().StringVar(&opts.Channel, "channel", "", "follow another channel of the package (stable, warm, latest...)")
+	cmd.Flags().BoolVar(&opts.AllowBreaking, "allow-breaking", false, "allow a version change across a breaking boundary (see the package's upgrade note)")
+	cmd.Flags().BoolVar(&opts.DryRun, "dry-run", false, "show what would change, commit nothing")
 	df.add(cmd)
+	df.addAtomic(cmd)
+	addOutputFlag(cmd, &out)
 	return cmd
+}
+
+// withBreakingHint adds the flag that lets a refused breaking change through.
+func withBreakingHint(err error) error {
+	var be *lifecycle.BreakingError
+	if errors.As(err, &be) {
+		return fmt.Errorf("%w; when the data is taken care of, rerun with --allow-breaking", err)
+	}
+	return err
+}
+
+func printChanges(w io.Writer, changes []lifecycle.VersionChange) {
+	for _, c := range changes {
+		fmt.Fprintf(w, "%s: %s -> %s\n", c.Key, orDash(c.From), orDash(c.To))
+	}
+}
+
+func printPreview(w io.Writer, pv *lifecycle.Preview) {
+	if pv == nil || len(pv.Files) == 0 {
+		fmt.Fprintln(w, "Dry run: nothing would change.")
+		return
+	}
+	fmt.Fprintln(w, "Dry run: would commit")
+	for _, f := range pv.Files {
+		fmt.Fprintf(w, "  %s %s\n", f.Status, f.Path)
+	}
+	if pv.Diff != "" {
+		fmt.Fprint(w, pv.Diff)
+	}
 }
 
 func newUpgradeCmd(app *App) *cobra.Command {
@@ -511,10 +646,23 @@ func newUpgradeCmd(app *App) *cobra.Command {
 		Use:   "upgrade [APP...]",
 		Short: "Move apps to the newest versions their channel or constraint allows",
 		Long: `Resolve the named apps (all when none is named) afresh against the catalogs:
-each moves to the newest version its channel or version constraint allows (or to
---to), with its components and shared dependencies when they must move too. berth
-shows what changes, commits, and deploys. Nothing changes when all is up to date.`,
+each moves to the newest version its channel or version constraint allows, with
+its components and shared dependencies when they must move too. berth shows
+what changes, commits, and deploys. Nothing changes when all is up to date.
+
+A plain upgrade never moves an app below its installed version: an app above
+its channel stays until the channel catches up. --to VERSION moves one app to
+that exact version and pins it there (version "=VERSION" in its app.yaml) until
+'berth upgrade APP --unpin'. A new major version, or a version its package
+marks breaking, is refused with the package's upgrade note (what must happen to
+the data) unless --allow-breaking. --dry-run shows the version changes and the
+diff of the rendered files without committing.`,
+		Example: `  berth upgrade
+  berth upgrade cache --to 7.4.2
+  berth upgrade cache --unpin
+  berth upgrade db --dry-run`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
 			p := newProgress(app.Err)
 			defer p.Close()
 			env, err := app.env(&f, p)
@@ -522,16 +670,27 @@ shows what changes, commits, and deploys. Nothing changes when all is up to date
 				return err
 			}
 			opts.Apps = args
-			if err := df.before(cmd.Context(), env); err != nil {
-				return err
+			if !opts.DryRun {
+				if err := df.before(ctx, env); err != nil {
+					return err
+				}
 			}
-			res, err := env.Upgrade(cmd.Context(), opts)
+			c := df.begin(ctx, env, strings.Join(args, " "))
+			res, err := env.Upgrade(ctx, opts)
 			if err != nil {
-				return err
+				return withBreakingHint(err)
+			}
+			if opts.DryRun {
+				if out == outputJSON {
+					return writeJSON(app.Out, res)
+				}
+				printChanges(app.Out, res.Changes)
+				printPreview(app.Out, res.Preview)
+				return nil
 			}
 			if len(res.Changes) > 0 && out != outputJSON {
 				// What the new versions change in the cluster, before deploying them.
-				plans, err := env.Plan(cmd.Context(), args...)
+				plans, err := env.Plan(ctx, args...)
 				if err != nil {
 					return err
 				}
@@ -541,28 +700,40 @@ shows what changes, commits, and deploys. Nothing changes when all is up to date
 					}
 				}
 			}
-			// Deploy even when nothing changed: an earlier run may have
-			// committed and died before its deploy; an unchanged cluster
-			// costs no write.
-			if _, err := df.after(cmd.Context(), env, args); err != nil {
+			if len(res.Changes) > 0 {
+				if _, err := df.afterChange(ctx, app, env, c, args); err != nil {
+					return err
+				}
+			} else if _, err := df.after(ctx, env, args); err != nil {
+				// Deploy even when nothing changed: an earlier run may have
+				// committed and died before its deploy; an unchanged
+				// cluster costs no write.
 				return err
 			}
 			if out == outputJSON {
 				return writeJSON(app.Out, res)
 			}
+			if res.Pinned != "" {
+				fmt.Fprintf(app.Out, "%s is pinned at %s; 'berth upgrade %s --unpin' follows its channel again.\n", res.Pinned, opts.To, res.Pinned)
+			}
+			if res.Unpinned != "" {
+				fmt.Fprintf(app.Out, "%s follows its channel again.\n", res.Unpinned)
+			}
 			if len(res.Changes) == 0 {
 				fmt.Fprintln(app.Out, "Everything is up to date.")
 				return nil
 			}
-			for _, c := range res.Changes {
-				fmt.Fprintf(app.Out, "%s: %s -> %s\n", c.Key, orDash(c.From), orDash(c.To))
-			}
+			printChanges(app.Out, res.Changes)
 			return nil
 		},
 	}
 	f.add(cmd)
-	cmd.Flags().StringVar(&opts.To, "to", "", "exact version for the one app named")
+	cmd.Flags().StringVar(&opts.To, "to", "", "exact version for the one app named; pins it there")
+	cmd.Flags().BoolVar(&opts.Unpin, "unpin", false, "remove the one app's pin: follow its channel again (never below the installed version)")
+	cmd.Flags().BoolVar(&opts.AllowBreaking, "allow-breaking", false, "allow versions across a breaking boundary (see the package's upgrade note)")
+	cmd.Flags().BoolVar(&opts.DryRun, "dry-run", false, "show what would change, commit nothing")
 	df.add(cmd)
+	df.addAtomic(cmd)
 	addOutputFlag(cmd, &out)
 	return cmd
 }
@@ -611,7 +782,7 @@ func newHistoryCmd(app *App) *cobra.Command {
 
 func newRollbackCmd(app *App) *cobra.Command {
 	var f wsFlags
-	var to string
+	var opts lifecycle.RollbackOptions
 	var df deployFlags
 	cmd := &cobra.Command{
 		Use:   "rollback APP [--to REVISION]",
@@ -627,9 +798,10 @@ func newRollbackCmd(app *App) *cobra.Command {
 			if err := df.before(cmd.Context(), env); err != nil {
 				return err
 			}
-			res, err := env.Rollback(cmd.Context(), args[0], to)
+			opts.App = args[0]
+			res, err := env.Rollback(cmd.Context(), opts)
 			if err != nil {
-				return err
+				return withBreakingHint(err)
 			}
 			if _, err := df.after(cmd.Context(), env, args); err != nil {
 				return err
@@ -639,7 +811,8 @@ func newRollbackCmd(app *App) *cobra.Command {
 		},
 	}
 	f.add(cmd)
-	cmd.Flags().StringVar(&to, "to", "", "revision to restore (default: the app's previous one; see 'berth history APP')")
+	cmd.Flags().StringVar(&opts.To, "to", "", "revision to restore (default: the app's previous one; see 'berth history APP')")
+	cmd.Flags().BoolVar(&opts.AllowBreaking, "allow-breaking", false, "allow going back across a breaking version boundary (see the package's upgrade note)")
 	df.add(cmd)
 	return cmd
 }
@@ -647,36 +820,89 @@ func newRollbackCmd(app *App) *cobra.Command {
 func newUninstallCmd(app *App) *cobra.Command {
 	var f wsFlags
 	var opts lifecycle.UninstallOptions
+	var yes, keepData bool
+	var out output
 	cmd := &cobra.Command{
 		Use:   "uninstall APP",
-		Short: "Remove an app from the cluster and the workspace",
+		Short: "Remove an app from the cluster and the workspace; its data is kept",
 		Long: `Delete an app's objects from the cluster and its files from the workspace, with
 the shared dependencies nothing else uses any more, and commit. berth refuses
-while another app depends on it. Its volume claims (data) are deleted too, unless
---keep-data keeps them and the namespace that holds them.`,
+while another app depends on it.
+
+Data is kept: the app's volume claims stay in the cluster (and with them the
+namespace that holds them), labelled berth.dev/kept-from=APP, and the app's
+secrets (the seed its generated passwords derive from, and its secret values)
+stay encrypted in the workspace under apps/.retained/secrets/NAMESPACE/APP.yaml.
+Installing an app of the same name in the same namespace again finds its data
+with the same credentials.
+
+--delete-data deletes the claims and the kept secrets too. It asks first on a
+terminal; scripts confirm with --yes, and without a terminal berth refuses
+unless --yes is given.`,
+		Example: `  berth uninstall grafana
+  berth uninstall db --delete-data --yes`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.App = args[0]
+			if opts.DeleteData && keepData {
+				return errors.New("--delete-data and --keep-data contradict each other; give one")
+			}
+			if opts.DeleteData && !yes {
+				if !isTerminal(os.Stdin) {
+					return fmt.Errorf("--delete-data deletes the volume claims of %s and the credentials kept for them, for good; no terminal to confirm on, so rerun with --yes to confirm", opts.App)
+				}
+				ok, err := confirm(os.Stdin, app.Err, fmt.Sprintf("Delete the data (volume claims) of %s and its kept credentials for good? Type %q to confirm: ", opts.App, opts.App), opts.App)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					return fmt.Errorf("not confirmed: nothing was deleted (uninstall without --delete-data keeps the data)")
+				}
+			}
 			p := newProgress(app.Err)
 			defer p.Close()
 			env, err := app.env(&f, p)
 			if err != nil {
 				return err
 			}
-			opts.App = args[0]
 			res, err := env.Uninstall(cmd.Context(), opts)
 			if err != nil {
 				return err
 			}
+			if out == outputJSON {
+				return writeJSON(app.Out, res)
+			}
 			fmt.Fprintf(app.Out, "Uninstalled %s.\n", strings.Join(res.Apps, ", "))
 			if len(res.KeptClaims) > 0 {
 				sort.Strings(res.KeptClaims)
-				fmt.Fprintf(app.Out, "Kept the volume claims %s.\n", strings.Join(res.KeptClaims, ", "))
+				fmt.Fprintf(app.Out, "Kept the volume claims %s: installing %s again adopts them; delete them with 'kubectl delete pvc -l %s=%s'.\n", strings.Join(res.KeptClaims, ", "), opts.App, lifecycle.LabelKeptFrom, opts.App)
+			}
+			if len(res.DeletedClaims) > 0 {
+				sort.Strings(res.DeletedClaims)
+				fmt.Fprintf(app.Out, "Deleted the volume claims %s.\n", strings.Join(res.DeletedClaims, ", "))
+			}
+			if len(res.KeptSecrets) > 0 {
+				fmt.Fprintf(app.Out, "Kept the secrets in %s (encrypted): installing %s again in the same namespace reuses them.\n", strings.Join(res.KeptSecrets, ", "), opts.App)
 			}
 			return nil
 		},
 	}
 	f.add(cmd)
-	cmd.Flags().BoolVar(&opts.KeepData, "keep-data", false, "keep the app's volume claims")
+	cmd.Flags().BoolVar(&opts.DeleteData, "delete-data", false, "also delete the app's volume claims (its data) and its kept secrets")
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "confirm --delete-data without asking")
+	cmd.Flags().BoolVar(&keepData, "keep-data", false, "keep the app's volume claims (the default)")
+	_ = cmd.Flags().MarkDeprecated("keep-data", "data is kept by default; --delete-data deletes it")
 	cmd.Flags().DurationVar(&opts.Timeout, "timeout", 5*time.Minute, "how long deletion may take")
+	addOutputFlag(cmd, &out)
 	return cmd
+}
+
+// confirm asks question on w and reads one line from r: true when it is want.
+func confirm(r io.Reader, w io.Writer, question, want string) (bool, error) {
+	fmt.Fprint(w, question)
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return false, err
+	}
+	return strings.TrimSpace(line) == want, nil
 }

@@ -345,3 +345,21 @@ func TestCryptoUnlockFollowsRotation(t *testing.T) {
 		t.Fatalf("dirty after following the rotation:\n%s", s)
 	}
 }
+
+// TestCryptoStatusInAFreshWorkspace: a workspace without any secret file yet
+// (berth init, nothing installed) has nothing to leak; status used to panic
+// scanning an empty list of secret blobs.
+func TestCryptoStatusInAFreshWorkspace(t *testing.T) {
+	cryptoEnv(t)
+	home := t.TempDir()
+	ws := filepath.Join(t.TempDir(), "ws")
+	mustBerth(t, home, "init", ws)
+	st, code := status(t, home, ws)
+	if code != 0 {
+		t.Fatalf("crypto status in a fresh workspace exited %d: %+v", code, st)
+	}
+	r := berth(t, home, "crypto", "-C", ws, "status")
+	if r.code != 0 {
+		t.Fatalf("crypto status (text) exited %d\n%s%s", r.code, r.out, r.err)
+	}
+}

@@ -118,7 +118,7 @@ func TestCommandsConvergeThroughTheController(t *testing.T) {
 		t.Fatalf("after install the StatefulSet is not at 7.4.1: %s", spec)
 	}
 
-	if _, err := env.Config(ctx, app, map[string]any{"evictionPolicy": "allkeys-lru"}); err != nil {
+	if _, err := env.Config(ctx, lifecycle.ConfigOptions{App: app, Values: map[string]any{"evictionPolicy": "allkeys-lru"}}); err != nil {
 		t.Fatal(err)
 	}
 	m.deploy(t, "config")
@@ -134,7 +134,7 @@ func TestCommandsConvergeThroughTheController(t *testing.T) {
 		t.Errorf("the upgrade did not reach the cluster: %s", spec)
 	}
 
-	if _, err := env.Rollback(ctx, app, ""); err != nil {
+	if _, err := env.Rollback(ctx, lifecycle.RollbackOptions{App: app}); err != nil {
 		t.Fatal(err)
 	}
 	m.deploy(t, "rollback")

@@ -27,16 +27,21 @@ type plan struct {
 
 // constraint is the version constraint an app is resolved with. An app that
 // follows a channel keeps its locked version until it is upgraded; upgrade
-// moves it to the channel's current version.
+// moves it to the channel's current version, never below the locked one. An
+// app with a version constraint upgrades within it, also never below.
 func (e *Env) constraint(ctx context.Context, a *workspace.App, lock *workspace.Lock, upgrade bool, to string) (string, error) {
 	if to != "" {
 		return "=" + to, nil
 	}
+	locked := lockedVersion(lock, a.Name)
 	if a.Version != "" {
+		if upgrade {
+			return notBelow(a.Version, locked), nil
+		}
 		return a.Version, nil
 	}
-	if in, ok := lock.Get(resolve.AppKey(a.Name)); ok && !upgrade {
-		return "=" + in.Version, nil
+	if locked != "" && !upgrade {
+		return "=" + locked, nil
 	}
 	f, err := e.Catalogs.Find(ctx, a.Package)
 	if err != nil {
@@ -51,7 +56,7 @@ func (e *Env) constraint(ctx context.Context, a *workspace.App, lock *workspace.
 		return "", fmt.Errorf("app %s follows channel %q, which package %s does not have (channels: %s); set another with 'berth upgrade %s --channel C'",
 			a.Name, channel, a.Package, strings.Join(f.Entry.ChannelNames(), ", "), a.Name)
 	}
-	return "=" + v, nil
+	return "=" + channelVersion(v, locked), nil
 }
 
 // solve resolves apps. Shared dependencies become apps of their own, named after
@@ -221,8 +226,8 @@ func (e *Env) renderApp(ctx context.Context, p *plan, a *workspace.App) ([]*unst
 }
 
 // labelClaimTemplates labels the volume claims a StatefulSet will create as the
-// app's, so that uninstall knows them: deleted with the app, or handed over
-// with --keep-data.
+// app's, so that uninstall knows them: handed over (kept) with the app's
+// data by default, deleted with --delete-data.
 func labelClaimTemplates(obj *unstructured.Unstructured, app string) error {
 	if obj.GetKind() != "StatefulSet" || obj.GroupVersionKind().Group != "apps" {
 		return nil
@@ -293,11 +298,11 @@ func (e *Env) writePlan(ctx context.Context, p *plan, names []string) error {
 			return err
 		}
 		if _, err := e.WS.ReadFile(secretsPath(name)); err != nil {
-			seed, err := newSeed()
+			s, err := e.initialSecrets(a.Namespace, name, a.Package, nil)
 			if err != nil {
 				return err
 			}
-			if err := e.writeSecrets(ctx, name, &appSecrets{Seed: seed}); err != nil {
+			if err := e.writeSecrets(ctx, name, s); err != nil {
 				return err
 			}
 		}
@@ -397,6 +402,10 @@ func (e *Env) allPaths(p *plan, names []string) []string {
 	paths := []string{workspace.LockFile}
 	for _, n := range names {
 		paths = append(paths, appPaths(n)...)
+		if a, ok := p.apps[n]; ok && e.hasRetained(a.Namespace, n) {
+			// A new app takes over the secrets kept for one of its name.
+			paths = append(paths, retainedPath(a.Namespace, n))
+		}
 	}
 	return paths
 }

@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -11,17 +12,37 @@ import (
 	"berth.dev/berth/internal/workspace"
 )
 
+// ConfigOptions configures Config.
+type ConfigOptions struct {
+	App string
+	// Values are merged over the current configuration.
+	Values map[string]any
+	// Channel, when set, switches the app to follow that channel of its
+	// package (and unpins it).
+	Channel string
+	// AllowBreaking lets a channel switch cross a breaking version boundary.
+	AllowBreaking bool
+	// DryRun computes the change and returns it in Preview, committing nothing.
+	DryRun bool
+}
+
 // ConfigResult says what Config changed.
 type ConfigResult struct {
-	App       string   `json:"app"`
-	Set       []string `json:"set"`
-	Committed bool     `json:"committed"`
+	App       string          `json:"app"`
+	Set       []string        `json:"set"`
+	Channel   string          `json:"channel,omitempty"`
+	Changes   []VersionChange `json:"changes,omitempty"`
+	Committed bool            `json:"committed"`
+	Preview   *Preview        `json:"preview,omitempty"`
 }
 
 // Config changes an app's configuration: the new values are merged over the
 // current ones, checked against the package's schema and rules, split into
-// plain and secret, rendered and committed. Nothing is written when they fail.
-func (e *Env) Config(ctx context.Context, app string, values map[string]any) (*ConfigResult, error) {
+// plain and secret, rendered and committed. With a channel it switches the app
+// to that channel's version (never across a breaking boundary unless allowed).
+// Nothing is written when they fail.
+func (e *Env) Config(ctx context.Context, opts ConfigOptions) (*ConfigResult, error) {
+	app := opts.App
 	release, err := e.writing(ctx)
 	if err != nil {
 		return nil, err
@@ -35,13 +56,38 @@ func (e *Env) Config(ctx context.Context, app string, values map[string]any) (*C
 	if err != nil {
 		return nil, err
 	}
+	a = apps[app]
 	lock, err := e.WS.Lock()
 	if err != nil {
 		return nil, err
 	}
-	p, err := e.solve(ctx, apps, lock, nil)
+	var upgrade map[string]string
+	if opts.Channel != "" {
+		f, err := e.Catalogs.Find(ctx, a.Package)
+		if err != nil {
+			return nil, err
+		}
+		if _, ok := f.Entry.Channels[opts.Channel]; !ok {
+			return nil, fmt.Errorf("package %s has no channel %q (channels: %s)", a.Package, opts.Channel, strings.Join(f.Entry.ChannelNames(), ", "))
+		}
+		a.Channel, a.Version = opts.Channel, ""
+		// To the channel's version, as an upgrade: never below the installed
+		// one (the app then stays until the channel catches up).
+		upgrade = map[string]string{app: ""}
+	}
+	p, err := e.solve(ctx, apps, lock, upgrade)
 	if err != nil {
 		return nil, err
+	}
+	changes, _ := diffLock(lock, p.solution)
+	if !opts.AllowBreaking {
+		bad, err := e.breaking(ctx, changes)
+		if err != nil {
+			return nil, err
+		}
+		if len(bad) > 0 {
+			return nil, &BreakingError{Op: "config", Changes: bad}
+		}
 	}
 	in, _ := p.solution.Get(resolve.AppKey(app))
 	f, err := e.Catalogs.Find(ctx, a.Package)
@@ -59,7 +105,7 @@ func (e *Env) Config(ctx context.Context, app string, values map[string]any) (*C
 	merged := map[string]any{}
 	mergeValues(merged, a.Values)
 	mergeValues(merged, s.Values)
-	mergeValues(merged, values)
+	mergeValues(merged, opts.Values)
 	checked, err := e.configure(ctx, pkg, merged, nil)
 	if err != nil {
 		return nil, err
@@ -71,19 +117,38 @@ func (e *Env) Config(ctx context.Context, app string, values map[string]any) (*C
 	a.Values = plain
 	s.Values = secret
 	p.apps[app] = a
-	set := slices.Sorted(maps.Keys(flatten(values, "")))
+	set := slices.Sorted(maps.Keys(flatten(opts.Values, "")))
 	// Names only: a value may be secret.
-	msg := fmt.Sprintf("configure %s: set %s", app, strings.Join(set, ", "))
-	committed, err := e.WS.ChangeCommitted(ctx, msg, e.allPaths(p, []string{app}), func() error {
+	var what []string
+	if len(set) > 0 {
+		what = append(what, "set "+strings.Join(set, ", "))
+	}
+	if opts.Channel != "" {
+		what = append(what, "follow channel "+opts.Channel)
+	}
+	msg := fmt.Sprintf("configure %s: %s", app, strings.Join(what, "; "))
+	res := &ConfigResult{App: app, Set: set, Channel: opts.Channel, Changes: changes}
+	rebuild := []string{app}
+	for n := range p.apps {
+		if _, had := apps[n]; !had {
+			rebuild = append(rebuild, n)
+		}
+	}
+	write := func() error {
 		if err := e.writeSecrets(ctx, app, s); err != nil {
 			return err
 		}
-		return e.writePlan(ctx, p, []string{app})
-	})
+		return e.writePlan(ctx, p, rebuild)
+	}
+	if opts.DryRun {
+		res.Preview, err = e.preview(ctx, msg, e.allPaths(p, rebuild), write)
+		return res, err
+	}
+	res.Committed, err = e.WS.ChangeCommitted(ctx, msg, e.allPaths(p, rebuild), write)
 	if err != nil {
 		return nil, err
 	}
-	return &ConfigResult{App: app, Set: set, Committed: committed}, nil
+	return res, nil
 }
 
 // flatten names nested values component.param.
@@ -103,8 +168,16 @@ func flatten(values map[string]any, prefix string) map[string]any {
 type UpgradeOptions struct {
 	// Apps to upgrade; every app the user installed when empty.
 	Apps []string
-	// To is an exact version for the single app named.
+	// To is an exact version for the single app named; it is pinned there
+	// (recorded in app.yaml as version "=To") until Unpin.
 	To string
+	// Unpin makes the single app named follow its channel again.
+	Unpin bool
+	// AllowBreaking lets versions cross a breaking boundary (a new major
+	// version, or a version marked breaking by its package).
+	AllowBreaking bool
+	// DryRun computes the upgrade and returns it in Preview, committing nothing.
+	DryRun bool
 }
 
 // VersionChange is one package instance moving between versions.
@@ -117,14 +190,20 @@ type VersionChange struct {
 
 // UpgradeResult lists what moved; no changes means everything was up to date.
 type UpgradeResult struct {
-	Changes   []VersionChange `json:"changes"`
-	Committed bool            `json:"committed"`
+	Changes []VersionChange `json:"changes"`
+	// Pinned and Unpinned name the app whose pin changed.
+	Pinned    string   `json:"pinned,omitempty"`
+	Unpinned  string   `json:"unpinned,omitempty"`
+	Committed bool     `json:"committed"`
+	Preview   *Preview `json:"preview,omitempty"`
 }
 
 // Upgrade moves apps to the newest versions their channel or constraint allows
 // (or to opts.To), moving their components and shared dependencies with them when
-// they must, and commits the new lock and rendered objects. It changes nothing
-// when everything is up to date.
+// they must, and commits the new lock and rendered objects. It never moves an
+// app below its locked version unless told to (To), and refuses to cross a
+// breaking boundary unless AllowBreaking. It changes nothing when everything
+// is up to date.
 func (e *Env) Upgrade(ctx context.Context, opts UpgradeOptions) (*UpgradeResult, error) {
 	release, err := e.writing(ctx)
 	if err != nil {
@@ -146,26 +225,58 @@ func (e *Env) Upgrade(ctx context.Context, opts UpgradeOptions) (*UpgradeResult,
 				names = append(names, n)
 			}
 		}
+		slices.Sort(names)
 	}
-	if opts.To != "" && len(names) != 1 {
-		return nil, fmt.Errorf("--to needs exactly one app, got %d", len(names))
+	if (opts.To != "" || opts.Unpin) && len(names) != 1 {
+		return nil, fmt.Errorf("--to and --unpin need exactly one app, got %d", len(names))
+	}
+	if opts.To != "" && opts.Unpin {
+		return nil, errors.New("--to pins a version and --unpin removes the pin; give one")
 	}
 	upgrade := map[string]string{}
+	res := &UpgradeResult{}
+	pinChanged := map[string]bool{}
 	for _, n := range names {
-		if _, ok := apps[n]; !ok {
+		a, ok := apps[n]
+		if !ok {
 			_, err := e.WS.App(n)
 			return nil, err
 		}
 		upgrade[n] = opts.To
+		switch {
+		case opts.To != "":
+			if a.Version != "="+opts.To {
+				a.Version = "=" + opts.To
+				res.Pinned, pinChanged[n] = n, true
+			}
+		case opts.Unpin:
+			if a.Version != "" {
+				a.Version = ""
+				a.Channel = cmpOr(a.Channel, e.WS.Config.Defaults.Channel, "stable")
+				res.Unpinned, pinChanged[n] = n, true
+			}
+		}
 	}
 	p, err := e.solve(ctx, apps, lock, upgrade)
 	if err != nil {
 		return nil, err
 	}
 	changes, touched := diffLock(lock, p.solution)
-	res := &UpgradeResult{Changes: changes}
-	if len(changes) == 0 {
+	res.Changes = changes
+	if len(changes) == 0 && len(pinChanged) == 0 {
 		return res, nil
+	}
+	if !opts.AllowBreaking {
+		bad, err := e.breaking(ctx, changes)
+		if err != nil {
+			return nil, err
+		}
+		if len(bad) > 0 {
+			return nil, &BreakingError{Op: "upgrade", Changes: bad}
+		}
+	}
+	for n := range pinChanged {
+		touched[n] = true
 	}
 	// Apps added as shared dependencies are new; apps whose instances moved are rebuilt.
 	for n := range p.apps {
@@ -185,10 +296,19 @@ func (e *Env) Upgrade(ctx context.Context, opts UpgradeOptions) (*UpgradeResult,
 			parts = append(parts, fmt.Sprintf("%s %s -> %s", c.Package, c.From, c.To))
 		}
 	}
+	if res.Pinned != "" {
+		parts = append(parts, "pin at "+opts.To)
+	}
+	if res.Unpinned != "" {
+		parts = append(parts, "unpin")
+	}
 	msg := "upgrade " + strings.Join(names, ", ") + ": " + strings.Join(parts, ", ")
-	res.Committed, err = e.WS.ChangeCommitted(ctx, msg, e.allPaths(p, rebuild), func() error {
-		return e.writePlan(ctx, p, rebuild)
-	})
+	write := func() error { return e.writePlan(ctx, p, rebuild) }
+	if opts.DryRun {
+		res.Preview, err = e.preview(ctx, msg, e.allPaths(p, rebuild), write)
+		return res, err
+	}
+	res.Committed, err = e.WS.ChangeCommitted(ctx, msg, e.allPaths(p, rebuild), write)
 	return res, err
 }
 
@@ -251,13 +371,24 @@ type RollbackResult struct {
 // toggling back.
 const TrailerRollbackTo = "Berth-Rollback-To"
 
+// RollbackOptions configures Rollback.
+type RollbackOptions struct {
+	App string
+	// To is the revision to restore; see Rollback when empty.
+	To string
+	// AllowBreaking lets the rollback cross a breaking version boundary.
+	AllowBreaking bool
+}
+
 // Rollback restores an app's files (its choices, secrets and rendered objects)
-// and its entries in the lock as they were at revision rev, as a new commit
-// whose message records rev (TrailerRollbackTo). Without rev it goes back to
-// the app's previous revision; when the app's newest commit is itself a
-// rollback, to that rollback's target, so a rerun (after a crash, say)
-// completes it rather than undoing it.
-func (e *Env) Rollback(ctx context.Context, app, rev string) (*RollbackResult, error) {
+// and its entries in the lock as they were at revision opts.To, as a new
+// commit whose message records it (TrailerRollbackTo). Without a revision it
+// goes back to the app's previous revision; when the app's newest commit is
+// itself a rollback, to that rollback's target, so a rerun (after a crash,
+// say) completes it rather than undoing it. It refuses to move versions across
+// a breaking boundary unless AllowBreaking.
+func (e *Env) Rollback(ctx context.Context, opts RollbackOptions) (*RollbackResult, error) {
+	app, rev := opts.App, opts.To
 	release, err := e.writing(ctx)
 	if err != nil {
 		return nil, err
@@ -312,6 +443,21 @@ func (e *Env) Rollback(ctx context.Context, app, rev string) (*RollbackResult, e
 	for _, in := range oldLock.Instances {
 		if mine(in.Key) {
 			merged = append(merged, in)
+		}
+	}
+	if !opts.AllowBreaking {
+		var changes []VersionChange
+		for _, in := range oldLock.Instances {
+			if cur, ok := lock.Get(in.Key); ok && mine(in.Key) && cur.Version != in.Version {
+				changes = append(changes, VersionChange{Key: in.Key, Package: in.Package, From: cur.Version, To: in.Version})
+			}
+		}
+		bad, err := e.breaking(ctx, changes)
+		if err != nil {
+			return nil, err
+		}
+		if len(bad) > 0 {
+			return nil, &BreakingError{Op: "rollback", Changes: bad}
 		}
 	}
 	msg := fmt.Sprintf("rollback %s to %.8s", app, hash)

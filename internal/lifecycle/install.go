@@ -129,11 +129,11 @@ func (e *Env) Install(ctx context.Context, opts InstallOptions) (*InstallResult,
 		msg += " with shared " + strings.Join(sharedNew, ", ")
 	}
 	err = e.WS.Change(ctx, msg, e.allPaths(p, written), func() error {
-		seed, err := newSeed()
+		s, err := e.initialSecrets(a.Namespace, name, a.Package, secret)
 		if err != nil {
 			return err
 		}
-		if err := e.writeSecrets(ctx, name, &appSecrets{Seed: seed, Values: secret}); err != nil {
+		if err := e.writeSecrets(ctx, name, s); err != nil {
 			return err
 		}
 		return e.writePlan(ctx, p, written)

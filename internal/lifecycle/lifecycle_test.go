@@ -242,7 +242,7 @@ func TestPreflightRefusesWhatTheClusterWouldRefuseBeforeCommitting(t *testing.T)
 	}
 	env.Preflight = true
 	head := git(t, env.WS.Root, "rev-parse", "HEAD")
-	_, err := env.Config(ctx, name, map[string]any{"storage": "4Gi"})
+	_, err := env.Config(ctx, ConfigOptions{App: name, Values: map[string]any{"storage": "4Gi"}})
 	var pe *PreflightError
 	if !errors.As(err, &pe) || !strings.Contains(err.Error(), "StatefulSet") {
 		t.Fatalf("config storage=4Gi: %v, want a PreflightError naming the StatefulSet", err)
@@ -254,7 +254,7 @@ func TestPreflightRefusesWhatTheClusterWouldRefuseBeforeCommitting(t *testing.T)
 		t.Errorf("a refused change left files:\n%s", st)
 	}
 	// An acceptable change passes the check.
-	if _, err := env.Config(ctx, name, map[string]any{"evictionPolicy": "allkeys-lru"}); err != nil {
+	if _, err := env.Config(ctx, ConfigOptions{App: name, Values: map[string]any{"evictionPolicy": "allkeys-lru"}}); err != nil {
 		t.Errorf("an acceptable change was refused: %v", err)
 	}
 }

@@ -50,7 +50,7 @@ func TestRollbackRunAgainCompletesInsteadOfToggling(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, mem := range []string{"100Mi", "200Mi"} {
-		if _, err := env.Config(ctx, "redis", map[string]any{"maxMemory": mem}); err != nil {
+		if _, err := env.Config(ctx, ConfigOptions{App: "redis", Values: map[string]any{"maxMemory": mem}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -62,7 +62,7 @@ func TestRollbackRunAgainCompletesInsteadOfToggling(t *testing.T) {
 		}
 		return a.Values["maxMemory"]
 	}
-	first, err := env.Rollback(ctx, "redis", "")
+	first, err := env.Rollback(ctx, RollbackOptions{App: "redis"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func TestRollbackRunAgainCompletesInsteadOfToggling(t *testing.T) {
 	head := git(t, env.WS.Root, "rev-parse", "HEAD")
 	// Run again (as after a crash before the deploy): it completes the same
 	// rollback, with nothing to commit, instead of undoing it.
-	again, err := env.Rollback(ctx, "redis", "")
+	again, err := env.Rollback(ctx, RollbackOptions{App: "redis"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func TestRollbackRunAgainCompletesInsteadOfToggling(t *testing.T) {
 		t.Errorf("rollback run again made a commit")
 	}
 	// An explicit revision still goes anywhere.
-	if _, err := env.Rollback(ctx, "redis", "HEAD~1"); err != nil {
+	if _, err := env.Rollback(ctx, RollbackOptions{App: "redis", To: "HEAD~1"}); err != nil {
 		t.Fatal(err)
 	}
 	if got := maxMemory(); got != "200Mi" {

@@ -2,7 +2,9 @@ package lifecycle
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"os"
 	"slices"
@@ -10,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -24,16 +27,28 @@ import (
 // UninstallOptions configures Uninstall.
 type UninstallOptions struct {
 	App string
-	// KeepData keeps the app's volume claims (and so its namespace): they are
-	// handed over (no longer labelled as the app's) instead of deleted.
-	KeepData bool
-	Timeout  time.Duration
+	// DeleteData deletes the app's volume claims (its data) and the secrets
+	// kept for them. Without it the claims are kept (handed over: no longer
+	// labelled as the app's, so neither they nor the namespace holding them are
+	// deleted) and so are the app's secrets, for a reinstall under the same
+	// name and namespace to find its data with the same credentials.
+	DeleteData bool
+	Timeout    time.Duration
 }
 
-// UninstallResult says what Uninstall removed.
+// LabelKeptFrom marks a volume claim kept when its app was uninstalled, with
+// the app's name: a reinstall of the app adopts it, and an uninstall with
+// DeleteData deletes it.
+const LabelKeptFrom = "berth.dev/kept-from"
+
+// UninstallResult says what Uninstall removed and what it kept.
 type UninstallResult struct {
-	Apps       []string `json:"apps"` // the app and shared dependencies nothing uses any more
-	KeptClaims []string `json:"keptClaims,omitempty"`
+	Apps          []string `json:"apps"` // the app and shared dependencies nothing uses any more
+	KeptClaims    []string `json:"keptClaims,omitempty"`
+	DeletedClaims []string `json:"deletedClaims,omitempty"`
+	// KeptSecrets are the workspace files (encrypted) that hold the secrets of
+	// the removed apps for a reinstall.
+	KeptSecrets []string `json:"keptSecrets,omitempty"`
 }
 
 // DependantsError refuses to remove an app that others use.
@@ -97,20 +112,42 @@ func (e *Env) Uninstall(ctx context.Context, opts UninstallOptions) (*UninstallR
 			return nil, err
 		}
 	}
+	cl, err := e.claimsOf(rendered)
+	if err != nil {
+		return nil, err
+	}
 	ctrl, err := e.Controller(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if ctrl != nil {
 		// Claims that are kept are handed over before the controller prunes.
-		if err := e.handleClaims(ctx, apps, rendered, order, opts, res, true); err != nil {
-			return nil, err
+		for _, name := range order {
+			if err := cl.keep(ctx, apps[name], opts, res); err != nil {
+				return nil, err
+			}
 		}
 	} else {
 		// This process is the one actor: delete from the cluster first, so a
 		// failure leaves the workspace listing the app and a rerun resumes.
-		if err := e.removeFromCluster(ctx, apps, rendered, order, opts, res); err != nil {
+		d, err := e.deployer()
+		if err != nil {
 			return nil, err
+		}
+		for _, name := range order {
+			a := apps[name]
+			err := e.step(name, "delete "+name, func() error {
+				if err := cl.keep(ctx, a, opts, res); err != nil {
+					return err
+				}
+				if err := d.Remove(ctx, name, a.Namespace, deploy.Options{Timeout: opts.Timeout}).Err; err != nil {
+					return err
+				}
+				return cl.delete(ctx, a, opts, res)
+			})
+			if err != nil {
+				return nil, fmt.Errorf("uninstalling %s from the cluster: %w (the workspace still lists it; run the command again)", name, err)
+			}
 		}
 	}
 	var paths []string
@@ -122,7 +159,28 @@ func (e *Env) Uninstall(ctx context.Context, opts UninstallOptions) (*UninstallR
 	if len(removed) > 1 {
 		msg += " and the shared " + strings.Join(slices.DeleteFunc(slices.Clone(removed), func(n string) bool { return n == opts.App }), ", ") + " it alone used"
 	}
+	for _, n := range removed {
+		if !opts.DeleteData || e.hasRetained(apps[n].Namespace, n) {
+			paths = append(paths, retainedPath(apps[n].Namespace, n))
+		}
+	}
 	err = e.WS.Change(ctx, msg, dedupe(paths), func() error {
+		for _, n := range removed {
+			a := apps[n]
+			if opts.DeleteData {
+				if err := os.Remove(e.WS.Abs(retainedPath(a.Namespace, n))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					return err
+				}
+				continue
+			}
+			rel, err := e.retain(ctx, a)
+			if err != nil {
+				return err
+			}
+			if rel != "" {
+				res.KeptSecrets = append(res.KeptSecrets, rel)
+			}
+		}
 		for _, n := range removed {
 			for _, rel := range appPaths(n) {
 				if err := os.RemoveAll(e.WS.Abs(rel)); err != nil {
@@ -149,78 +207,13 @@ func (e *Env) Uninstall(ctx context.Context, opts UninstallOptions) (*UninstallR
 		if _, err := e.deployViaController(ctx, ctrl, DeployOptions{Removed: gone, Timeout: opts.Timeout}); err != nil {
 			return res, err
 		}
-		if err := e.handleClaims(ctx, apps, rendered, order, opts, res, false); err != nil {
-			return res, err
+		for _, name := range order {
+			if err := cl.delete(ctx, apps[name], opts, res); err != nil {
+				return res, err
+			}
 		}
 	}
 	return res, nil
-}
-
-// removeFromCluster deletes the apps from the cluster through the deploy
-// library, handling their volume claims as opts says.
-func (e *Env) removeFromCluster(ctx context.Context, apps map[string]*workspace.App, rendered map[string][]*unstructured.Unstructured, order []string, opts UninstallOptions, res *UninstallResult) error {
-	d, err := e.deployer()
-	if err != nil {
-		return err
-	}
-	if err := e.handleClaims(ctx, apps, rendered, order, opts, res, true); err != nil {
-		return err
-	}
-	for _, name := range order {
-		a := apps[name]
-		err := e.step(name, "delete "+name, func() error {
-			return d.Remove(ctx, name, a.Namespace, deploy.Options{Timeout: opts.Timeout}).Err
-		})
-		if err != nil {
-			return fmt.Errorf("uninstalling %s from the cluster: %w (the workspace still lists it; run the command again)", name, err)
-		}
-	}
-	return e.handleClaims(ctx, apps, rendered, order, opts, res, false)
-}
-
-// handleClaims deals with the apps' volume claims (made from their
-// StatefulSets' claim templates, labelled as theirs): before the deletion it
-// hands them over when they are kept; after it, it deletes them when they are
-// not.
-func (e *Env) handleClaims(ctx context.Context, apps map[string]*workspace.App, rendered map[string][]*unstructured.Unstructured, order []string, opts UninstallOptions, res *UninstallResult, before bool) error {
-	if before != opts.KeepData {
-		return nil
-	}
-	cfg, err := e.clusterConfig()
-	if err != nil {
-		return err
-	}
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return err
-	}
-	for _, name := range order {
-		ns := apps[name].Namespace
-		claims, err := cs.CoreV1().PersistentVolumeClaims(ns).List(ctx, metav1.ListOptions{LabelSelector: render.LabelApp + "=" + name})
-		if err != nil {
-			return err
-		}
-		for _, c := range claims.Items {
-			if !madeByStatefulSets(rendered[name], c.Name) {
-				continue // not the app's: a claim someone labelled by hand
-			}
-			if opts.KeepData {
-				// Handed over: no longer the app's, so neither they nor the
-				// namespace that holds them are deleted.
-				patch := []byte(`{"metadata":{"labels":{"` + render.LabelApp + `":null}}}`)
-				if _, err := cs.CoreV1().PersistentVolumeClaims(ns).Patch(ctx, c.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
-					return fmt.Errorf("keeping persistentvolumeclaim %s/%s: %w", ns, c.Name, err)
-				}
-				res.KeptClaims = append(res.KeptClaims, ns+"/"+c.Name)
-				continue
-			}
-			err := cs.CoreV1().PersistentVolumeClaims(ns).Delete(ctx, c.Name, metav1.DeleteOptions{})
-			if err != nil && !apierrors.IsNotFound(err) {
-				return fmt.Errorf("deleting persistentvolumeclaim %s/%s: %w", ns, c.Name, err)
-			}
-		}
-	}
-	return nil
 }
 
 // madeByStatefulSets reports whether claim is named as a StatefulSet of objs
@@ -247,4 +240,85 @@ func madeByStatefulSets(objs []*unstructured.Unstructured, claim string) bool {
 func dedupe(s []string) []string {
 	slices.Sort(s)
 	return slices.Compact(s)
+}
+
+// claims handles the volume claims of apps being uninstalled: those made
+// from their StatefulSets' claim templates, and those kept from an earlier
+// install of them (LabelKeptFrom). A claim that merely carries an app's label
+// is not the app's, unless rendered is nil (an install undone at once, whose
+// files are gone: every claim labelled as the app's was made by it).
+type claims struct {
+	cs       kubernetes.Interface
+	rendered map[string][]*unstructured.Unstructured
+}
+
+func (e *Env) claimsOf(rendered map[string][]*unstructured.Unstructured) (*claims, error) {
+	cfg, err := e.clusterConfig()
+	if err != nil {
+		return nil, err
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &claims{cs: cs, rendered: rendered}, nil
+}
+
+// of lists the app's claims.
+func (c *claims) of(ctx context.Context, a *workspace.App) ([]corev1.PersistentVolumeClaim, error) {
+	pvcs := c.cs.CoreV1().PersistentVolumeClaims(a.Namespace)
+	var out []corev1.PersistentVolumeClaim
+	for _, sel := range []string{render.LabelApp + "=" + a.Name, LabelKeptFrom + "=" + a.Name} {
+		list, err := pvcs.List(ctx, metav1.ListOptions{LabelSelector: sel})
+		if err != nil {
+			return nil, err
+		}
+		for _, pvc := range list.Items {
+			if pvc.Labels[LabelKeptFrom] == a.Name || c.rendered == nil || madeByStatefulSets(c.rendered[a.Name], pvc.Name) {
+				out = append(out, pvc)
+			}
+		}
+	}
+	return out, nil
+}
+
+// keep hands the app's claims over, unless the data is to be deleted: no
+// longer labelled as the app's, so neither they nor the namespace holding them
+// are deleted with it, but marked as kept from it for a reinstall to adopt.
+func (c *claims) keep(ctx context.Context, a *workspace.App, opts UninstallOptions, res *UninstallResult) error {
+	if opts.DeleteData {
+		return nil
+	}
+	list, err := c.of(ctx, a)
+	if err != nil {
+		return err
+	}
+	patch := []byte(`{"metadata":{"labels":{"` + render.LabelApp + `":null,"` + LabelKeptFrom + `":"` + a.Name + `"}}}`)
+	for _, pvc := range list {
+		if _, err := c.cs.CoreV1().PersistentVolumeClaims(a.Namespace).Patch(ctx, pvc.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+			return fmt.Errorf("keeping persistentvolumeclaim %s/%s: %w", a.Namespace, pvc.Name, err)
+		}
+		res.KeptClaims = append(res.KeptClaims, a.Namespace+"/"+pvc.Name)
+	}
+	return nil
+}
+
+// delete deletes the app's claims when the data is to be deleted, after its
+// objects are gone.
+func (c *claims) delete(ctx context.Context, a *workspace.App, opts UninstallOptions, res *UninstallResult) error {
+	if !opts.DeleteData {
+		return nil
+	}
+	list, err := c.of(ctx, a)
+	if err != nil {
+		return err
+	}
+	for _, pvc := range list {
+		err := c.cs.CoreV1().PersistentVolumeClaims(a.Namespace).Delete(ctx, pvc.Name, metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("deleting persistentvolumeclaim %s/%s: %w", a.Namespace, pvc.Name, err)
+		}
+		res.DeletedClaims = append(res.DeletedClaims, a.Namespace+"/"+pvc.Name)
+	}
+	return nil
 }

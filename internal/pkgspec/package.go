@@ -36,9 +36,12 @@ type Package struct {
 	// Outputs are values the package exports to packages that depend on it.
 	Outputs []Output `yaml:"outputs,omitempty" json:"outputs,omitempty"`
 
-	Health     []HealthRule `yaml:"health,omitempty" json:"health,omitempty"`
-	Runbooks   []Document   `yaml:"runbooks,omitempty" json:"runbooks,omitempty"`
-	Dashboards []Document   `yaml:"dashboards,omitempty" json:"dashboards,omitempty"`
+	Health []HealthRule `yaml:"health,omitempty" json:"health,omitempty"`
+	// Upgrade says what moving to this version means for an installed app.
+	Upgrade Upgrade `yaml:"upgrade,omitempty" json:"upgrade,omitempty"`
+
+	Runbooks   []Document `yaml:"runbooks,omitempty" json:"runbooks,omitempty"`
+	Dashboards []Document `yaml:"dashboards,omitempty" json:"dashboards,omitempty"`
 
 	// File is where the package was loaded from, for error messages.
 	File string `yaml:"-" json:"-"`
@@ -46,6 +49,17 @@ type Package struct {
 	node  *yaml.Node
 	rules []compiledRule
 	whens map[string]*compiledExpr
+}
+
+// Upgrade is a package version's upgrade metadata.
+type Upgrade struct {
+	// Breaking marks a version an installed app cannot move to (or back from)
+	// without action on its data, within the same major version. A change of
+	// major version is always breaking.
+	Breaking bool `yaml:"breaking,omitempty" json:"breaking,omitempty"`
+	// Note says what must happen to the data to cross into this version (or
+	// back), shown when berth refuses such a move.
+	Note string `yaml:"note,omitempty" json:"note,omitempty"`
 }
 
 // Maintainer is a person or team responsible for a package.

@@ -67,6 +67,9 @@ func (p *Package) validate() error {
 	v.rules()
 	v.dependencies()
 	v.outputs()
+	if p.Upgrade.Breaking && strings.TrimSpace(p.Upgrade.Note) == "" {
+		v.add("upgrade.note", []any{"upgrade"}, "say what must happen to the data, e.g. note: dump the database before and restore it after", "is missing; a breaking version needs a note")
+	}
 	for i, h := range p.Health {
 		at := []any{"health", i}
 		if h.APIVersion == "" || h.Kind == "" || h.Condition == "" {

@@ -122,6 +122,10 @@ func PlaintextInHistory(ctx context.Context, dir string) ([]HistoryLeak, error) 
 			ids = append(ids, p.blob)
 		}
 	}
+	if len(ids) == 0 {
+		// catFile reads every object for nil ids; nothing to check here.
+		return nil, nil
+	}
 	var leaks []HistoryLeak
 	i := 0
 	err = catFile(ctx, top, ids, func(_, _ string, content []byte) error {

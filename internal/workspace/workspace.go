@@ -50,7 +50,11 @@ type Config struct {
 // always available as "builtin".
 type CatalogRef struct {
 	Name string `json:"name"`
-	URL  string `json:"url"`
+	// Type is dir, git or http; detected from URL when empty.
+	Type string `json:"type,omitempty"`
+	// URL is where the catalog is read from; a directory's relative path is
+	// relative to the workspace's root.
+	URL string `json:"url"`
 }
 
 // ClusterRef says where to deploy: a kubeconfig file and context (empty means the
