@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"strings"
 
-
 	"berth.dev/berth/internal/deploy"
 	"berth.dev/berth/internal/workspace"
 )
