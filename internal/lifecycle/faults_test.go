@@ -28,11 +28,13 @@ type cliWorkspace struct {
 	bin  string
 	home string
 	root string
+	// checked are the commits checkConsistent has looked at.
+	checked map[string]bool
 }
 
 func newCLIWorkspace(t *testing.T) *cliWorkspace {
 	t.Helper()
-	c := &cliWorkspace{t: t, bin: testcluster.BerthBinary(t), home: t.TempDir()}
+	c := &cliWorkspace{t: t, bin: testcluster.BerthBinary(t), home: t.TempDir(), checked: map[string]bool{}}
 	c.root = filepath.Join(t.TempDir(), "ws")
 	if out, err := c.command(nil, "init", c.root).CombinedOutput(); err != nil {
 		t.Fatalf("berth init: %v\n%s", err, out)
@@ -83,6 +85,10 @@ func (c *cliWorkspace) checkConsistent(label string) {
 		t.Fatalf("%s: a journal is left: %v", label, err)
 	}
 	for _, commit := range strings.Fields(git(t, c.root, "rev-list", "HEAD")) {
+		if c.checked[commit] {
+			continue
+		}
+		c.checked[commit] = true
 		parents := strings.Fields(git(t, c.root, "log", "-1", "--format=%P", commit))
 		if len(parents) != 1 {
 			continue
@@ -140,6 +146,20 @@ func (c *cliWorkspace) appValue(app, key string) any {
 		c.t.Fatalf("app %s: %v", app, err)
 	}
 	return a.Values[key]
+}
+
+func (c *cliWorkspace) lockVersion(key string) string {
+	c.t.Helper()
+	ws, err := workspace.Open(c.root)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	l, err := ws.Lock()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	in, _ := l.Get(key)
+	return in.Version
 }
 
 // started is a berth process whose progress is read as it runs.
@@ -247,8 +267,8 @@ func TestConcurrentWritersWaitAndNeverCorruptTheWorkspace(t *testing.T) {
 }
 
 // TestKilledWritersAreRecoveredByTheNextCommand kills berth (SIGKILL, at a
-// seeded random step of its workspace transaction) during install, config and
-// rollback, reruns the command, and asserts the workspace is clean, at a
+// seeded random step of its workspace transaction) during install, upgrade,
+// config and rollback, reruns the command, and asserts the workspace is clean, at a
 // commit, consistent, and holds what the command meant.
 func TestKilledWritersAreRecoveredByTheNextCommand(t *testing.T) {
 	seed := time.Now().UnixNano()
@@ -284,11 +304,16 @@ func TestKilledWritersAreRecoveredByTheNextCommand(t *testing.T) {
 		}
 		c.checkConsistent(fmt.Sprintf("%s (crash at step %d)", label, at))
 	}
-	for trial := range 8 {
+	for trial := range 6 {
 		app := fmt.Sprintf("r%d", trial)
 		step(app+": install", "is already installed", "install", "redis", "--name", app, "--yes", "--no-deploy")
 		if got := c.appValue(app, "maxMemory"); got != nil {
 			t.Fatalf("%s: maxMemory after install = %v", app, got)
+		}
+		// (-o json: without it, upgrade prints a plan, which needs a cluster.)
+		step(app+": upgrade", "", "upgrade", app, "--to", "7.4.2", "--no-deploy", "-o", "json")
+		if got := c.lockVersion("app:" + app); got != "7.4.2" {
+			t.Fatalf("%s: version after upgrade = %s, want 7.4.2", app, got)
 		}
 		mem := strconv.Itoa(100+trial) + "Mi"
 		step(app+": config", "", "config", app, "--set", "maxMemory="+mem, "--no-deploy")
@@ -297,7 +322,10 @@ func TestKilledWritersAreRecoveredByTheNextCommand(t *testing.T) {
 		}
 		step(app+": rollback", "", "rollback", app, "--no-deploy")
 		if got := c.appValue(app, "maxMemory"); got != nil {
-			t.Fatalf("%s: maxMemory after rollback (run twice) = %v, want the install's (unset)", app, got)
+			t.Fatalf("%s: maxMemory after rollback (run twice) = %v, want the upgrade's (unset)", app, got)
+		}
+		if got := c.lockVersion("app:" + app); got != "7.4.2" {
+			t.Fatalf("%s: version after rollback (run twice) = %s, want the upgrade's 7.4.2", app, got)
 		}
 	}
 	t.Logf("%d kills, %d unfinished changes recovered", kills, recoveries)

@@ -259,3 +259,26 @@ func TestCheckCleanRefusesAHalfWrittenTree(t *testing.T) {
 		t.Errorf("deployment.yaml after Recover = %q, want HEAD's", b)
 	}
 }
+
+func TestInitRunAgainAfterAKilledInit(t *testing.T) {
+	dir := t.TempDir()
+	gitOut(t, dir, "init", "--quiet")
+	// What an init killed after writing berth.yaml leaves: the file and the journal.
+	if err := os.WriteFile(filepath.Join(dir, ConfigFile), []byte("apiVersion: berth.dev/v1alpha1\nkind: Wor"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	j := `{"pid":1,"command":"berth init","message":"initialise berth workspace","paths":["apps/.keep","berth.yaml","rendered/.keep"],"head":"","state":"writing"}`
+	if err := os.WriteFile(filepath.Join(dir, ".git", journalName), []byte(j), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w, err := Init(context.Background(), dir, InitOptions{})
+	if err != nil {
+		t.Fatalf("init run again: %v", err)
+	}
+	if w.Config.Kind != "Workspace" {
+		t.Errorf("config = %+v", w.Config)
+	}
+	if st := gitOut(t, dir, "status", "--porcelain"); st != "" {
+		t.Errorf("status after init = %q", st)
+	}
+}

@@ -97,9 +97,6 @@ func Init(ctx context.Context, dir string, opts InitOptions) (*Workspace, error)
 	if err := os.MkdirAll(abs, 0o755); err != nil {
 		return nil, fmt.Errorf("creating %s: %w", abs, err)
 	}
-	if _, err := os.Stat(filepath.Join(abs, ConfigFile)); err == nil {
-		return nil, fmt.Errorf("%s already holds a berth workspace (%s); use it as it is", abs, ConfigFile)
-	}
 	g := git{dir: abs}
 	if !g.isRepo(ctx) {
 		if _, err := g.run(ctx, nil, "init", "--quiet", "--initial-branch=main"); err != nil {
@@ -113,6 +110,16 @@ func Init(ctx context.Context, dir string, opts InitOptions) (*Workspace, error)
 	w := &Workspace{Root: abs, git: g, Config: Config{
 		APIVersion: APIVersion, Kind: "Workspace", Cluster: opts.Cluster, Defaults: Defaults{Channel: channel},
 	}}
+	// Holding the lock also discards what an init killed half-way wrote, so
+	// running it again works.
+	release, err := w.Acquire(ctx, LockOptions{})
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	if _, err := os.Stat(filepath.Join(abs, ConfigFile)); err == nil {
+		return nil, fmt.Errorf("%s already holds a berth workspace (%s); use it as it is", abs, ConfigFile)
+	}
 	files := map[string][]byte{
 		ConfigFile:                      mustYAML(w.Config),
 		path.Join(AppsDir, ".keep"):     nil,
