@@ -69,7 +69,7 @@ func newManagedWorkspace(t *testing.T) *managedWorkspace {
 
 func (m *managedWorkspace) deploy(t *testing.T, what string) {
 	t.Helper()
-	res, err := m.env.Deploy(context.Background(), lifecycle.DeployOptions{Timeout: 2 * time.Minute})
+	res, err := m.env.Deploy(context.Background(), lifecycle.DeployOptions{Timeout: 4 * time.Minute})
 	if err != nil {
 		t.Fatalf("deploy after %s: %v", what, err)
 	}
@@ -168,7 +168,7 @@ func TestCommandsConvergeThroughTheController(t *testing.T) {
 	}
 	go count(w.ResultChan())
 	go count(sw.ResultChan())
-	if _, err := env.Uninstall(ctx, lifecycle.UninstallOptions{App: app, Timeout: 2 * time.Minute}); err != nil {
+	if _, err := env.Uninstall(ctx, lifecycle.UninstallOptions{App: app, Timeout: 4 * time.Minute}); err != nil {
 		t.Fatalf("uninstall: %v", err)
 	}
 	if n := m.direct.Load(); n != 0 {

@@ -169,7 +169,9 @@ func (e *Env) deployViaController(ctx context.Context, c *Controller, opts Deplo
 	if timeout <= 0 {
 		timeout = 5 * time.Minute
 	}
-	timeout = min(timeout*time.Duration(max(1, len(ordered))), 30*time.Minute)
+	// Each app may take the timeout, and a reconcile already running when the
+	// request came finishes first.
+	timeout = min(timeout*time.Duration(max(1, len(ordered)))+2*time.Minute, 60*time.Minute)
 	msg := fmt.Sprintf("the controller applies revision %s (Workspace %s)", h.revision[:12], name)
 	var res *DeployResult
 	err = e.step("", msg, func() error {
@@ -253,7 +255,11 @@ func (c *Controller) follow(ctx context.Context, rev, stamp string, apps []*work
 				}
 				return res, res.Err()
 			}
-			return nil, fmt.Errorf("the controller did not reconcile Workspace %s within %s: is it running? ('berth reconcile' shows its state)", name, timeout)
+			state := "no condition"
+			if cond := apimeta.FindStatusCondition(c.Workspace.Status.Conditions, berthv1.ConditionReconciling); cond != nil {
+				state = fmt.Sprintf("Reconciling=%s (%s)", cond.Status, cond.Message)
+			}
+			return nil, fmt.Errorf("the controller did not handle the request to reconcile Workspace %s within %s; it says %s: is it running? ('berth reconcile' shows its state)", name, timeout, state)
 		case <-tick.C:
 		}
 	}
