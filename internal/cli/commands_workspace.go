@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
@@ -791,7 +792,8 @@ unless --yes is given.`,
 				return errors.New("--delete-data and --keep-data contradict each other; give one")
 			}
 			if opts.DeleteData && !yes {
-				if !isTerminal(os.Stdin) {
+				// Not isTerminal: /dev/null is a character device too.
+				if !term.IsTerminal(int(os.Stdin.Fd())) {
 					return fmt.Errorf("--delete-data deletes the volume claims of %s and the credentials kept for them, for good; no terminal to confirm on, so rerun with --yes to confirm", opts.App)
 				}
 				ok, err := confirm(os.Stdin, app.Err, fmt.Sprintf("Delete the data (volume claims) of %s and its kept credentials for good? Type %q to confirm: ", opts.App, opts.App), opts.App)
