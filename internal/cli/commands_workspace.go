@@ -151,11 +151,14 @@ func (d *deployFlags) afterChange(ctx context.Context, app *App, env *lifecycle.
 		return dep, err
 	}
 	if !d.atomic {
-		undo := fmt.Sprintf("'berth rollback %s' (then it is deployed)", c.app)
-		if c.installed != nil {
+		undo := fmt.Sprintf("'git revert %.8s' then 'berth deploy'", head)
+		switch {
+		case c.installed != nil:
 			undo = fmt.Sprintf("'berth uninstall %s'", c.app)
+		case c.app != "" && !strings.Contains(c.app, " "):
+			undo = fmt.Sprintf("'berth rollback %s' (then it is deployed)", c.app)
 		}
-		return dep, fmt.Errorf("%w\nThe change is committed as %.8s and the cluster is part-way. Undo it in one step with %s, or fix the cause and run 'berth deploy %s'; 'git revert %.8s' then 'berth deploy' also undoes it; --atomic does it for you", err, head, undo, c.app, head)
+		return dep, fmt.Errorf("%w\nThe change is committed as %.8s and the cluster is part-way. Undo it in one step with %s, or fix the cause and run 'berth deploy %s'; 'git revert %.8s' then 'berth deploy' also undoes it; --atomic does it for you", err, head, undo, strings.TrimSpace(c.app), head)
 	}
 	rev, rerr := env.Revert(ctx, head)
 	if rerr != nil {

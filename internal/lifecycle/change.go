@@ -43,15 +43,14 @@ type ConfigResult struct {
 // Nothing is written when they fail.
 func (e *Env) Config(ctx context.Context, opts ConfigOptions) (*ConfigResult, error) {
 	app := opts.App
-	a, err := e.WS.App(app)
-	if err != nil {
-		return nil, err
+	if _, err := e.WS.App(app); err != nil {
+		return nil, err // names the missing file
 	}
 	apps, err := e.workspaceApps()
 	if err != nil {
 		return nil, err
 	}
-	a = apps[app]
+	a := apps[app]
 	lock, err := e.WS.Lock()
 	if err != nil {
 		return nil, err
