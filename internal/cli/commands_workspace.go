@@ -777,7 +777,7 @@ the shared dependencies nothing else uses any more, and commit. berth refuses
 while another app depends on it.
 
 Data is kept: the app's volume claims stay in the cluster (and with them the
-namespace that holds them), labelled berth.dev/kept-from=APP, and the app's
+namespace that holds them), relabelled berth.dev/kept-from=APP, and the app's
 secrets (the seed its generated passwords derive from, and its secret values)
 stay encrypted in the workspace under apps/.retained/secrets/NAMESPACE/APP.yaml.
 Installing an app of the same name in the same namespace again finds its data

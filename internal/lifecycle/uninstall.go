@@ -195,14 +195,18 @@ func (e *Env) deleteApp(ctx context.Context, d appDeletion) error {
 		}
 		claims = append(claims, list.Items...)
 	}
-	if !d.opts.DeleteData {
-		// Handed over: no longer the app's, so neither they nor the namespace
-		// that holds them are deleted.
-		patch := []byte(`{"metadata":{"labels":{"` + render.LabelApp + `":null,"` + LabelKeptFrom + `":"` + a.Name + `"}}}`)
-		for _, c := range claims {
-			if _, err := pvcs.Patch(ctx, c.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
-				return fmt.Errorf("keeping persistentvolumeclaim %s/%s: %w", a.Namespace, c.Name, err)
-			}
+	// Kept: handed over, no longer the app's, so neither they nor the
+	// namespace that holds them are deleted. Deleted: all the app's again
+	// (claims kept from an earlier install too), so the namespace goes as well.
+	patch := []byte(`{"metadata":{"labels":{"` + render.LabelApp + `":null,"` + LabelKeptFrom + `":"` + a.Name + `"}}}`)
+	if d.opts.DeleteData {
+		patch = []byte(`{"metadata":{"labels":{"` + render.LabelApp + `":"` + a.Name + `","` + LabelKeptFrom + `":null}}}`)
+	}
+	for _, c := range claims {
+		if _, err := pvcs.Patch(ctx, c.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+			return fmt.Errorf("labelling persistentvolumeclaim %s/%s: %w", a.Namespace, c.Name, err)
+		}
+		if !d.opts.DeleteData {
 			d.res.KeptClaims = append(d.res.KeptClaims, a.Namespace+"/"+c.Name)
 		}
 	}
@@ -210,6 +214,21 @@ func (e *Env) deleteApp(ctx context.Context, d appDeletion) error {
 		return err
 	}
 	if !d.opts.DeleteData {
+		if len(claims) == 0 {
+			return nil
+		}
+		// The namespace stays with the claims it holds: handed over with them.
+		patch = []byte(`{"metadata":{"labels":{"` + render.LabelApp + `":null,"` + LabelKeptFrom + `":"` + a.Name + `"}}}`)
+		ns, err := d.cs.CoreV1().Namespaces().Get(ctx, a.Namespace, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) || (err == nil && ns.Labels[render.LabelApp] != a.Name) {
+			return nil
+		}
+		if err == nil {
+			_, err = d.cs.CoreV1().Namespaces().Patch(ctx, a.Namespace, types.MergePatchType, patch, metav1.PatchOptions{})
+		}
+		if err != nil {
+			return fmt.Errorf("keeping namespace %s with the claims it holds: %w", a.Namespace, err)
+		}
 		return nil
 	}
 	for _, c := range claims {
