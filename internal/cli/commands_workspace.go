@@ -640,7 +640,7 @@ diff of the rendered files without committing.`,
 				printPreview(app.Out, res.Preview)
 				return nil
 			}
-			if len(res.Changes) > 0 && out != outputJSON {
+			if len(res.Changes) > 0 && out != outputJSON && !df.noDeploy {
 				// What the new versions change in the cluster, before deploying them.
 				plans, err := env.Plan(ctx, args...)
 				if err != nil {
