@@ -75,6 +75,14 @@ func TestWorkspaceCatalogsTravelWithTheClone(t *testing.T) {
 		t.Errorf("the clone's last commit is %q, want the configuration", got)
 	}
 
+	// A workspace whose berth.yaml lost the catalog says which is missing.
+	cfg := read(t, ws, "berth.yaml")
+	write(t, ws, "berth.yaml", strings.Replace(cfg, "name: team", "name: other", 1))
+	if r := berth(t, home, "build", "-C", ws); r.code == 0 || !strings.Contains(r.err, "hello (from catalog team)") {
+		t.Errorf("build with the catalog gone from berth.yaml: exit %d\n%s", r.code, r.err)
+	}
+	write(t, ws, "berth.yaml", cfg)
+
 	// A catalog nothing uses can go.
 	mustBerth(t, home, "catalog", "add", "spare", cat, "-C", ws)
 	mustBerth(t, home, "catalog", "remove", "spare", "-C", ws)

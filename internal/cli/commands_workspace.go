@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
@@ -162,11 +163,14 @@ func (d *deployFlags) afterChange(ctx context.Context, app *App, env *lifecycle.
 		return dep, err
 	}
 	if !d.atomic {
-		undo := fmt.Sprintf("'berth rollback %s' (then it is deployed)", c.app)
-		if c.installed != nil {
+		undo := fmt.Sprintf("'git revert %.8s' then 'berth deploy'", head)
+		switch {
+		case c.installed != nil:
 			undo = fmt.Sprintf("'berth uninstall %s'", c.app)
+		case c.app != "" && !strings.Contains(c.app, " "):
+			undo = fmt.Sprintf("'berth rollback %s' (then it is deployed)", c.app)
 		}
-		return dep, fmt.Errorf("%w\nThe change is committed as %.8s and the cluster is part-way. Undo it in one step with %s, or fix the cause and run 'berth deploy %s'; 'git revert %.8s' then 'berth deploy' also undoes it; --atomic does it for you", err, head, undo, c.app, head)
+		return dep, fmt.Errorf("%w\nThe change is committed as %.8s and the cluster is part-way. Undo it in one step with %s, or fix the cause and run 'berth deploy %s'; 'git revert %.8s' then 'berth deploy' also undoes it; --atomic does it for you", err, head, undo, strings.TrimSpace(c.app), head)
 	}
 	rev, rerr := env.Revert(ctx, head)
 	if rerr != nil {
@@ -688,7 +692,7 @@ diff of the rendered files without committing.`,
 				printPreview(app.Out, res.Preview)
 				return nil
 			}
-			if len(res.Changes) > 0 && out != outputJSON {
+			if len(res.Changes) > 0 && out != outputJSON && !df.noDeploy {
 				// What the new versions change in the cluster, before deploying them.
 				plans, err := env.Plan(ctx, args...)
 				if err != nil {
@@ -830,7 +834,7 @@ the shared dependencies nothing else uses any more, and commit. berth refuses
 while another app depends on it.
 
 Data is kept: the app's volume claims stay in the cluster (and with them the
-namespace that holds them), labelled berth.dev/kept-from=APP, and the app's
+namespace that holds them), relabelled berth.dev/kept-from=APP, and the app's
 secrets (the seed its generated passwords derive from, and its secret values)
 stay encrypted in the workspace under apps/.retained/secrets/NAMESPACE/APP.yaml.
 Installing an app of the same name in the same namespace again finds its data
@@ -848,7 +852,8 @@ unless --yes is given.`,
 				return errors.New("--delete-data and --keep-data contradict each other; give one")
 			}
 			if opts.DeleteData && !yes {
-				if !isTerminal(os.Stdin) {
+				// Not isTerminal: /dev/null is a character device too.
+				if !term.IsTerminal(int(os.Stdin.Fd())) {
 					return fmt.Errorf("--delete-data deletes the volume claims of %s and the credentials kept for them, for good; no terminal to confirm on, so rerun with --yes to confirm", opts.App)
 				}
 				ok, err := confirm(os.Stdin, app.Err, fmt.Sprintf("Delete the data (volume claims) of %s and its kept credentials for good? Type %q to confirm: ", opts.App, opts.App), opts.App)

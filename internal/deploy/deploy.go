@@ -34,6 +34,11 @@ const AnnotationPhase = "berth.dev/phase"
 // controller (an autoscaler) can set them.
 const AnnotationIgnoreFields = "berth.dev/ignore-fields"
 
+// LabelKeptFrom marks what an uninstall kept of an app (its volume claims,
+// the namespace holding them), with the app's name: a reinstall of the app
+// takes them back.
+const LabelKeptFrom = "berth.dev/kept-from"
+
 // App is one app to deploy.
 type App struct {
 	Name      string
@@ -511,9 +516,9 @@ func (d *Deployer) ensureNamespace(ctx context.Context, name string, objs []*uns
 }
 
 // leaveForeignNamespace drops the app's Namespace object from objs when the
-// namespace existed before berth deployed the app (it is not labelled as the
-// app's): berth then uses it as it is, never owns it, and never deletes it
-// with the app.
+// namespace existed before berth deployed the app (it is labelled neither as
+// the app's nor as kept from it): berth then uses it as it is, never owns it,
+// and never deletes it with the app.
 func (d *Deployer) leaveForeignNamespace(ctx context.Context, a *App, objs []*unstructured.Unstructured) ([]*unstructured.Unstructured, error) {
 	i := slices.IndexFunc(objs, func(o *unstructured.Unstructured) bool {
 		return o.GetKind() == "Namespace" && o.GroupVersionKind().Group == "" && o.GetName() == a.Namespace
@@ -532,7 +537,8 @@ func (d *Deployer) leaveForeignNamespace(ctx context.Context, a *App, objs []*un
 		case err != nil:
 			return nil, fmt.Errorf("reading namespace %s: %w", a.Namespace, err)
 		default:
-			foreign = ns.GetLabels()[apply.LabelApp] != a.Name
+			l := ns.GetLabels()
+			foreign = l[apply.LabelApp] != a.Name && l[LabelKeptFrom] != a.Name
 		}
 		d.mu.Lock()
 		d.foreign[a.Namespace] = foreign

@@ -64,6 +64,9 @@ func (e *Env) constraint(ctx context.Context, a *workspace.App, lock *workspace.
 // Apps named in upgrade are resolved afresh (to the version given, or the newest
 // their constraint or channel allows); all others prefer their locked versions.
 func (e *Env) solve(ctx context.Context, apps map[string]*workspace.App, lock *workspace.Lock, upgrade map[string]string) (*plan, error) {
+	if err := e.checkLockCatalogs(lock); err != nil {
+		return nil, err
+	}
 	u, prefer, err := e.Catalogs.Universe(ctx)
 	if err != nil {
 		return nil, err
@@ -124,6 +127,34 @@ func (e *Env) solve(ctx context.Context, apps map[string]*workspace.App, lock *w
 		}
 	}
 	return &plan{apps: out, solution: sol, lock: lock}, nil
+}
+
+// checkLockCatalogs fails when a locked package comes from a catalog the
+// workspace does not list (one added to a berth home before catalogs were part
+// of the workspace, or removed by hand from berth.yaml).
+func (e *Env) checkLockCatalogs(lock *workspace.Lock) error {
+	missing := map[string][]string{}
+	for _, in := range lock.Instances {
+		if in.Catalog == "" {
+			continue
+		}
+		if _, ok := e.Catalogs.Source(in.Catalog); !ok && !slices.Contains(missing[in.Catalog], in.Package) {
+			missing[in.Catalog] = append(missing[in.Catalog], in.Package)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	var parts []string
+	for _, c := range slices.Sorted(maps.Keys(missing)) {
+		parts = append(parts, fmt.Sprintf("%s (from catalog %s)", strings.Join(missing[c], ", "), c))
+	}
+	var have []string
+	for _, r := range e.Catalogs.Refs {
+		have = append(have, r.Name)
+	}
+	return fmt.Errorf("%s: the locked packages %s come from catalogs that %s does not list (it lists: %s); add them to the workspace's catalogs",
+		workspace.LockFile, strings.Join(parts, "; "), workspace.ConfigFile, strings.Join(have, ", "))
 }
 
 // values merges, for rendering, what app.yaml records, the secret values and

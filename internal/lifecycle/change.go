@@ -48,15 +48,14 @@ func (e *Env) Config(ctx context.Context, opts ConfigOptions) (*ConfigResult, er
 		return nil, err
 	}
 	defer release()
-	a, err := e.WS.App(app)
-	if err != nil {
-		return nil, err
+	if _, err := e.WS.App(app); err != nil {
+		return nil, err // names the missing file
 	}
 	apps, err := e.workspaceApps()
 	if err != nil {
 		return nil, err
 	}
-	a = apps[app]
+	a := apps[app]
 	lock, err := e.WS.Lock()
 	if err != nil {
 		return nil, err

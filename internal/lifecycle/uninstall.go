@@ -39,7 +39,7 @@ type UninstallOptions struct {
 // LabelKeptFrom marks a volume claim kept when its app was uninstalled, with
 // the app's name: a reinstall of the app adopts it, and an uninstall with
 // DeleteData deletes it.
-const LabelKeptFrom = "berth.dev/kept-from"
+const LabelKeptFrom = deploy.LabelKeptFrom
 
 // UninstallResult says what Uninstall removed and what it kept.
 type UninstallResult struct {
@@ -268,13 +268,15 @@ func (e *Env) claimsOf(rendered map[string][]*unstructured.Unstructured) (*claim
 func (c *claims) of(ctx context.Context, a *workspace.App) ([]corev1.PersistentVolumeClaim, error) {
 	pvcs := c.cs.CoreV1().PersistentVolumeClaims(a.Namespace)
 	var out []corev1.PersistentVolumeClaim
+	seen := map[string]bool{}
 	for _, sel := range []string{render.LabelApp + "=" + a.Name, LabelKeptFrom + "=" + a.Name} {
 		list, err := pvcs.List(ctx, metav1.ListOptions{LabelSelector: sel})
 		if err != nil {
 			return nil, err
 		}
 		for _, pvc := range list.Items {
-			if pvc.Labels[LabelKeptFrom] == a.Name || c.rendered == nil || madeByStatefulSets(c.rendered[a.Name], pvc.Name) {
+			if !seen[pvc.Name] && (pvc.Labels[LabelKeptFrom] == a.Name || c.rendered == nil || madeByStatefulSets(c.rendered[a.Name], pvc.Name)) {
+				seen[pvc.Name] = true
 				out = append(out, pvc)
 			}
 		}
@@ -282,31 +284,61 @@ func (c *claims) of(ctx context.Context, a *workspace.App) ([]corev1.PersistentV
 	return out, nil
 }
 
-// keep hands the app's claims over, unless the data is to be deleted: no
-// longer labelled as the app's, so neither they nor the namespace holding them
-// are deleted with it, but marked as kept from it for a reinstall to adopt.
-func (c *claims) keep(ctx context.Context, a *workspace.App, opts UninstallOptions, res *UninstallResult) error {
-	if opts.DeleteData {
-		return nil
+var (
+	// handedOver labels a claim or namespace kept from an app: no longer the
+	// app's, so not deleted with it, but marked for a reinstall to adopt.
+	handedOver = func(app string) []byte {
+		return []byte(`{"metadata":{"labels":{"` + render.LabelApp + `":null,"` + LabelKeptFrom + `":"` + app + `"}}}`)
 	}
+	// takenBack labels a claim as the app's again, so that it, and the
+	// namespace holding it, go with the app.
+	takenBack = func(app string) []byte {
+		return []byte(`{"metadata":{"labels":{"` + render.LabelApp + `":"` + app + `","` + LabelKeptFrom + `":null}}}`)
+	}
+)
+
+// keep runs before the app's objects are deleted. Kept data: the claims are
+// handed over, so neither they nor the namespace holding them are deleted.
+// Deleted data: the claims (those kept from an earlier install too) are the
+// app's again, so the namespace goes as well.
+func (c *claims) keep(ctx context.Context, a *workspace.App, opts UninstallOptions, res *UninstallResult) error {
 	list, err := c.of(ctx, a)
 	if err != nil {
 		return err
 	}
-	patch := []byte(`{"metadata":{"labels":{"` + render.LabelApp + `":null,"` + LabelKeptFrom + `":"` + a.Name + `"}}}`)
+	patch := handedOver(a.Name)
+	if opts.DeleteData {
+		patch = takenBack(a.Name)
+	}
 	for _, pvc := range list {
 		if _, err := c.cs.CoreV1().PersistentVolumeClaims(a.Namespace).Patch(ctx, pvc.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
-			return fmt.Errorf("keeping persistentvolumeclaim %s/%s: %w", a.Namespace, pvc.Name, err)
+			return fmt.Errorf("labelling persistentvolumeclaim %s/%s: %w", a.Namespace, pvc.Name, err)
 		}
-		res.KeptClaims = append(res.KeptClaims, a.Namespace+"/"+pvc.Name)
+		if !opts.DeleteData {
+			res.KeptClaims = append(res.KeptClaims, a.Namespace+"/"+pvc.Name)
+		}
 	}
 	return nil
 }
 
-// delete deletes the app's claims when the data is to be deleted, after its
-// objects are gone.
+// delete runs once the app's objects are deleted. Deleted data: the claims
+// go. Kept data: the namespace stays with the claims it holds, handed over
+// with them.
 func (c *claims) delete(ctx context.Context, a *workspace.App, opts UninstallOptions, res *UninstallResult) error {
 	if !opts.DeleteData {
+		if !slices.ContainsFunc(res.KeptClaims, func(k string) bool { return strings.HasPrefix(k, a.Namespace+"/") }) {
+			return nil
+		}
+		ns, err := c.cs.CoreV1().Namespaces().Get(ctx, a.Namespace, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) || (err == nil && ns.Labels[render.LabelApp] != a.Name) {
+			return nil
+		}
+		if err == nil {
+			_, err = c.cs.CoreV1().Namespaces().Patch(ctx, a.Namespace, types.MergePatchType, handedOver(a.Name), metav1.PatchOptions{})
+		}
+		if err != nil {
+			return fmt.Errorf("keeping namespace %s with the claims it holds: %w", a.Namespace, err)
+		}
 		return nil
 	}
 	list, err := c.of(ctx, a)

@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"berth.dev/berth/internal/render"
 	"berth.dev/berth/internal/secrets"
 	"berth.dev/berth/internal/testcluster"
 )
@@ -94,6 +96,14 @@ func TestUninstallKeepsDataAndAReinstallGetsTheSameCredentials(t *testing.T) {
 	if _, err := cs.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
 		t.Error("the app's Secret is still in the cluster after uninstall")
 	}
+	// The namespace holding the kept claims is kept, handed over with them.
+	nsObj, err := cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+	if err != nil || nsObj.DeletionTimestamp != nil {
+		t.Fatalf("the namespace holding the kept claims is gone: %v", err)
+	}
+	if nsObj.Labels[render.LabelApp] != "" || nsObj.Labels[LabelKeptFrom] != name {
+		t.Errorf("kept namespace labels %v, want %s=%s and no app label", nsObj.Labels, LabelKeptFrom, name)
+	}
 
 	if _, err := env.Install(ctx, InstallOptions{Package: "postgresql", Name: name, Namespace: ns}); err != nil {
 		t.Fatal(err)
@@ -139,5 +149,16 @@ func TestUninstallKeepsDataAndAReinstallGetsTheSameCredentials(t *testing.T) {
 			}
 		}
 		return live == 0, fmt.Sprintf("%d claims left after --delete-data", live), nil
+	})
+	// Nothing holds the namespace any more: it goes with the app.
+	testcluster.WaitFor(t, time.Minute, func(ctx context.Context) (bool, string, error) {
+		n, err := cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return true, "", nil
+		}
+		if err != nil {
+			return false, "", err
+		}
+		return n.DeletionTimestamp != nil, "namespace " + ns + " is not being deleted after --delete-data", nil
 	})
 }

@@ -153,6 +153,17 @@ func TestConfigSwitchesChannel(t *testing.T) {
 	if _, err := env.Config(ctx, ConfigOptions{App: "cache", Channel: "nightly"}); err == nil || !strings.Contains(err.Error(), `no channel "nightly"`) {
 		t.Errorf("unknown channel: %v", err)
 	}
+	head := git(t, env.WS.Root, "rev-parse", "HEAD")
+	dry, err := env.Config(ctx, ConfigOptions{App: "cache", Values: map[string]any{"maxMemory": "512Mi"}, Channel: "warm", DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dry.Committed || dry.Preview == nil || !strings.Contains(dry.Preview.Diff, "maxMemory: 512Mi") || !strings.Contains(dry.Preview.Diff, "7.4.2") {
+		t.Errorf("config --dry-run = %+v, want the new value and version in the diff", dry)
+	}
+	if git(t, env.WS.Root, "rev-parse", "HEAD") != head || git(t, env.WS.Root, "status", "--porcelain", "--untracked-files=all") != "" {
+		t.Error("config --dry-run changed the workspace")
+	}
 	res, err := env.Config(ctx, ConfigOptions{App: "cache", Channel: "warm"})
 	if err != nil {
 		t.Fatal(err)

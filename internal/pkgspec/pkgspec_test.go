@@ -55,6 +55,8 @@ func TestParseErrors(t *testing.T) {
 		"repo chart incomplete": {add: "charts:\n  - repo: ftp://x\n    version: latest\n    digest: md5:1\n", want: []string{
 			`:8: charts[0].repo: "ftp://x" is not a chart repository URL`, "charts[0].chart: is missing",
 			`:9: charts[0].version: "latest" is not an exact version`, `:10: charts[0].digest: "md5:1" is not a sha256 digest`}},
+		"breaking without note": {add: "upgrade: {breaking: true}\n", want: []string{":7: upgrade.note: is missing; a breaking version needs a note"}},
+		"upgrade unknown field": {add: "upgrade: {brekaing: true}\n", want: []string{"brekaing"}},
 		"chart neither":         {add: "charts: [{values: v.yaml}]\n", want: []string{"charts[0]: has neither path nor repo"}},
 		"duplicate chart":       {add: "charts: [{path: a/c}, {path: b/c}]\n", want: []string{`charts[1].name: a chart named "c" is already declared`}},
 		"param name":            {add: "config:\n  - name: 9lives\n    type: int\n", want: []string{`:8: config[0] (9lives).name: "9lives" is not a valid parameter name`}},
