@@ -318,6 +318,13 @@ func normalizeSecret(obj *unstructured.Unstructured) error {
 	if obj.GetAPIVersion() != "v1" || obj.GetKind() != "Secret" {
 		return nil
 	}
+	// Charts render "stringData: null" or "data: null" for an empty map; the
+	// API server reads null as absent, and so does berth.
+	for _, f := range []string{"stringData", "data"} {
+		if v, ok := obj.Object[f]; ok && v == nil {
+			delete(obj.Object, f)
+		}
+	}
 	sd, found, err := unstructured.NestedMap(obj.Object, "stringData")
 	if err != nil {
 		return fmt.Errorf("%s: stringData must map keys to strings: %w", RefOf(obj), err)
@@ -334,9 +341,10 @@ func normalizeSecret(obj *unstructured.Unstructured) error {
 	}
 	for k, v := range sd {
 		s, ok := v.(string)
-		if !ok {
+		if !ok && v != nil {
 			return fmt.Errorf("%s: stringData.%s is not a string: quote it", RefOf(obj), k)
 		}
+		// A null value is an empty string, as the API server reads it.
 		data[k] = base64.StdEncoding.EncodeToString([]byte(s))
 	}
 	unstructured.RemoveNestedField(obj.Object, "stringData")

@@ -1,6 +1,7 @@
 package apply
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -123,4 +124,21 @@ func StageOf(gk schema.GroupKind) Stage {
 
 func isCRD(r ObjectRef) bool {
 	return r.Group == "apiextensions.k8s.io" && r.Kind == "CustomResourceDefinition"
+}
+
+// canonicalFields re-encodes a managedFields (FieldsV1) set with its keys in
+// one order. The API server serialises a set in its own order (list entries
+// keyed by number, such as ports 80 and 443, are not in alphabetical order),
+// while a copy decoded and encoded again has its keys sorted: hashing either
+// as it comes would see a change where there is none.
+func canonicalFields(raw []byte) []byte {
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return raw
+	}
+	out, err := json.Marshal(v)
+	if err != nil {
+		return raw
+	}
+	return out
 }
