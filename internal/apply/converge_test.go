@@ -138,3 +138,33 @@ stringData: {b: bee, c: null}
 		t.Errorf("secret nulldata data = %v, want b=YmVl (bee) and c empty", data)
 	}
 }
+
+func TestEnginesShareTheCallersClients(t *testing.T) {
+	ns := testcluster.Namespace(t)
+	cfg := testcluster.Config(t)
+	c := &counter{}
+	cfg.WrapTransport = c.wrap
+	clients, err := NewClients(cfg, DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := NewEngineForClients(*clients, DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := NewEngineForClients(*clients, DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustApply(t, first, objects(t, ns, configMaps(1, "one", "x")), applyOpts("first", ns))
+	c.reset()
+	mustApply(t, second, objects(t, ns, configMaps(1, "two", "x")), applyOpts("second", ns))
+	for _, r := range c.requests {
+		if strings.HasPrefix(r, "GET /api?") || strings.HasPrefix(r, "GET /apis?") || strings.HasPrefix(r, "GET /api/v1?") {
+			t.Errorf("the second engine ran discovery again (%s): it does not share the first one's cache", r)
+		}
+	}
+	if _, err := NewEngineForClients(Clients{Dynamic: clients.Dynamic}, DefaultOptions()); err == nil {
+		t.Error("NewEngineForClients without a metadata client and discovery: no error")
+	}
+}
