@@ -201,6 +201,7 @@ const (
 	ActionUnchanged Action = "unchanged"
 	ActionDelete    Action = "delete"
 	ActionKeep      Action = "keep" // a pruning candidate that is kept; Reason says why
+	ActionSkip      Action = "skip" // not applied: a hook before it failed; Reason says which
 	ActionFail      Action = "fail"
 )
 
@@ -234,9 +235,11 @@ func (c Change) Err() error { return c.err }
 
 // Result is the outcome of an apply, plan or delete.
 type Result struct {
-	App       string        `json:"app"`
-	Namespace string        `json:"namespace"`
-	DryRun    bool          `json:"dryRun,omitempty"`
+	App       string `json:"app"`
+	Namespace string `json:"namespace"`
+	DryRun    bool   `json:"dryRun,omitempty"`
+	// Operation is what the apply was, for Helm hooks: install or upgrade.
+	Operation Operation     `json:"operation,omitempty"`
 	Changes   []Change      `json:"changes"`
 	Duration  time.Duration `json:"durationNanos"`
 }

@@ -20,6 +20,30 @@ const (
 	PruneAllow      = "allow"
 )
 
+// Annotations of Helm's resource policy, which berth honours as Helm does.
+const (
+	// AnnotationResourcePolicy set to ResourcePolicyKeep on an object means
+	// that neither pruning nor Delete ever deletes it.
+	AnnotationResourcePolicy = "helm.sh/resource-policy"
+	ResourcePolicyKeep       = "keep"
+	// AnnotationChartCRD set to "true" marks a CustomResourceDefinition that
+	// came from a chart's crds/ folder: Helm never deletes those (deleting one
+	// deletes every resource of its kind), and neither does berth.
+	AnnotationChartCRD = "berth.dev/chart-crd"
+)
+
+// keepReason says why an object must never be deleted, from its annotations;
+// "" when it may be.
+func keepReason(ref ObjectRef, annotations map[string]string) string {
+	if annotations[AnnotationResourcePolicy] == ResourcePolicyKeep {
+		return "annotated " + AnnotationResourcePolicy + "=" + ResourcePolicyKeep + ": never deleted, as Helm does"
+	}
+	if isCRD(ref) && annotations[AnnotationChartCRD] == "true" {
+		return "a CustomResourceDefinition from a chart's crds/ folder: never deleted, as Helm does (deleting it would delete every resource of its kind)"
+	}
+	return ""
+}
+
 // ObjectRef identifies an object in a cluster.
 type ObjectRef struct {
 	Group     string `json:"group,omitempty"`
