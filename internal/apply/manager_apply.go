@@ -901,7 +901,11 @@ func apiMessage(err error) string {
 	}
 	what := s.Details.Name
 	if s.Details.Kind != "" {
-		what = s.Details.Kind + " " + strconv.Quote(s.Details.Name)
+		kind := s.Details.Kind
+		if s.Details.Group != "" {
+			kind += "." + s.Details.Group
+		}
+		what = kind + " " + strconv.Quote(s.Details.Name)
 	}
 	return fmt.Sprintf("%s is %s: %s", what, strings.ToLower(string(s.Reason)), strings.Join(parts, "; "))
 }
