@@ -115,6 +115,23 @@ func TestHooksRunAtTheirEventsOnlyAndOnlyWhenChanged(t *testing.T) {
 	if !strings.Contains(strings.TrimSpace(toString(img)), "busybox:1.37") {
 		t.Errorf("re-created job/upgrade runs %v, want busybox:1.37", img)
 	}
+
+	// Hooks gone from the manifests are not pruned (Helm does not own
+	// them as release resources): kept once, and forgotten.
+	opts.Prune = true
+	res = mustApply(t, e, objects(t, ns, mainConfigMap), opts)
+	for _, name := range []string{"install", "both", "upgrade"} {
+		if a := actions(res)["job/"+name]; a != ActionKeep {
+			t.Errorf("pruning hook job/%s: %s, want keep: %v", name, a, hookActions(res))
+		}
+		if _, ok := get(t, jobGVR, ns, name); !ok {
+			t.Errorf("hook job/%s was pruned", name)
+		}
+	}
+	res = mustApply(t, e, objects(t, ns, mainConfigMap), opts)
+	if len(res.Changes) != 1 {
+		t.Errorf("after pruning, the hooks are still in the inventory: %v", hookActions(res))
+	}
 }
 
 func toString(v any) string {

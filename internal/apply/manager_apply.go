@@ -799,7 +799,7 @@ func (e *Engine) applyItemOut(ctx context.Context, it *item, opts ApplyOptions) 
 	ri := e.resource(it.m, it.ref.Namespace)
 	out, err := ri.Apply(ctx, it.ref.Name, it.obj, metav1.ApplyOptions{FieldManager: e.opts.FieldManager, Force: it.force})
 	if err != nil && isJob(it.ref) && isImmutable(err) {
-		out, err = e.recreate(ctx, it)
+		out, err = e.recreate(ctx, it, opts.Timeout, err)
 	}
 	if err != nil {
 		it.change.Conflicts = conflicts(err)
@@ -828,14 +828,17 @@ func (e *Engine) applyItemOut(ctx context.Context, it *item, opts ApplyOptions) 
 }
 
 // recreate deletes a Job and creates it again from the manifest.
-func (e *Engine) recreate(ctx context.Context, it *item) (*unstructured.Unstructured, error) {
+// Only a Job of the app is: one of someone else keeps the API server's refusal.
+func (e *Engine) recreate(ctx context.Context, it *item, timeout time.Duration, refusal error) (*unstructured.Unstructured, error) {
 	ri := e.resource(it.m, it.ref.Namespace)
 	live, err := e.meta.Resource(it.m.gvr).Namespace(it.ref.Namespace).Get(ctx, it.ref.Name, metav1.GetOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return nil, err
 	}
 	if err == nil {
-		timeout := 2 * time.Minute
+		if live.Labels[LabelApp] != it.obj.GetLabels()[LabelApp] {
+			return nil, refusal
+		}
 		if err := e.deleteAndWait(ctx, it, string(live.UID), timeout); err != nil {
 			return nil, fmt.Errorf("deleting the Job to create it again with its new pod template: %w", err)
 		}

@@ -254,11 +254,12 @@ func (e *Engine) runHooks(ctx context.Context, items []*item, event string, opts
 func (e *Engine) runHookGroup(ctx context.Context, group []*item, event string, opts ApplyOptions, start time.Time) error {
 	var recreate []*item
 	for _, it := range group {
-		if it.live != nil && (it.hook.policy(HookBeforeCreation) || isJob(it.ref)) {
+		if it.live != nil && (it.hook.policy(HookBeforeCreation) || isRun(it.ref)) {
 			recreate = append(recreate, it)
 		}
 	}
 	parallel(ctx, e.opts.Workers, len(recreate), func(ctx context.Context, i int) {
+		// A run that ran already runs again only as a new object.
 		it := recreate[i]
 		if err := e.deleteAndWait(ctx, it, string(it.live.UID), opts.Timeout); err != nil {
 			it.fail(fmt.Errorf("%s: deleting the hook's previous object before it runs again: %w", it.ref, err))
