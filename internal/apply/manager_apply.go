@@ -281,11 +281,12 @@ func (r *applyRun) applyStep(ctx context.Context, st step) error {
 	if err := checkDuplicates(st.items); err != nil {
 		return err
 	}
-	e.readLive(ctx, st.items, opts.App)
-	switch {
-	case st.idle:
+	if st.idle {
 		r.decideIdle(st)
 		return nil
+	}
+	e.readLive(ctx, st.items, opts.App)
+	switch {
 	case st.event != "":
 		e.decideHooks(st.items, r.old, st.event, opts)
 	default:
