@@ -188,6 +188,11 @@ func (e *Engine) runDeleteHooks(ctx context.Context, hooks []*item, event string
 		err = e.runHooks(ctx, hooks, event, aopts, start)
 	}
 	for _, it := range hooks {
+		if err != nil && it.change.Action == ActionCreate && it.uid == "" {
+			it.change = Change{Object: it.ref, Stage: it.stage, Action: ActionSkip, Reason: "not run: " + err.Error()}
+		}
+	}
+	for _, it := range hooks {
 		res.Changes = append(res.Changes, it.change)
 	}
 	if err == nil {
