@@ -48,15 +48,23 @@ type Engine struct {
 	eventsMu sync.Mutex // callers' event functions are called one at a time
 }
 
-// NewEngine returns an engine talking to the cluster of cfg.
-func NewEngine(cfg *rest.Config, opts Options) (*Engine, error) {
-	def := DefaultOptions()
-	if opts.FieldManager == "" {
-		opts.FieldManager = def.FieldManager
-	}
-	if opts.Workers <= 0 {
-		opts.Workers = def.Workers
-	}
+// Clients are the Kubernetes clients an Engine talks through. A process that
+// holds several engines, or other users of the same cluster, shares one set:
+// one client, one REST mapper, one discovery cache.
+type Clients struct {
+	Dynamic  dynamic.Interface
+	Metadata metadata.Interface
+	// Discovery is the discovery cache; the engine invalidates it after it
+	// applies CustomResourceDefinitions.
+	Discovery discovery.CachedDiscoveryInterface
+	// Mapper maps kinds to resources; built on Discovery when nil. The engine
+	// resets it after it applies CustomResourceDefinitions.
+	Mapper meta.ResettableRESTMapper
+}
+
+// NewClients builds the clients an engine needs for the cluster of cfg,
+// raising a lower client rate limit to opts.QPS and opts.Burst.
+func NewClients(cfg *rest.Config, opts Options) (*Clients, error) {
 	cfg = rest.CopyConfig(cfg)
 	if cfg.RateLimiter == nil && cfg.QPS >= 0 {
 		switch {
@@ -82,8 +90,37 @@ func NewEngine(cfg *rest.Config, opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("creating a Kubernetes client: %w", err)
 	}
 	disco := memory.NewMemCacheClient(dc)
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(disco)
-	return &Engine{opts: opts, dyn: dyn, meta: md, mapper: mapper, disco: disco}, nil
+	return &Clients{Dynamic: dyn, Metadata: md, Discovery: disco, Mapper: restmapper.NewDeferredDiscoveryRESTMapper(disco)}, nil
+}
+
+// NewEngine returns an engine talking to the cluster of cfg, with clients of
+// its own. A process that talks to the cluster otherwise too should build one
+// set of Clients and use NewEngineForClients.
+func NewEngine(cfg *rest.Config, opts Options) (*Engine, error) {
+	c, err := NewClients(cfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	return NewEngineForClients(*c, opts)
+}
+
+// NewEngineForClients returns an engine talking through the caller's clients.
+// opts.QPS and opts.Burst do not apply: the clients' own configuration does.
+func NewEngineForClients(c Clients, opts Options) (*Engine, error) {
+	def := DefaultOptions()
+	if opts.FieldManager == "" {
+		opts.FieldManager = def.FieldManager
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = def.Workers
+	}
+	if c.Dynamic == nil || c.Metadata == nil || c.Discovery == nil {
+		return nil, errors.New("apply: NewEngineForClients needs a dynamic client, a metadata client and a discovery cache")
+	}
+	if c.Mapper == nil {
+		c.Mapper = restmapper.NewDeferredDiscoveryRESTMapper(c.Discovery)
+	}
+	return &Engine{opts: opts, dyn: c.Dynamic, meta: c.Metadata, mapper: c.Mapper, disco: c.Discovery}, nil
 }
 
 // mapping is where an object lives in the API.
@@ -164,6 +201,7 @@ const (
 	ActionUnchanged Action = "unchanged"
 	ActionDelete    Action = "delete"
 	ActionKeep      Action = "keep" // a pruning candidate that is kept; Reason says why
+	ActionSkip      Action = "skip" // not applied: a hook before it failed; Reason says which
 	ActionFail      Action = "fail"
 )
 
@@ -197,9 +235,11 @@ func (c Change) Err() error { return c.err }
 
 // Result is the outcome of an apply, plan or delete.
 type Result struct {
-	App       string        `json:"app"`
-	Namespace string        `json:"namespace"`
-	DryRun    bool          `json:"dryRun,omitempty"`
+	App       string `json:"app"`
+	Namespace string `json:"namespace"`
+	DryRun    bool   `json:"dryRun,omitempty"`
+	// Operation is what the apply was, for Helm hooks: install or upgrade.
+	Operation Operation     `json:"operation,omitempty"`
 	Changes   []Change      `json:"changes"`
 	Duration  time.Duration `json:"durationNanos"`
 }

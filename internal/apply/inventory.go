@@ -246,5 +246,5 @@ func fieldsHash(fields []metav1.ManagedFieldsEntry, manager string) string {
 	if f == nil || f.FieldsV1 == nil {
 		return ""
 	}
-	return hashBytes(append([]byte(f.APIVersion+"\n"), f.FieldsV1.Raw...))
+	return hashBytes(append([]byte(f.APIVersion+"\n"), canonicalFields(f.FieldsV1.Raw)...))
 }

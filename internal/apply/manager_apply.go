@@ -8,6 +8,7 @@ import (
 	"maps"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,6 +26,12 @@ type ApplyOptions struct {
 	// Namespace is given to namespaced objects without one, and holds the
 	// app's inventory.
 	Namespace string
+	// Operation decides the Helm hooks that run: install or upgrade. The
+	// default, OperationAuto, is an install when the app has no inventory
+	// yet. A deploy that applies an app in several calls (phase by phase)
+	// decides once, before its first call (Result.Operation of the first
+	// call says what it was), and passes it to every call.
+	Operation Operation
 	// Prune deletes the objects that the inventory lists but the set no longer holds.
 	Prune bool
 	// DryRun plans instead of applying: nothing in the cluster changes.
@@ -35,7 +42,8 @@ type ApplyOptions struct {
 	ForceConflicts bool
 	// Wait waits until every object is healthy, or Timeout passes.
 	Wait bool
-	// Timeout bounds the wait for health and for CRDs to be established.
+	// Timeout bounds the wait for health, for CRDs to be established and for
+	// each event's hooks to complete.
 	Timeout time.Duration
 	// Events, when set, receives the steps of the apply as they happen, from
 	// several goroutines one at a time.
@@ -52,13 +60,16 @@ type item struct {
 	obj    *unstructured.Unstructured
 	ref    ObjectRef
 	stage  Stage
+	hook   *hook // nil unless the object is a Helm hook
 	m      mapping
 	mapped bool
 	hash   string
 	live   *metav1.PartialObjectMetadata
+	uid    string // of the object applied
 	force  bool
 	change Change
 	entry  Entry // what the inventory records after this run
+	rerun  bool  // a hook of an event that failed: runs again next time
 }
 
 func (it *item) fail(err error) {
@@ -79,13 +90,82 @@ func ValidateAppName(app string) error {
 	return nil
 }
 
-// Apply applies objs as the app opts.App: in stages, in parallel within a
-// stage, recording every object in the app's inventory before it is applied,
-// and skipping (without any write or dry run) the objects that are unchanged
-// since the last apply and have not drifted. One object failing does not stop
-// the others; the returned error is then an *ObjectsError and the Result still
+// Installed reports whether app has an inventory in namespace: whether an
+// apply is an upgrade (true) or an install (false).
+func (e *Engine) Installed(ctx context.Context, app, namespace string) (bool, error) {
+	s, err := e.loadInventory(ctx, app, namespace)
+	if err != nil {
+		return false, err
+	}
+	return s.exists, nil
+}
+
+// Apply applies objs as the app opts.App, in the order of docs/apply.md:
+//
+//  1. read and label the objects, read the inventory;
+//  2. step by step (CRDs, namespaces, pre hooks, cluster-wide objects,
+//     objects, webhooks, post hooks), decide per object whether it is
+//     unchanged since the last apply (no write, no dry run), record the
+//     objects to apply in the inventory, then apply them in parallel; hooks
+//     run to completion, by weight;
+//  3. prune what the inventory holds and the set no longer does;
+//  4. record the final inventory;
+//  5. wait for health.
+//
+// One object failing does not stop the others (a failing hook stops the steps
+// after it); the returned error is then an *ObjectsError and the Result still
 // reports every object.
 func (e *Engine) Apply(ctx context.Context, objs []*unstructured.Unstructured, opts ApplyOptions) (*Result, error) {
+	r, err := e.startApply(ctx, objs, opts)
+	if err != nil {
+		return nil, err
+	}
+	for _, st := range r.steps() {
+		if r.aborted != "" {
+			r.skip(st)
+			continue
+		}
+		if err := r.applyStep(ctx, st); err != nil {
+			return nil, err
+		}
+	}
+	res := r.result()
+	if err := r.prune(ctx, res); err != nil {
+		return nil, err
+	}
+	if err := r.recordInventory(ctx, res); err != nil {
+		return nil, err
+	}
+	return r.finish(ctx, res)
+}
+
+// applyRun is one Apply on its way.
+type applyRun struct {
+	e      *Engine
+	opts   ApplyOptions
+	start  time.Time
+	items  []*item
+	stored *storedInventory
+	old    map[string]Entry // the inventory as it was
+	// crdKinds are the group/kinds that CRDs of the set define.
+	crdKinds map[string]bool
+	// desired are the keys of the set's objects.
+	desired map[string]bool
+	// newNamespaces are created by this apply, in a dry run.
+	newNamespaces map[string]bool
+	reset         bool // the REST mapper was reset during this run
+	// appNamespace is the app's namespace when the set holds it: the
+	// inventory lives there, so it is created before the first write.
+	appNamespace *item
+	// health of the objects waited for before the post hooks, by key.
+	health map[string]string
+	// aborted names the hooks that failed; the steps after them are skipped.
+	aborted string
+}
+
+// startApply reads and labels the objects, reads the inventory and decides
+// whether this is an install or an upgrade.
+func (e *Engine) startApply(ctx context.Context, objs []*unstructured.Unstructured, opts ApplyOptions) (*applyRun, error) {
 	start := time.Now()
 	if err := ValidateAppName(opts.App); err != nil {
 		return nil, err
@@ -104,178 +184,367 @@ func (e *Engine) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 	if err != nil {
 		return nil, err
 	}
-	old := maps.Clone(stored.byKey)
-	res := &Result{App: opts.App, Namespace: opts.Namespace, DryRun: opts.DryRun}
-	crdKinds := map[string]bool{} // group/kind defined by CRDs in the set
+	if opts.Operation == OperationAuto {
+		opts.Operation = OperationUpgrade
+		if !stored.exists {
+			opts.Operation = OperationInstall
+		}
+	}
+	r := &applyRun{
+		e: e, opts: opts, start: start, items: items, stored: stored, old: maps.Clone(stored.byKey),
+		crdKinds: map[string]bool{}, desired: map[string]bool{}, newNamespaces: map[string]bool{},
+	}
 	for _, it := range items {
 		if isCRD(it.ref) {
 			g, _, _ := unstructured.NestedString(it.obj.Object, "spec", "group")
 			k, _, _ := unstructured.NestedString(it.obj.Object, "spec", "names", "kind")
-			crdKinds[g+"/"+k] = true
+			r.crdKinds[g+"/"+k] = true
+		}
+		if it.ref.Group == "" && it.ref.Kind == "Namespace" && it.ref.Name == opts.Namespace && it.hook == nil {
+			r.appNamespace = it
 		}
 	}
+	return r, nil
+}
 
-	desired := map[string]bool{}
-	newNamespaces := map[string]bool{} // created by this apply, in a dry run
-	reset := false
-	// The inventory lives in the app's namespace. When the set creates that
-	// namespace and an earlier stage (CRDs) records the inventory first, the
-	// namespace must exist by then.
-	var appNamespace *item
-	for _, it := range items {
-		if it.ref.Group == "" && it.ref.Kind == "Namespace" && it.ref.Name == opts.Namespace {
-			appNamespace = it
+// step is a set of objects applied together: one stage of the app's objects,
+// or the hooks of one event.
+type step struct {
+	stage Stage
+	// event is the hook event whose hooks the step runs; "" for a stage.
+	event string
+	// idle holds hooks of events other than this operation's: they are
+	// recorded as they were, not applied.
+	idle  bool
+	items []*item
+}
+
+func (st step) String() string {
+	switch {
+	case st.idle:
+		return "hooks of other events"
+	case st.event != "":
+		return st.event + " hooks"
+	}
+	return st.stage.String()
+}
+
+// steps orders the set: CRDs and namespaces, the pre hooks, the other stages,
+// the post hooks.
+func (r *applyRun) steps() []step {
+	pre, post := hookEvents(r.opts.Operation)
+	byStage := make([][]*item, numStages)
+	var preHooks, postHooks, idle []*item
+	for _, it := range r.items {
+		switch {
+		case it.hook == nil:
+			byStage[it.stage] = append(byStage[it.stage], it)
+		case it.hook.has(pre):
+			preHooks = append(preHooks, it)
+		case it.hook.has(post):
+			postHooks = append(postHooks, it)
+		default:
+			idle = append(idle, it)
 		}
 	}
-	for stage := range numStages {
-		var st []*item
-		for _, it := range items {
-			if it.stage == stage {
-				st = append(st, it)
-			}
+	var out []step
+	add := func(st step) {
+		if len(st.items) > 0 {
+			out = append(out, st)
 		}
-		if len(st) == 0 {
-			continue
+	}
+	add(step{stage: StageCRDs, items: byStage[StageCRDs]})
+	add(step{stage: StageNamespaces, items: byStage[StageNamespaces]})
+	add(step{stage: StageObjects, event: pre, items: preHooks})
+	for st := StageClusterWide; st < numStages; st++ {
+		add(step{stage: st, items: byStage[st]})
+	}
+	add(step{stage: StageObjects, event: post, items: postHooks})
+	add(step{stage: StageObjects, idle: true, items: idle})
+	return out
+}
+
+// skip marks the items of a step that a failed hook keeps from being applied.
+func (r *applyRun) skip(st step) {
+	for _, it := range st.items {
+		it.change = Change{Object: it.ref, Stage: it.stage, Action: ActionSkip, Reason: "not applied: " + r.aborted}
+	}
+}
+
+// applyStep decides, records and applies the objects of one step.
+func (r *applyRun) applyStep(ctx context.Context, st step) error {
+	e, opts := r.e, r.opts
+	if !st.idle {
+		e.emit(opts.Events, Event{Type: EventStage, Message: fmt.Sprintf("%s (%d)", st, len(st.items)), Elapsed: time.Since(r.start)})
+	}
+	r.mapStep(st)
+	if err := checkDuplicates(st.items); err != nil {
+		return err
+	}
+	if st.idle {
+		r.decideIdle(st)
+		return nil
+	}
+	e.readLive(ctx, st.items, opts.App)
+	switch {
+	case st.event != "":
+		e.decideHooks(st.items, r.old, st.event, opts)
+	default:
+		for _, it := range st.items {
+			e.decide(it, r.old, opts)
 		}
-		e.emit(opts.Events, Event{Type: EventStage, Message: fmt.Sprintf("%s (%d)", stage, len(st)), Elapsed: time.Since(start)})
-		if !e.mapItems(st, opts.Namespace) && !reset {
-			// A CRD applied in this run, or by someone else since discovery
-			// was cached, may serve the kind now.
-			e.resetMapper()
-			reset = true
-			e.mapItems(st, opts.Namespace)
-		}
-		if err := checkDuplicates(st); err != nil {
-			return nil, err
-		}
-		for _, it := range st {
-			if !it.mapped {
-				if opts.DryRun && crdKinds[it.ref.Group+"/"+it.ref.Kind] {
-					it.change = Change{Object: it.ref, Stage: stage, Action: ActionCreate, Reason: "its CustomResourceDefinition is created by this apply"}
-				}
-				continue
-			}
-			desired[it.ref.key()] = true
-		}
-		e.readLive(ctx, st, opts.App)
-		for _, it := range st {
-			e.decide(it, old, opts)
-		}
-		if opts.DryRun {
-			e.planItems(ctx, st, newNamespaces)
-			if stage == StageNamespaces {
-				for _, it := range st {
-					if it.change.Action == ActionCreate {
-						newNamespaces[it.ref.Name] = true
-					}
-				}
-			}
-			continue
-		}
-		var todo []*item
-		next := maps.Clone(stored.byKey)
-		for _, it := range st {
-			if it.change.Action == ActionCreate || it.change.Action == ActionUpdate {
-				todo = append(todo, it)
-				if _, ok := next[it.ref.key()]; !ok {
-					next[it.ref.key()] = entryFor(it.ref)
-				}
-			}
-		}
-		if len(todo) == 0 {
-			continue
-		}
-		if stage == StageNamespaces && !stored.exists {
-			// The inventory lives in the app's namespace: create that first.
-			for i, it := range todo {
-				if it.ref.Name == opts.Namespace {
-					e.applyItem(ctx, it, opts)
-					todo = slices.Delete(todo, i, i+1)
-					break
+	}
+	if opts.DryRun {
+		e.planItems(ctx, st.items, r.newNamespaces, st.event != "")
+		if st.stage == StageNamespaces && st.event == "" {
+			for _, it := range st.items {
+				if it.change.Action == ActionCreate {
+					r.newNamespaces[it.ref.Name] = true
 				}
 			}
 		}
-		if !stored.exists && appNamespace != nil && stage < StageNamespaces {
-			if err := e.createNamespaceEarly(ctx, appNamespace, opts.Namespace); err != nil {
-				return nil, err
-			}
-			appNamespace = nil
+		return nil
+	}
+	var todo []*item
+	for _, it := range st.items {
+		if it.change.Action == ActionCreate || it.change.Action == ActionUpdate {
+			todo = append(todo, it)
 		}
-		// Record the objects before creating them, so that a crash
-		// between here and the final write never orphans one.
-		if err := e.saveInventory(ctx, opts.App, stored, next); err != nil {
-			return nil, err
-		}
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	todo, err := r.createAppNamespace(ctx, st, todo)
+	if err != nil {
+		return err
+	}
+	if err := r.recordBeforeApply(ctx, todo); err != nil {
+		return err
+	}
+	if st.event != "" {
+		r.runHooks(ctx, st)
+	} else {
 		parallel(ctx, e.opts.Workers, len(todo), func(ctx context.Context, i int) {
 			e.applyItem(ctx, todo[i], opts)
 		})
-		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("apply of app %s interrupted; the inventory records every object it may have created, so the next apply converges: %w", opts.App, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("apply of app %s interrupted; the inventory records every object it may have created, so the next apply converges: %w", opts.App, err)
+	}
+	if st.stage == StageCRDs && st.event == "" {
+		e.waitEstablished(ctx, todo, opts, r.start)
+		e.resetMapper()
+		r.reset = true
+	}
+	return nil
+}
+
+// mapStep resolves the resource of each item of a step, refreshing discovery
+// once per run when a kind is unknown.
+func (r *applyRun) mapStep(st step) {
+	if !r.e.mapItems(st.items, r.opts.Namespace) && !r.reset {
+		// A CRD applied in this run, or by someone else since discovery
+		// was cached, may serve the kind now.
+		r.e.resetMapper()
+		r.reset = true
+		r.e.mapItems(st.items, r.opts.Namespace)
+	}
+	for _, it := range st.items {
+		if !it.mapped {
+			if r.opts.DryRun && r.crdKinds[it.ref.Group+"/"+it.ref.Kind] {
+				it.change = Change{Object: it.ref, Stage: it.stage, Action: ActionCreate, Reason: "its CustomResourceDefinition is created by this apply"}
+			}
+			continue
 		}
-		if stage == StageCRDs {
-			e.waitEstablished(ctx, todo, opts, start)
-			e.resetMapper()
-			reset = true
+		r.desired[it.ref.key()] = true
+	}
+}
+
+// decideIdle reports the hooks of other events: not applied, recorded as
+// they were.
+func (r *applyRun) decideIdle(st step) {
+	for _, it := range st.items {
+		// Not applied: a kind the cluster does not serve yet is no failure.
+		it.change = Change{Object: it.ref, Stage: it.stage, Action: ActionUnchanged}
+		it.change.Reason = fmt.Sprintf("%s hook: does not run at %s", strings.Join(it.hook.events, ","), r.opts.Operation)
+		it.entry = r.old[it.ref.key()]
+	}
+}
+
+// createAppNamespace creates the app's namespace before the first write of
+// the inventory, which lives in it, and returns what is left to apply.
+func (r *applyRun) createAppNamespace(ctx context.Context, st step, todo []*item) ([]*item, error) {
+	if r.stored.exists {
+		return todo, nil
+	}
+	if st.stage == StageNamespaces && st.event == "" {
+		for i, it := range todo {
+			if it.ref.Name == r.opts.Namespace {
+				r.e.applyItem(ctx, it, r.opts)
+				r.appNamespace = nil
+				return slices.Delete(todo, i, i+1), nil
+			}
 		}
 	}
+	if r.appNamespace != nil && (st.stage < StageNamespaces || st.event != "") {
+		if err := r.e.createNamespaceEarly(ctx, r.appNamespace, r.opts.Namespace); err != nil {
+			return nil, err
+		}
+		r.appNamespace = nil
+	}
+	return todo, nil
+}
 
-	for _, it := range items {
+// recordBeforeApply writes the inventory as the union of what it held and the
+// objects about to be applied, so that a crash between here and the final
+// write never orphans one.
+func (r *applyRun) recordBeforeApply(ctx context.Context, todo []*item) error {
+	next := maps.Clone(r.stored.byKey)
+	for _, it := range todo {
+		if _, ok := next[it.ref.key()]; !ok {
+			next[it.ref.key()] = entryFor(it.ref)
+		}
+	}
+	return r.e.saveInventory(ctx, r.opts.App, r.stored, next)
+}
+
+// runHooks runs the hooks of a step; when they fail, the steps after it are
+// skipped and the hooks run again on the next apply.
+func (r *applyRun) runHooks(ctx context.Context, st step) {
+	if r.opts.Wait && strings.HasPrefix(st.event, "post-") {
+		// Post hooks run once what came before is healthy.
+		if err := r.waitApplied(ctx); err != nil {
+			r.aborted = "the objects before the " + st.event + " hooks did not become healthy: " + err.Error()
+			r.skip(st)
+			return
+		}
+	}
+	if err := r.e.runHooks(ctx, st.items, st.event, r.opts, r.start); err != nil {
+		r.aborted = err.Error()
+		for _, it := range st.items {
+			it.rerun = true
+			if it.change.Action == ActionCreate || it.change.Action == ActionUpdate {
+				if it.uid == "" {
+					it.change = Change{Object: it.ref, Stage: it.stage, Action: ActionSkip, Reason: "not run: " + r.aborted}
+				}
+			}
+		}
+	}
+}
+
+// waitApplied waits for the health of the app's objects applied so far.
+func (r *applyRun) waitApplied(ctx context.Context) error {
+	var refs []ObjectRef
+	for _, it := range r.items {
+		if it.hook == nil && it.mapped && (it.change.Action == ActionCreate || it.change.Action == ActionUpdate || it.change.Action == ActionUnchanged) {
+			refs = append(refs, it.ref)
+		}
+	}
+	h, err := r.e.Wait(ctx, refs, WaitOptions{App: r.opts.App, Timeout: r.opts.Timeout, Events: r.opts.Events})
+	r.health = h
+	return err
+}
+
+// result lists every object's change, in the order of the set.
+func (r *applyRun) result() *Result {
+	res := &Result{App: r.opts.App, Namespace: r.opts.Namespace, DryRun: r.opts.DryRun, Operation: r.opts.Operation}
+	for _, it := range r.items {
 		res.Changes = append(res.Changes, it.change)
 	}
-	{
-		pruned, err := e.prune(ctx, stored.byKey, desired, opts)
-		if err != nil {
-			return nil, err
-		}
-		res.Changes = append(res.Changes, pruned...)
+	return res
+}
+
+// prune deletes (or plans the deletion of, or reports as kept) what the
+// inventory holds and the set no longer does. A failed hook leaves the set
+// half applied: nothing is pruned then.
+func (r *applyRun) prune(ctx context.Context, res *Result) error {
+	if r.aborted != "" {
+		return nil
 	}
-	if !opts.DryRun {
-		final := map[string]Entry{}
-		for _, it := range items {
-			if it.change.Action == ActionFail {
-				if en, ok := old[it.ref.key()]; ok {
-					final[it.ref.key()] = en
-				} else if it.mapped {
-					final[it.ref.key()] = entryFor(it.ref)
-				}
-				continue
+	pruned, err := r.e.prune(ctx, r.stored.byKey, r.desired, r.opts)
+	if err != nil {
+		return err
+	}
+	res.Changes = append(res.Changes, pruned...)
+	return nil
+}
+
+// recordInventory writes what the app holds now: the objects applied with
+// their hashes, the old entries of those that failed or were not applied, and
+// the kept ones.
+func (r *applyRun) recordInventory(ctx context.Context, res *Result) error {
+	if r.opts.DryRun {
+		return nil
+	}
+	final := map[string]Entry{}
+	for _, it := range r.items {
+		k := it.ref.key()
+		en, recorded := r.old[k]
+		switch {
+		case !it.mapped:
+			if recorded {
+				final[k] = en
 			}
-			final[it.ref.key()] = it.entry
-		}
-		for _, c := range res.Changes {
-			if (c.Action == ActionKeep && !c.forget) || (c.Action == ActionFail && !desired[c.Object.key()]) {
-				if en, ok := stored.byKey[c.Object.key()]; ok {
-					final[c.Object.key()] = en
-				}
+		case it.rerun:
+			final[k] = entryFor(it.ref)
+		case it.change.Action == ActionFail:
+			if recorded {
+				final[k] = en
+			} else {
+				final[k] = entryFor(it.ref)
 			}
-		}
-		if err := e.saveInventory(ctx, opts.App, stored, final); err != nil {
-			return nil, err
+		case it.change.Action == ActionSkip || it.entry == (Entry{}):
+			if recorded {
+				final[k] = en
+			}
+		default:
+			final[k] = it.entry
 		}
 	}
-	if opts.Wait && !opts.DryRun {
+	for _, c := range res.Changes {
+		if (c.Action == ActionKeep && !c.forget) || (c.Action == ActionFail && !r.desired[c.Object.key()]) {
+			if en, ok := r.stored.byKey[c.Object.key()]; ok {
+				final[c.Object.key()] = en
+			}
+		}
+	}
+	if r.aborted != "" {
+		// Nothing was pruned: what the inventory held stays recorded.
+		for k, en := range r.stored.byKey {
+			if _, ok := final[k]; !ok {
+				final[k] = en
+			}
+		}
+	}
+	return r.e.saveInventory(ctx, r.opts.App, r.stored, final)
+}
+
+// finish waits for health and reports.
+func (r *applyRun) finish(ctx context.Context, res *Result) (*Result, error) {
+	var waitErr error
+	if r.opts.Wait && !r.opts.DryRun && r.aborted == "" {
 		var refs []ObjectRef
-		for _, it := range items {
-			if it.change.Action != ActionFail {
+		for _, it := range r.items {
+			// Hooks were waited for when they ran; some are gone since.
+			if it.hook == nil && it.mapped && it.change.Action != ActionFail && it.change.Action != ActionSkip {
 				refs = append(refs, it.ref)
 			}
 		}
-		health, err := e.Wait(ctx, refs, WaitOptions{App: opts.App, Timeout: opts.Timeout, Events: opts.Events})
-		for i := range res.Changes {
-			if h, ok := health[res.Changes[i].Object.key()]; ok {
-				res.Changes[i].Health = h
-			}
-		}
-		if err != nil {
-			res.Duration = time.Since(start)
-			if failed := res.Failed(); len(failed) > 0 {
-				return res, errors.Join(err, &ObjectsError{Failed: failed})
-			}
-			return res, err
+		r.health, waitErr = r.e.Wait(ctx, refs, WaitOptions{App: r.opts.App, Timeout: r.opts.Timeout, Events: r.opts.Events})
+	}
+	for i := range res.Changes {
+		if h, ok := r.health[res.Changes[i].Object.key()]; ok {
+			res.Changes[i].Health = h
 		}
 	}
-	res.Duration = time.Since(start)
-	if failed := res.Failed(); len(failed) > 0 {
+	res.Duration = time.Since(r.start)
+	failed := res.Failed()
+	switch {
+	case waitErr != nil && len(failed) > 0:
+		return res, errors.Join(waitErr, &ObjectsError{Failed: failed})
+	case waitErr != nil:
+		return res, waitErr
+	case len(failed) > 0:
 		return res, &ObjectsError{Failed: failed}
 	}
 	return res, nil
@@ -306,7 +575,7 @@ func prepare(objs []*unstructured.Unstructured, app string) ([]*item, error) {
 			return nil, err
 		}
 		ref := RefOf(obj)
-		items = append(items, &item{obj: obj, ref: ref, stage: StageOf(ref.GroupKind())})
+		items = append(items, &item{obj: obj, ref: ref, stage: StageOf(ref.GroupKind()), hook: hookOf(obj)})
 	}
 	return items, nil
 }
@@ -317,6 +586,13 @@ func prepare(objs []*unstructured.Unstructured, app string) ([]*item, error) {
 func normalizeSecret(obj *unstructured.Unstructured) error {
 	if obj.GetAPIVersion() != "v1" || obj.GetKind() != "Secret" {
 		return nil
+	}
+	// Charts render "stringData: null" or "data: null" for an empty map; the
+	// API server reads null as absent, and so does berth.
+	for _, f := range []string{"stringData", "data"} {
+		if v, ok := obj.Object[f]; ok && v == nil {
+			delete(obj.Object, f)
+		}
 	}
 	sd, found, err := unstructured.NestedMap(obj.Object, "stringData")
 	if err != nil {
@@ -334,9 +610,10 @@ func normalizeSecret(obj *unstructured.Unstructured) error {
 	}
 	for k, v := range sd {
 		s, ok := v.(string)
-		if !ok {
+		if !ok && v != nil {
 			return fmt.Errorf("%s: stringData.%s is not a string: quote it", RefOf(obj), k)
 		}
+		// A null value is an empty string, as the API server reads it.
 		data[k] = base64.StdEncoding.EncodeToString([]byte(s))
 	}
 	unstructured.RemoveNestedField(obj.Object, "stringData")
@@ -512,14 +789,26 @@ func (e *Engine) createNamespaceEarly(ctx context.Context, it *item, namespace s
 }
 
 func (e *Engine) applyItem(ctx context.Context, it *item, opts ApplyOptions) {
-	out, err := e.resource(it.m, it.ref.Namespace).Apply(ctx, it.ref.Name, it.obj, metav1.ApplyOptions{FieldManager: e.opts.FieldManager, Force: it.force})
+	e.applyItemOut(ctx, it, opts)
+}
+
+// applyItemOut applies one item and returns what the API server returned, or
+// nil when it failed. A Job whose pod template the API server refuses to
+// change (it is immutable) is a run, not a long-lived object: it is deleted
+// and created again.
+func (e *Engine) applyItemOut(ctx context.Context, it *item, opts ApplyOptions) *unstructured.Unstructured {
+	ri := e.resource(it.m, it.ref.Namespace)
+	out, err := ri.Apply(ctx, it.ref.Name, it.obj, metav1.ApplyOptions{FieldManager: e.opts.FieldManager, Force: it.force})
+	if err != nil && isJob(it.ref) && isImmutable(err) {
+		out, err = e.recreate(ctx, it, opts.Timeout, err)
+	}
 	if err != nil {
 		it.change.Conflicts = conflicts(err)
 		it.fail(applyError(it.ref, err, it.change.Conflicts))
 		e.emit(opts.Events, Event{Type: EventFailed, Object: it.ref, Action: ActionFail, Message: it.change.Error})
-		return
+		return nil
 	}
-	if it.change.Action == ActionCreate {
+	if it.change.Action == ActionCreate && it.hook == nil {
 		for _, f := range out.GetManagedFields() {
 			if f.Manager != e.opts.FieldManager {
 				// It existed without the app's label: adopted, not created.
@@ -531,10 +820,98 @@ func (e *Engine) applyItem(ctx context.Context, it *item, opts ApplyOptions) {
 			}
 		}
 	}
+	it.uid = string(out.GetUID())
 	it.entry = entryFor(it.ref)
 	it.entry.Desired = it.hash
 	it.entry.Fields = fieldsHash(out.GetManagedFields(), e.opts.FieldManager)
 	e.emit(opts.Events, Event{Type: EventApplied, Object: it.ref, Action: it.change.Action, Message: it.change.Reason})
+	return out
+}
+
+// recreate deletes a Job and creates it again from the manifest.
+// Only a Job of the app is: one of someone else keeps the API server's refusal.
+func (e *Engine) recreate(ctx context.Context, it *item, timeout time.Duration, refusal error) (*unstructured.Unstructured, error) {
+	ri := e.resource(it.m, it.ref.Namespace)
+	live, err := e.meta.Resource(it.m.gvr).Namespace(it.ref.Namespace).Get(ctx, it.ref.Name, metav1.GetOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return nil, err
+	}
+	if err == nil {
+		if live.Labels[LabelApp] != it.obj.GetLabels()[LabelApp] {
+			return nil, refusal
+		}
+		if err := e.deleteAndWait(ctx, it, string(live.UID), timeout); err != nil {
+			return nil, fmt.Errorf("deleting the Job to create it again with its new pod template: %w", err)
+		}
+	}
+	out, err := ri.Apply(ctx, it.ref.Name, it.obj, metav1.ApplyOptions{FieldManager: e.opts.FieldManager, Force: true})
+	if err == nil && it.change.Reason != "" && !strings.Contains(it.change.Reason, "re-created") {
+		it.change.Reason += "; re-created (a Job's pod template cannot change)"
+	} else if err == nil {
+		it.change.Reason = "re-created (a Job's pod template cannot change)"
+	}
+	return out, err
+}
+
+// isImmutable reports an API server refusal to change an immutable field.
+func isImmutable(err error) bool {
+	if !apierrors.IsInvalid(err) {
+		return false
+	}
+	var st apierrors.APIStatus
+	if errors.As(err, &st) && st.Status().Details != nil {
+		for _, c := range st.Status().Details.Causes {
+			if strings.Contains(c.Message, "field is immutable") {
+				return true
+			}
+		}
+	}
+	return strings.Contains(err.Error(), "field is immutable")
+}
+
+// apiError carries the API server's reason, with value dumps cut, in place of
+// the full message.
+type apiError struct {
+	msg string
+	err error
+}
+
+func (a *apiError) Error() string { return a.msg }
+func (a *apiError) Unwrap() error { return a.err }
+
+// apiMessage is the API server's reason for err, without the dumps of Go
+// values it puts in some ("Invalid value: core.PodTemplateSpec{...}").
+func apiMessage(err error) string {
+	var st apierrors.APIStatus
+	if !errors.As(err, &st) {
+		return err.Error()
+	}
+	s := st.Status()
+	if s.Details == nil || len(s.Details.Causes) == 0 {
+		return s.Message
+	}
+	var parts []string
+	for _, c := range s.Details.Causes {
+		msg := c.Message
+		if rest, ok := strings.CutPrefix(msg, "Invalid value: "); ok {
+			if i := strings.LastIndex(rest, ": "); i > 0 && (i > 60 || strings.ContainsAny(rest[:i], "{")) {
+				msg = rest[i+2:]
+			}
+		}
+		if c.Field != "" {
+			msg = c.Field + ": " + msg
+		}
+		parts = append(parts, msg)
+	}
+	what := s.Details.Name
+	if s.Details.Kind != "" {
+		kind := s.Details.Kind
+		if s.Details.Group != "" {
+			kind += "." + s.Details.Group
+		}
+		what = kind + " " + strconv.Quote(s.Details.Name)
+	}
+	return fmt.Sprintf("%s is %s: %s", what, strings.ToLower(string(s.Reason)), strings.Join(parts, "; "))
 }
 
 var conflictManager = regexp.MustCompile(`conflict with "([^"]*)"`)
@@ -567,8 +944,11 @@ func applyError(ref ObjectRef, err error, cs []Conflict) error {
 		}
 		return fmt.Errorf("%s: field conflict: %s; rerun with --force-conflicts to take these fields over, or remove them from the manifest: %w", ref, strings.Join(parts, ", "), err)
 	}
+	if apierrors.IsInvalid(err) && isImmutable(err) {
+		return fmt.Errorf("%s: rejected by the API server: %w", ref, &apiError{apiMessage(err), err})
+	}
 	if apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) {
-		return fmt.Errorf("%s: rejected by the API server; fix the manifest: %w", ref, err)
+		return fmt.Errorf("%s: rejected by the API server; fix the manifest: %w", ref, &apiError{apiMessage(err), err})
 	}
 	if apierrors.IsForbidden(err) {
 		return fmt.Errorf("%s: forbidden; the API server or an admission webhook refused it: %w", ref, err)

@@ -12,6 +12,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -26,20 +27,21 @@ type DeleteOptions struct {
 	Wait    bool
 	Timeout time.Duration
 	Events  func(Event)
+	// Hooks are the app's objects as last applied (or only its hooks): the
+	// pre-delete hooks among them run, to completion and by weight, before
+	// anything is deleted; the post-delete hooks run once the app's objects
+	// are deleted (and, with Wait, gone), before its namespaces and CRDs.
+	// Their objects are left to their delete policy, as in Helm.
+	Hooks []*unstructured.Unstructured
 }
+
+// ErrNoInventory is returned (wrapped) by Delete for an app that has no
+// inventory: berth applied nothing as that app there, or deleted it already.
+var ErrNoInventory = errors.New("no inventory")
 
 // DefaultDeleteOptions returns the options of a plain delete.
 func DefaultDeleteOptions() DeleteOptions {
 	return DeleteOptions{Namespace: "default", Timeout: 5 * time.Minute}
-}
-
-// NoInventoryError is returned by Delete for an app that has no inventory:
-// berth applied nothing as that app in that namespace, or its deletion
-// already finished.
-type NoInventoryError struct{ App, Namespace string }
-
-func (e *NoInventoryError) Error() string {
-	return fmt.Sprintf("app %s has no inventory in namespace %s (secret %s): berth applied nothing as %s there", e.App, e.Namespace, InventoryName(e.App), e.App)
 }
 
 // Delete deletes every object in the app's inventory that still carries the
@@ -62,10 +64,43 @@ func (e *Engine) Delete(ctx context.Context, opts DeleteOptions) (*Result, error
 		return nil, err
 	}
 	if !stored.exists {
-		return nil, &NoInventoryError{App: opts.App, Namespace: opts.Namespace}
+		return nil, fmt.Errorf("app %s has no inventory in namespace %s (secret %s): berth applied nothing as %s there: %w", opts.App, opts.Namespace, InventoryName(opts.App), opts.App, ErrNoInventory)
 	}
 	res := &Result{App: opts.App, Namespace: opts.Namespace, DryRun: opts.DryRun}
-	res.Changes = e.deleteEntries(ctx, stored.sorted(), opts.App, opts.DryRun, opts.Events)
+	pre, post, err := e.deleteHooks(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.runDeleteHooks(ctx, pre, HookPreDelete, opts, res, start); err != nil {
+		res.Duration = time.Since(start)
+		return res, fmt.Errorf("nothing of app %s was deleted: %w", opts.App, err)
+	}
+	// The app's objects, then the post-delete hooks, then the namespaces
+	// (which the hooks may need) and CRDs.
+	var late, early []Entry
+	for _, en := range stored.sorted() {
+		if StageOf(en.Ref().GroupKind()) > StageNamespaces {
+			late = append(late, en)
+		} else {
+			early = append(early, en)
+		}
+	}
+	kept := map[string][]string{}
+	res.Changes = append(res.Changes, e.deleteStages(ctx, late, opts.App, opts.DryRun, kept, opts.Events)...)
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if len(post) > 0 && opts.Wait && !opts.DryRun {
+		if err := e.waitGone(ctx, deletedRefs(res.Changes), opts.App, opts.Timeout); err != nil {
+			res.Duration = time.Since(start)
+			return res, err
+		}
+	}
+	if err := e.runDeleteHooks(ctx, post, HookPostDelete, opts, res, start); err != nil {
+		res.Duration = time.Since(start)
+		return res, err
+	}
+	res.Changes = append(res.Changes, e.deleteStages(ctx, early, opts.App, opts.DryRun, kept, opts.Events)...)
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
@@ -88,13 +123,7 @@ func (e *Engine) Delete(ctx context.Context, opts DeleteOptions) (*Result, error
 		return res, &ObjectsError{Failed: failed}
 	}
 	if opts.Wait {
-		var gone []ObjectRef
-		for _, c := range res.Changes {
-			if c.Action == ActionDelete {
-				gone = append(gone, c.Object)
-			}
-		}
-		if err := e.waitGone(ctx, gone, opts.App, opts.Timeout); err != nil {
+		if err := e.waitGone(ctx, deletedRefs(res.Changes), opts.App, opts.Timeout); err != nil {
 			res.Duration = time.Since(start)
 			return res, err
 		}
@@ -104,6 +133,76 @@ func (e *Engine) Delete(ctx context.Context, opts DeleteOptions) (*Result, error
 	}
 	res.Duration = time.Since(start)
 	return res, nil
+}
+
+func deletedRefs(changes []Change) []ObjectRef {
+	var out []ObjectRef
+	for _, c := range changes {
+		if c.Action == ActionDelete {
+			out = append(out, c.Object)
+		}
+	}
+	return out
+}
+
+// deleteHooks picks the pre-delete and post-delete hooks of opts.Hooks.
+func (e *Engine) deleteHooks(opts DeleteOptions) (pre, post []*item, err error) {
+	items, err := prepare(opts.Hooks, opts.App)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, it := range items {
+		switch {
+		case it.hook == nil:
+		case it.hook.has(HookPreDelete):
+			pre = append(pre, it)
+		case it.hook.has(HookPostDelete):
+			post = append(post, it)
+		}
+	}
+	return pre, post, nil
+}
+
+// runDeleteHooks runs the hooks of a delete event: every time, since a
+// delete happens once.
+func (e *Engine) runDeleteHooks(ctx context.Context, hooks []*item, event string, opts DeleteOptions, res *Result, start time.Time) error {
+	if len(hooks) == 0 {
+		return nil
+	}
+	e.emit(opts.Events, Event{Type: EventStage, Message: fmt.Sprintf("%s hooks (%d)", event, len(hooks)), Elapsed: time.Since(start)})
+	e.mapItems(hooks, opts.Namespace)
+	if err := checkDuplicates(hooks); err != nil {
+		return err
+	}
+	e.readLive(ctx, hooks, opts.App)
+	for _, it := range hooks {
+		if it.change.Action == ActionFail {
+			continue
+		}
+		it.change.Action, it.change.Reason = ActionCreate, event+" hook: runs"
+		it.force = true
+	}
+	var err error
+	if !opts.DryRun {
+		aopts := ApplyOptions{App: opts.App, Namespace: opts.Namespace, Timeout: opts.Timeout, Events: opts.Events}
+		err = e.runHooks(ctx, hooks, event, aopts, start)
+	}
+	for _, it := range hooks {
+		if err != nil && it.change.Action == ActionCreate && it.uid == "" {
+			it.change = Change{Object: it.ref, Stage: it.stage, Action: ActionSkip, Reason: "not run: " + err.Error()}
+		}
+	}
+	for _, it := range hooks {
+		res.Changes = append(res.Changes, it.change)
+	}
+	if err == nil {
+		for _, it := range hooks {
+			if it.change.Action == ActionFail {
+				return &ObjectsError{Failed: []Change{it.change}}
+			}
+		}
+	}
+	return err
 }
 
 // prune deletes the objects recorded in current that are not desired.
@@ -139,6 +238,12 @@ type pruneItem struct {
 // deleteEntries deletes the recorded objects that still carry the app's label,
 // stage by stage in reverse order.
 func (e *Engine) deleteEntries(ctx context.Context, entries []Entry, app string, dryRun bool, events func(Event)) []Change {
+	return e.deleteStages(ctx, entries, app, dryRun, map[string][]string{}, events)
+}
+
+// deleteStages is deleteEntries, with kept listing (by namespace) the app's
+// objects kept so far: their namespaces are kept too.
+func (e *Engine) deleteStages(ctx context.Context, entries []Entry, app string, dryRun bool, kept map[string][]string, events func(Event)) []Change {
 	byStage := make([][]*pruneItem, numStages)
 	var out []Change
 	for _, en := range entries {
@@ -164,11 +269,14 @@ func (e *Engine) deleteEntries(ctx context.Context, entries []Entry, app string,
 		}
 		e.readPruneItems(ctx, items, app)
 		parallel(ctx, e.opts.Workers, len(items), func(ctx context.Context, i int) {
-			e.deleteItem(ctx, items[i], app, dryRun, events)
+			e.deleteItem(ctx, items[i], app, dryRun, kept, events)
 		})
 		for _, it := range items {
 			if it.change.Action != "" {
 				out = append(out, it.change)
+			}
+			if it.change.Action == ActionKeep && it.uid != "" && it.ref.Namespace != "" && !isHook(it.annot) {
+				kept[it.ref.Namespace] = append(kept[it.ref.Namespace], it.ref.ShortString())
 			}
 		}
 	}
@@ -202,7 +310,7 @@ func (e *Engine) readPruneItems(ctx context.Context, items []*pruneItem, app str
 	})
 }
 
-func (e *Engine) deleteItem(ctx context.Context, it *pruneItem, app string, dryRun bool, events func(Event)) {
+func (e *Engine) deleteItem(ctx context.Context, it *pruneItem, app string, dryRun bool, kept map[string][]string, events func(Event)) {
 	if it.change.Action == ActionFail {
 		return
 	}
@@ -218,12 +326,29 @@ func (e *Engine) deleteItem(ctx context.Context, it *pruneItem, app string, dryR
 		c.Reason = fmt.Sprintf("no longer labelled %s=%s: it belongs to someone else now", LabelApp, app)
 		return
 	}
+	if why := keepReason(it.ref, it.annot); why != "" {
+		// Helm forgets such objects: so does the inventory.
+		c.Action, c.forget, c.Reason = ActionKeep, true, why
+		e.emit(events, Event{Type: EventProgress, Object: it.ref, Action: ActionKeep, Message: why})
+		return
+	}
+	if isHook(it.annot) {
+		c.Action, c.forget = ActionKeep, true
+		c.Reason = "a Helm hook: hooks are not the app's resources (their delete policy removes them), as in Helm"
+		return
+	}
 	if it.ref.GroupKind() == (schema.GroupKind{Kind: "PersistentVolumeClaim"}) && it.annot[AnnotationPrune] != PruneAllow {
 		c.Action = ActionKeep
 		c.Reason = fmt.Sprintf("a PersistentVolumeClaim keeps data: annotate it %s=%s to let berth delete it", AnnotationPrune, PruneAllow)
 		return
 	}
 	if it.ref.GroupKind() == (schema.GroupKind{Kind: "Namespace"}) {
+		if objs := kept[it.ref.Name]; len(objs) > 0 {
+			slices.Sort(objs)
+			c.Action = ActionKeep
+			c.Reason = "holds objects of the app that are kept: " + strings.Join(objs, ", ")
+			return
+		}
 		foreign, err := e.foreignObjects(ctx, it.ref.Name, app)
 		if err != nil {
 			c.Action, c.err = ActionFail, fmt.Errorf("%s: checking for objects of others before deleting it: %w", it.ref, err)

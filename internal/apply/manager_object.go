@@ -54,6 +54,11 @@ func (e *Engine) ApplyObject(ctx context.Context, obj *unstructured.Unstructured
 		return &ObjectResult{}, err
 	}
 	it := items[0]
+	if it.hook != nil {
+		// A hook runs at its events; once it ran, its delete policy or its
+		// own TTL may remove it: that is no drift.
+		return &ObjectResult{Change: Change{Object: it.ref, Stage: it.stage, Action: ActionUnchanged, Reason: "a Helm hook: not repaired"}}, nil
+	}
 	if !e.mapItems(items, opts.Namespace) {
 		return &ObjectResult{Change: it.change}, it.change.err
 	}

@@ -39,9 +39,14 @@ func (e *Engine) Plan(ctx context.Context, objs []*unstructured.Unstructured, op
 }
 
 // planItems dry-runs the items that would change and diffs them.
-func (e *Engine) planItems(ctx context.Context, st []*item, newNamespaces map[string]bool) {
+func (e *Engine) planItems(ctx context.Context, st []*item, newNamespaces map[string]bool, hooks bool) {
 	var todo []*item
 	for _, it := range st {
+		if hooks && it.change.Action == ActionCreate && it.live != nil {
+			// A hook that runs again is deleted and created anew: there is
+			// nothing to diff it with.
+			continue
+		}
 		if it.change.Action == ActionCreate && newNamespaces[it.ref.Namespace] {
 			// A dry run cannot create an object in a namespace that
 			// does not exist yet.
@@ -79,6 +84,10 @@ func (e *Engine) planItem(ctx context.Context, it *item) {
 		}
 	}
 	out, err := ri.Apply(ctx, it.ref.Name, it.obj, metav1.ApplyOptions{FieldManager: e.opts.FieldManager, Force: it.force, DryRun: []string{metav1.DryRunAll}})
+	if err != nil && isJob(it.ref) && isImmutable(err) {
+		it.change.Reason = strings.TrimPrefix(it.change.Reason+"; ", "; ") + "re-created (a Job's pod template cannot change)"
+		return
+	}
 	if err != nil {
 		it.change.Conflicts = conflicts(err)
 		it.fail(applyError(it.ref, err, it.change.Conflicts))

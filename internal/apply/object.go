@@ -1,6 +1,7 @@
 package apply
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -18,6 +19,30 @@ const (
 	AnnotationPrune = "berth.dev/prune"
 	PruneAllow      = "allow"
 )
+
+// Annotations of Helm's resource policy, which berth honours as Helm does.
+const (
+	// AnnotationResourcePolicy set to ResourcePolicyKeep on an object means
+	// that neither pruning nor Delete ever deletes it.
+	AnnotationResourcePolicy = "helm.sh/resource-policy"
+	ResourcePolicyKeep       = "keep"
+	// AnnotationChartCRD set to "true" marks a CustomResourceDefinition that
+	// came from a chart's crds/ folder: Helm never deletes those (deleting one
+	// deletes every resource of its kind), and neither does berth.
+	AnnotationChartCRD = "berth.dev/chart-crd"
+)
+
+// keepReason says why an object must never be deleted, from its annotations;
+// "" when it may be.
+func keepReason(ref ObjectRef, annotations map[string]string) string {
+	if annotations[AnnotationResourcePolicy] == ResourcePolicyKeep {
+		return "annotated " + AnnotationResourcePolicy + "=" + ResourcePolicyKeep + ": never deleted, as Helm does"
+	}
+	if isCRD(ref) && annotations[AnnotationChartCRD] == "true" {
+		return "a CustomResourceDefinition from a chart's crds/ folder: never deleted, as Helm does (deleting it would delete every resource of its kind)"
+	}
+	return ""
+}
 
 // ObjectRef identifies an object in a cluster.
 type ObjectRef struct {
@@ -123,4 +148,21 @@ func StageOf(gk schema.GroupKind) Stage {
 
 func isCRD(r ObjectRef) bool {
 	return r.Group == "apiextensions.k8s.io" && r.Kind == "CustomResourceDefinition"
+}
+
+// canonicalFields re-encodes a managedFields (FieldsV1) set with its keys in
+// one order. The API server serialises a set in its own order (list entries
+// keyed by number, such as ports 80 and 443, are not in alphabetical order),
+// while a copy decoded and encoded again has its keys sorted: hashing either
+// as it comes would see a change where there is none.
+func canonicalFields(raw []byte) []byte {
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return raw
+	}
+	out, err := json.Marshal(v)
+	if err != nil {
+		return raw
+	}
+	return out
 }

@@ -568,8 +568,7 @@ func (d *Deployer) Remove(ctx context.Context, name, namespace string, opts Opti
 	d.emit(opts, Event{Type: EventAppStarted, App: name})
 	res, err := d.engine.Delete(ctx, apply.DeleteOptions{App: name, Namespace: namespace, Wait: true, Timeout: opts.timeout(),
 		Events: d.objectEvents(opts, name, 1, 1)})
-	var noInv *apply.NoInventoryError
-	if errors.As(err, &noInv) {
+	if errors.Is(err, apply.ErrNoInventory) {
 		err = nil
 	}
 	if res != nil {
