@@ -122,7 +122,7 @@ func TestCLIAndControllerDeployTheSameWay(t *testing.T) {
 	}
 	// Remove the app, so the controller starts from nothing.
 	d := deploy.New(eng, dynamic.NewForConfigOrDie(cfg))
-	if r := d.Remove(ctx, app, app, deploy.Options{Timeout: 2 * time.Minute}); r.Err != nil {
+	if r := d.Remove(ctx, &deploy.App{Name: app, Namespace: app}, deploy.Options{Timeout: 2 * time.Minute}); r.Err != nil {
 		t.Fatalf("removing the app: %v", r.Err)
 	}
 

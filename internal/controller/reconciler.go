@@ -268,7 +268,9 @@ func (r *reconciler) removeApps(ctx context.Context, ws *berthv1.Workspace, wsKe
 			continue
 		}
 		r.drift.forget(wsKey, name)
-		res := r.deployer.Remove(ctx, name, p.Namespace, deploy.Options{Timeout: ws.Spec.Timeout.Duration})
+		// The app's objects as this process last read them, for its delete
+		// hooks (none after a restart: the commit no longer has them).
+		res := r.deployer.Remove(ctx, &deploy.App{Name: name, Namespace: p.Namespace, Objects: snap.Gone[name]}, deploy.Options{Timeout: ws.Spec.Timeout.Duration})
 		if res.Err != nil {
 			msg := fmt.Sprintf("deleting app %s (removed from the workspace at %s): %v", name, short(snap.Revision), res.Err)
 			errs = append(errs, msg)

@@ -20,6 +20,9 @@ import (
 type snapshot struct {
 	Revision string
 	Apps     []*appSpec
+	// Gone holds the objects, as this process last read them, of the apps
+	// the commit no longer has (their delete hooks run when they are removed).
+	Gone map[string][]*unstructured.Unstructured
 }
 
 // appSpec is one app of a snapshot.
@@ -78,7 +81,7 @@ func readSnapshot(commit *object.Commit, dir string, key *secrets.Key, cache *sn
 		apps[a.Name] = true
 		snap.Apps = append(snap.Apps, a)
 	}
-	cache.keep(apps)
+	snap.Gone = cache.keep(apps)
 	return snap, nil
 }
 
@@ -135,15 +138,19 @@ func (c *snapshotCache) rendered(root, rendered *object.Tree, app string, key *s
 	return objs, digest, nil
 }
 
-// keep drops the apps that are no longer in the workspace.
-func (c *snapshotCache) keep(apps map[string]bool) {
+// keep drops the apps that are no longer in the workspace, and returns
+// their objects as last read.
+func (c *snapshotCache) keep(apps map[string]bool) map[string][]*unstructured.Unstructured {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for name := range c.apps {
+	gone := map[string][]*unstructured.Unstructured{}
+	for name, hit := range c.apps {
 		if _, ok := apps[name]; !ok {
+			gone[name] = hit.objs
 			delete(c.apps, name)
 		}
 	}
+	return gone
 }
 
 func short(rev string) string {

@@ -560,14 +560,17 @@ func (d *Deployer) ForgetNamespace(name string) {
 }
 
 // Remove deletes an app that the workspace no longer has: every object of its
-// inventory, then the inventory. An app whose inventory is already gone is
-// done: there is nothing left to delete.
-func (d *Deployer) Remove(ctx context.Context, name, namespace string, opts Options) AppResult {
+// inventory, then the inventory. a.Objects are the app's objects as last
+// deployed, when the caller has them: its pre-delete and post-delete hooks
+// run around the deletion, as in Helm. An app whose inventory is already gone
+// is done: there is nothing left to delete.
+func (d *Deployer) Remove(ctx context.Context, a *App, opts Options) AppResult {
 	start := time.Now()
+	name, namespace := a.Name, a.Namespace
 	r := AppResult{App: name, Namespace: namespace, Actions: map[apply.Action]int{}}
 	d.emit(opts, Event{Type: EventAppStarted, App: name})
 	res, err := d.engine.Delete(ctx, apply.DeleteOptions{App: name, Namespace: namespace, Wait: true, Timeout: opts.timeout(),
-		Events: d.objectEvents(opts, name, 1, 1)})
+		Hooks: a.Objects, Events: d.objectEvents(opts, name, 1, 1)})
 	if errors.Is(err, apply.ErrNoInventory) {
 		err = nil
 	}

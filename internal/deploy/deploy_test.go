@@ -178,7 +178,7 @@ func TestDeployOrderGatesAndRemoval(t *testing.T) {
 
 	// Removal: base's objects go; an app never deployed is done.
 	for _, name := range []string{"base", "never-deployed"} {
-		r := d.Remove(context.Background(), name, ns, Options{Timeout: time.Minute})
+		r := d.Remove(context.Background(), &App{Name: name, Namespace: ns}, Options{Timeout: time.Minute})
 		if r.State != StateReady || r.Err != nil {
 			t.Errorf("Remove(%s) = %s, %v", name, r.State, r.Err)
 		}
@@ -199,7 +199,7 @@ func TestANamespaceTheUserMadeIsNotTheApps(t *testing.T) {
 	if r := d.DeployApp(context.Background(), app, Options{Timeout: time.Minute}); r.State != StateReady {
 		t.Fatalf("deploy: %s %v", r.State, r.Err)
 	}
-	if r := d.Remove(context.Background(), "guest", ns, Options{Timeout: time.Minute}); r.Err != nil {
+	if r := d.Remove(context.Background(), &App{Name: "guest", Namespace: ns}, Options{Timeout: time.Minute}); r.Err != nil {
 		t.Fatalf("remove: %v", r.Err)
 	}
 	got, err := testcluster.Clientset(t).CoreV1().Namespaces().Get(context.Background(), ns, metav1.GetOptions{})

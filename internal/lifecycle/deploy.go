@@ -171,7 +171,7 @@ func (e *Env) Deploy(ctx context.Context, opts DeployOptions) (*DeployResult, er
 		ForceConflicts: opts.ForceConflicts, Events: e.deployEvents()}
 	var removed []deploy.AppResult
 	for _, r := range opts.Removed {
-		rr := d.Remove(ctx, r.Name, r.Namespace, dopts)
+		rr := d.Remove(ctx, &deploy.App{Name: r.Name, Namespace: r.Namespace}, dopts)
 		removed = append(removed, rr)
 		if rr.Err != nil {
 			res := &DeployResult{Apps: removed}

@@ -63,7 +63,7 @@ func (e *Env) RemoveFromCluster(ctx context.Context, a *workspace.App, opts Unin
 	if err := cl.keep(ctx, a, opts, res); err != nil {
 		return nil, err
 	}
-	if err := d.Remove(ctx, a.Name, a.Namespace, deploy.Options{Timeout: opts.Timeout}).Err; err != nil {
+	if err := d.Remove(ctx, &deploy.App{Name: a.Name, Namespace: a.Namespace}, deploy.Options{Timeout: opts.Timeout}).Err; err != nil {
 		return res, err
 	}
 	return res, cl.delete(ctx, a, opts, res)

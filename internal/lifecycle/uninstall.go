@@ -140,7 +140,7 @@ func (e *Env) Uninstall(ctx context.Context, opts UninstallOptions) (*UninstallR
 				if err := cl.keep(ctx, a, opts, res); err != nil {
 					return err
 				}
-				if err := d.Remove(ctx, name, a.Namespace, deploy.Options{Timeout: opts.Timeout}).Err; err != nil {
+				if err := d.Remove(ctx, &deploy.App{Name: name, Namespace: a.Namespace, Objects: rendered[name]}, deploy.Options{Timeout: opts.Timeout}).Err; err != nil {
 					return err
 				}
 				return cl.delete(ctx, a, opts, res)
