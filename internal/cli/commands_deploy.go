@@ -284,7 +284,7 @@ berth.dev/prune=allow, and so are namespaces holding objects that are not the ap
 
 var pastTense = map[apply.Action]string{
 	apply.ActionCreate: "created", apply.ActionUpdate: "updated", apply.ActionDelete: "deleted",
-	apply.ActionKeep: "kept", apply.ActionFail: "failed", apply.ActionUnchanged: "unchanged",
+	apply.ActionKeep: "kept", apply.ActionFail: "failed", apply.ActionUnchanged: "unchanged", apply.ActionSkip: "skipped",
 }
 
 // printResult lists what changed (not the unchanged objects) and a summary.
@@ -311,7 +311,7 @@ func printResult(w io.Writer, res *apply.Result, verb string) {
 
 func summary(res *apply.Result) string {
 	var parts []string
-	for _, a := range []apply.Action{apply.ActionCreate, apply.ActionUpdate, apply.ActionUnchanged, apply.ActionDelete, apply.ActionKeep, apply.ActionFail} {
+	for _, a := range []apply.Action{apply.ActionCreate, apply.ActionUpdate, apply.ActionUnchanged, apply.ActionDelete, apply.ActionKeep, apply.ActionSkip, apply.ActionFail} {
 		if n := res.Count(a); n > 0 || a == apply.ActionFail {
 			parts = append(parts, fmt.Sprintf("%d %s", n, pastTense[a]))
 		}
@@ -320,7 +320,7 @@ func summary(res *apply.Result) string {
 }
 
 var planMark = map[apply.Action]string{
-	apply.ActionCreate: "+", apply.ActionUpdate: "~", apply.ActionDelete: "-", apply.ActionKeep: "=", apply.ActionFail: "!",
+	apply.ActionCreate: "+", apply.ActionUpdate: "~", apply.ActionDelete: "-", apply.ActionKeep: "=", apply.ActionFail: "!", apply.ActionSkip: "_",
 }
 
 // printPlan shows each change with its diff, indented.

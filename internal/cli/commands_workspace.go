@@ -457,7 +457,7 @@ func explainDeploy(err error) error {
 
 func actions(m map[apply.Action]int) string {
 	var parts []string
-	for _, a := range []apply.Action{apply.ActionCreate, apply.ActionUpdate, apply.ActionDelete, apply.ActionUnchanged, apply.ActionKeep, apply.ActionFail} {
+	for _, a := range []apply.Action{apply.ActionCreate, apply.ActionUpdate, apply.ActionDelete, apply.ActionUnchanged, apply.ActionKeep, apply.ActionSkip, apply.ActionFail} {
 		if m[a] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", m[a], a))
 		}

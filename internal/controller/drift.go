@@ -134,6 +134,9 @@ func (d *driftRepairer) track(ctx context.Context, ws, app, namespace string, ob
 	next := map[string]*tracked{}
 	gvrs := map[schema.GroupVersionResource]bool{}
 	for _, o := range objs {
+		if apply.IsHook(o) {
+			continue // a hook runs at its events, and may delete itself
+		}
 		gvk := o.GroupVersionKind()
 		m, err := d.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 		if err != nil {

@@ -361,17 +361,33 @@ func (d *Deployer) deployPhases(ctx context.Context, a *App, opts Options, r *Ap
 		phases = [][]*unstructured.Unstructured{nil} // nothing rendered: prune what is left
 	}
 	r.Phases = len(phases)
+	// Install or upgrade is decided once, before the first phase writes the
+	// inventory: it says which Helm hooks run in every phase.
+	installed, err := d.engine.Installed(ctx, a.Name, a.Namespace)
+	if err != nil {
+		return StateError, err
+	}
+	op := apply.OperationInstall
+	if installed {
+		op = apply.OperationUpgrade
+	}
 	changes := map[string]apply.Change{}
 	defer func() { r.Changes, r.Actions = summarize(changes) }()
+	hooks := map[string]bool{}
+	for _, o := range objs {
+		if apply.IsHook(o) {
+			hooks[hookKey(apply.RefOf(o))] = true
+		}
+	}
 	var set []*unstructured.Unstructured
 	for i, ph := range phases {
 		set = append(set, ph...)
 		last := i == len(phases)-1
 		res, err := d.engine.Apply(ctx, set, apply.ApplyOptions{
-			App: a.Name, Namespace: a.Namespace, Prune: last, ForceConflicts: opts.ForceConflicts,
+			App: a.Name, Namespace: a.Namespace, Prune: last, ForceConflicts: opts.ForceConflicts, Operation: op,
 			Timeout: opts.timeout(), Events: d.objectEvents(opts, a.Name, i+1, len(phases)),
 		})
-		refs := record(changes, res)
+		refs := record(changes, res, hooks)
 		if err != nil {
 			return classify(err), fmt.Errorf("phase %d of %d: %w", i+1, len(phases), err)
 		}
@@ -405,8 +421,10 @@ func (d *Deployer) objectEvents(opts Options, app string, phase, phases int) fun
 }
 
 // record keeps each object's first action that is not "unchanged" (later
-// phases re-apply earlier ones unchanged) and returns the refs to wait for.
-func record(changes map[string]apply.Change, res *apply.Result) []apply.ObjectRef {
+// phases re-apply earlier ones unchanged) and returns the refs to wait for:
+// not the hooks, which the engine runs to completion itself (and which may be
+// gone after success, or not run at this operation).
+func record(changes map[string]apply.Change, res *apply.Result, hooks map[string]bool) []apply.ObjectRef {
 	if res == nil {
 		return nil
 	}
@@ -416,12 +434,14 @@ func record(changes map[string]apply.Change, res *apply.Result) []apply.ObjectRe
 		if prev, ok := changes[k]; !ok || prev.Action == apply.ActionUnchanged || c.Action == apply.ActionFail || c.Action == apply.ActionDelete {
 			changes[k] = c
 		}
-		if c.Action != apply.ActionDelete && c.Action != apply.ActionKeep && c.Action != apply.ActionFail {
+		if c.Action != apply.ActionDelete && c.Action != apply.ActionKeep && c.Action != apply.ActionFail && c.Action != apply.ActionSkip && !hooks[hookKey(c.Object)] {
 			refs = append(refs, c.Object)
 		}
 	}
 	return refs
 }
+
+func hookKey(r apply.ObjectRef) string { return r.Group + "/" + r.Kind + "/" + r.Name }
 
 func summarize(changes map[string]apply.Change) ([]apply.Change, map[apply.Action]int) {
 	out := make([]apply.Change, 0, len(changes))
