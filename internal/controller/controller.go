@@ -15,9 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/dynamic"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -140,7 +138,13 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 		// sync of a thousand apps; the API server's fairness is the limit.
 		cfg.QPS, cfg.Burst = 200, 400
 	}
-	engine, err := apply.NewEngine(cfg, apply.DefaultOptions())
+	// One set of clients, one discovery cache and one REST mapper for the
+	// engine, the deploy library and the drift repairer.
+	clients, err := apply.NewClients(cfg, apply.DefaultOptions())
+	if err != nil {
+		return nil, err
+	}
+	engine, err := apply.NewEngineForClients(*clients, apply.DefaultOptions())
 	if err != nil {
 		return nil, err
 	}
@@ -177,21 +181,13 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating the controller manager: %w", err)
 	}
-	md, err := metadata.NewForConfig(cfg)
-	if err != nil {
-		return nil, err
-	}
 	m := newMetrics(opts.Registry)
-	drift := newDriftRepairer(engine, md, mgr.GetRESTMapper(), opts.Logger.WithName("drift"), m)
+	drift := newDriftRepairer(engine, clients.Metadata, mgr.GetRESTMapper(), opts.Logger.WithName("drift"), m)
 	if err := mgr.Add(drift); err != nil {
 		return nil, err
 	}
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return nil, err
-	}
 	rec := &reconciler{
-		client: mgr.GetClient(), engine: engine, deployer: deploy.New(engine, dyn), drift: drift, metrics: m, opts: opts,
+		client: mgr.GetClient(), engine: engine, deployer: deploy.New(engine, clients.Dynamic), drift: drift, metrics: m, opts: opts,
 		recorder:   mgr.GetEventRecorderFor("berth-controller"),
 		fullSynced: map[types.NamespacedName]bool{},
 		snapshots:  map[types.NamespacedName]*snapshotCache{},

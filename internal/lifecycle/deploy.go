@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 
 	"berth.dev/berth/internal/apply"
@@ -120,15 +119,15 @@ func (e *Env) deployer() (*deploy.Deployer, error) {
 	if err != nil {
 		return nil, err
 	}
-	eng, err := apply.NewEngine(cfg, apply.DefaultOptions())
+	clients, err := apply.NewClients(cfg, apply.DefaultOptions())
 	if err != nil {
 		return nil, err
 	}
-	dyn, err := dynamic.NewForConfig(cfg)
+	eng, err := apply.NewEngineForClients(*clients, apply.DefaultOptions())
 	if err != nil {
 		return nil, err
 	}
-	return deploy.New(eng, dyn), nil
+	return deploy.New(eng, clients.Dynamic), nil
 }
 
 // Deploy brings the cluster to the workspace's HEAD commit. When a controller
