@@ -361,7 +361,7 @@ func (e *Engine) waitRun(ctx context.Context, it *item, applied *unstructured.Un
 				}
 				rv = got.GetResourceVersion()
 				if st := runState(got); st.Status != health.InProgress {
-					return runResult(it, st)
+					return e.hookDone(it, st, opts, start)
 				}
 				break
 			}
@@ -379,7 +379,7 @@ func (e *Engine) waitRun(ctx context.Context, it *item, applied *unstructured.Un
 			}
 			st := runState(obj)
 			if st.Status != health.InProgress {
-				return runResult(it, st)
+				return e.hookDone(it, st, opts, start)
 			}
 			if st != last {
 				last = st
@@ -395,6 +395,14 @@ func (e *Engine) waitRun(ctx context.Context, it *item, applied *unstructured.Un
 		return ctx.Err()
 	}
 	return fmt.Errorf("%s: hook did not complete within %s: %s", it.ref, opts.Timeout, last.Message)
+}
+
+// hookDone reports a hook that finished, as succeeded (EventReady) or not.
+func (e *Engine) hookDone(it *item, st health.Result, opts ApplyOptions, start time.Time) error {
+	if st.Status == health.Current {
+		e.emit(opts.Events, Event{Type: EventReady, Object: it.ref, Message: "succeeded", Elapsed: time.Since(start)})
+	}
+	return runResult(it, st)
 }
 
 func runResult(it *item, st health.Result) error {

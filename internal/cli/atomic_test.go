@@ -5,16 +5,21 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"berth.dev/berth/internal/testcluster"
 )
 
-// TestFailedConfigIsUndoneInOneStep: a configuration the cluster refuses (the
-// storage class of a StatefulSet's claim template cannot change) leaves the
+// TestFailedConfigIsUndoneInOneStep: a configuration the API server accepts
+// but the cluster cannot run (a memory limit over the namespace's quota, so
+// the new pod is refused and the StatefulSet never becomes ready) leaves the
 // commit and names the undo; with --atomic berth reverts it with a new commit
-// and deploys the previous state again.
+// and deploys the previous state again. (A change the API server itself
+// refuses is never committed: see the preflight tests.)
 func TestFailedConfigIsUndoneInOneStep(t *testing.T) {
 	cryptoEnv(t)
 	kc := kubeconfig(t)
@@ -27,8 +32,9 @@ func TestFailedConfigIsUndoneInOneStep(t *testing.T) {
 	})
 	mustBerth(t, home, "install", "redis", "--name", name, "-n", name, "--yes", "-C", ws, "--timeout", "2m")
 	installed := strings.TrimSpace(git(t, ws, "rev-parse", "HEAD"))
+	quota(t, name, "300Mi")
 
-	r := berth(t, home, "config", name, "--set", "storageClass=nope", "-C", ws, "--timeout", "2m")
+	r := berth(t, home, "config", name, "--set", "maxMemory=512Mi", "-C", ws, "--timeout", "15s")
 	if r.code == 0 {
 		t.Fatalf("a configuration the cluster refuses deployed:\n%s", r.out)
 	}
@@ -40,12 +46,12 @@ func TestFailedConfigIsUndoneInOneStep(t *testing.T) {
 	}
 	// The named undo works in one step.
 	mustBerth(t, home, "rollback", name, "-C", ws, "--timeout", "2m")
-	if strings.Contains(read(t, ws, "apps/"+name+"/app.yaml"), "nope") {
+	if strings.Contains(read(t, ws, "apps/"+name+"/app.yaml"), "512Mi") {
 		t.Error("rollback left the refused configuration")
 	}
 
 	before := strings.TrimSpace(git(t, ws, "rev-parse", "HEAD"))
-	r = berth(t, home, "config", name, "--set", "storageClass=nope", "--atomic", "-C", ws, "--timeout", "2m")
+	r = berth(t, home, "config", name, "--set", "maxMemory=512Mi", "--atomic", "-C", ws, "--timeout", "15s")
 	if r.code == 0 || !strings.Contains(r.err, "--atomic reverted the change") || !strings.Contains(r.err, "deployed the previous state again") {
 		t.Fatalf("config --atomic: exit %d\n%s", r.code, r.err)
 	}
@@ -53,11 +59,31 @@ func TestFailedConfigIsUndoneInOneStep(t *testing.T) {
 	if len(log) != 2 || !strings.HasPrefix(log[0], "Revert \"configure "+name) || !strings.HasPrefix(log[1], "configure "+name) {
 		t.Errorf("commits after --atomic: %q, want the change and its revert", log)
 	}
-	if strings.Contains(read(t, ws, "apps/"+name+"/app.yaml"), "nope") {
+	if strings.Contains(read(t, ws, "apps/"+name+"/app.yaml"), "512Mi") {
 		t.Error("--atomic left the refused configuration in app.yaml")
 	}
 	git(t, ws, "merge-base", "--is-ancestor", installed, "HEAD") // fails the test when history was rewritten
 	if st := git(t, ws, "status", "--porcelain"); st != "" {
 		t.Errorf("the workspace is dirty after --atomic:\n%s", st)
 	}
+}
+
+// quota limits the memory of the pods of namespace ns, and waits until the
+// quota controller has computed its use (admission refuses every pod before).
+func quota(t *testing.T, ns, memory string) {
+	t.Helper()
+	cs := testcluster.Clientset(t)
+	q := &corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{Name: "memory"},
+		Spec: corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{corev1.ResourceLimitsMemory: resource.MustParse(memory)}}}
+	if _, err := cs.CoreV1().ResourceQuotas(ns).Create(context.Background(), q, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testcluster.WaitFor(t, time.Minute, func(ctx context.Context) (bool, string, error) {
+		got, err := cs.CoreV1().ResourceQuotas(ns).Get(ctx, "memory", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		_, ok := got.Status.Hard[corev1.ResourceLimitsMemory]
+		return ok, "quota status not computed yet", nil
+	})
 }

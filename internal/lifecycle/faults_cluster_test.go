@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"strconv"
 	"syscall"
 	"testing"
@@ -132,11 +131,7 @@ func TestKilledCommandsConvergeOnTheCluster(t *testing.T) {
 	}
 	t.Logf("seed %d (rerun with BERTH_TEST_SEED=%d)", seed, seed)
 	rng := rand.New(rand.NewPCG(uint64(seed), 2))
-	c := &cliWorkspace{t: t, bin: testcluster.BerthBinary(t), home: t.TempDir()}
-	c.root = filepath.Join(t.TempDir(), "ws")
-	if out, err := c.command(nil, "init", c.root, "--kubeconfig", testcluster.Kubeconfig(t)).CombinedOutput(); err != nil {
-		t.Fatalf("berth init: %v\n%s", err, out)
-	}
+	c := newCLIWorkspace(t, "--kubeconfig", testcluster.Kubeconfig(t))
 	app := testcluster.UniqueName(t, 20)
 	t.Cleanup(func() {
 		_ = testcluster.Clientset(t).CoreV1().Namespaces().Delete(context.Background(), app, metav1.DeleteOptions{})

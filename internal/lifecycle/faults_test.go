@@ -32,11 +32,11 @@ type cliWorkspace struct {
 	checked map[string]bool
 }
 
-func newCLIWorkspace(t *testing.T) *cliWorkspace {
+func newCLIWorkspace(t *testing.T, initArgs ...string) *cliWorkspace {
 	t.Helper()
 	c := &cliWorkspace{t: t, bin: testcluster.BerthBinary(t), home: t.TempDir(), checked: map[string]bool{}}
 	c.root = filepath.Join(t.TempDir(), "ws")
-	if out, err := c.command(nil, "init", c.root).CombinedOutput(); err != nil {
+	if out, err := c.command(nil, append([]string{"init", c.root}, initArgs...)...).CombinedOutput(); err != nil {
 		t.Fatalf("berth init: %v\n%s", err, out)
 	}
 	return c
