@@ -2,24 +2,23 @@ package render
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"path"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"text/template"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 	"helm.sh/helm/v4/pkg/chart/common"
 	chartutil "helm.sh/helm/v4/pkg/chart/common/util"
-	"helm.sh/helm/v4/pkg/chart/loader/archive"
 	chart "helm.sh/helm/v4/pkg/chart/v2"
-	"helm.sh/helm/v4/pkg/chart/v2/loader"
+	chartv2util "helm.sh/helm/v4/pkg/chart/v2/util"
 	"helm.sh/helm/v4/pkg/engine"
 	releasev1 "helm.sh/helm/v4/pkg/release/v1"
 	releaseutil "helm.sh/helm/v4/pkg/release/v1/util"
@@ -93,6 +92,20 @@ type Input struct {
 	// repositories, by chart name (see catalog.FetchChart); each must match
 	// the digest the package pins.
 	Charts map[string][]byte
+	// Seed is the app's secret seed: with it, the random functions chart
+	// templates call (randAlphaNum, uuidv4, genPrivateKey, genCA,
+	// genSignedCert...) derive their values from it, the app and the chart,
+	// so the same inputs render the same bytes. Without it they are random,
+	// as in helm.
+	Seed []byte
+	// CertEpoch is when certificates that chart templates generate start
+	// being valid; DefaultCertEpoch when zero.
+	CertEpoch time.Time
+	// APIVersions are the API versions (group/version and
+	// group/version/kind) charts see in .Capabilities.APIVersions, such as
+	// those the target cluster serves; the built-in ones when empty. The
+	// versions of the chart's own CRDs are always added.
+	APIVersions []string
 }
 
 // Object is one rendered Kubernetes object.
@@ -120,6 +133,9 @@ type Result struct {
 	Outputs map[string]string
 	// Skipped lists hooks berth does not run (test, delete and rollback hooks).
 	Skipped []string
+	// Notes is the rendered NOTES.txt of the package's charts (not of their
+	// subcharts), for callers to show; empty when they have none.
+	Notes string
 }
 
 // Render renders one package. Errors name the chart and file at fault.
@@ -148,12 +164,18 @@ func Render(in Input) (*Result, error) {
 
 	var objs []Object
 	for _, c := range in.Package.Charts {
-		got, skipped, err := renderChart(in, c, data, kv)
+		got, err := renderChart(in, c, data, kv)
 		if err != nil {
 			return nil, err
 		}
-		objs = append(objs, got...)
-		res.Skipped = append(res.Skipped, skipped...)
+		objs = append(objs, got.objects...)
+		res.Skipped = append(res.Skipped, got.skipped...)
+		if got.notes != "" {
+			if res.Notes != "" {
+				res.Notes += "\n"
+			}
+			res.Notes += got.notes
+		}
 	}
 	for _, m := range in.Package.Manifests {
 		b, err := fs.ReadFile(in.Files, m)
@@ -228,7 +250,14 @@ func execute(name, text string, data TemplateData) (string, error) {
 	return b.String(), nil
 }
 
-func renderChart(in Input, c pkgspec.Chart, data TemplateData, kv *common.KubeVersion) ([]Object, []string, error) {
+// chartResult is one rendered chart.
+type chartResult struct {
+	objects []Object
+	skipped []string
+	notes   string
+}
+
+func renderChart(in Input, c pkgspec.Chart, data TemplateData, kv *common.KubeVersion) (*chartResult, error) {
 	name := c.ChartName()
 	where := fmt.Sprintf("%s: chart %s", in.Package.File, name)
 	var ch *chart.Chart
@@ -239,80 +268,67 @@ func renderChart(in Input, c pkgspec.Chart, data TemplateData, kv *common.KubeVe
 		ch, err = loadArchive(in.Charts[name], c)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", where, err)
+		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	vals := map[string]any{}
 	if c.Values != "" {
 		text, err := fs.ReadFile(in.Files, c.Values)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s: values template: %w", where, err)
+			return nil, fmt.Errorf("%s: values template: %w", where, err)
 		}
 		out, err := execute(c.Values, string(text), data)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s: values template %w", where, err)
+			return nil, fmt.Errorf("%s: values template %w", where, err)
 		}
 		if err := yaml.Unmarshal([]byte(out), &vals); err != nil {
-			return nil, nil, fmt.Errorf("%s: values template %s does not produce YAML: %w", where, c.Values, err)
+			return nil, fmt.Errorf("%s: values template %s does not produce YAML: %w", where, c.Values, err)
 		}
 		if vals == nil {
 			vals = map[string]any{}
 		}
 	}
-	caps := &common.Capabilities{
-		KubeVersion: *kv,
-		APIVersions: append(slices.Clone(common.DefaultVersionSet), crdVersions(ch)...),
-		HelmVersion: common.DefaultCapabilities.HelmVersion,
-	}
-	if ch.Metadata.KubeVersion != "" && !chartutilCompatible(ch.Metadata.KubeVersion, kv.Version) {
-		return nil, nil, fmt.Errorf("%s: the chart needs Kubernetes %s, not %s", where, ch.Metadata.KubeVersion, kv.Version)
-	}
-	opts := common.ReleaseOptions{Name: in.App, Namespace: in.Namespace, Revision: 1, IsInstall: true}
-	rv, err := chartutil.ToRenderValuesWithSchemaValidation(ch, vals, opts, caps, false)
+	files, notes, err := renderHelm(ch, vals, helmOptions{
+		release: common.ReleaseOptions{Name: in.App, Namespace: in.Namespace, Revision: 1, IsInstall: true},
+		kube:    kv, apiVersions: in.APIVersions, seed: in.Seed, scope: in.Namespace + "/" + in.App + "/" + name, epoch: in.CertEpoch,
+	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: the values do not fit the chart: %w", where, err)
-	}
-	files, err := engine.Engine{}.Render(ch, rv)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", where, err)
-	}
-	for k := range files {
-		if strings.HasSuffix(k, "NOTES.txt") {
-			delete(files, k)
-		}
+		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	hooks, manifests, err := releaseutil.SortManifests(files, nil, releaseutil.InstallOrder)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: rendered an invalid manifest: %w", where, err)
+		return nil, fmt.Errorf("%s: rendered an invalid manifest: %w", where, err)
 	}
-	var objs []Object
+	res := &chartResult{notes: notes}
+	// Helm writes every manifest and CRD followed by a newline (and
+	// SortManifests trims them), so a block scalar at the end of a template
+	// keeps its final line break: decode what helm would apply.
 	for _, crd := range ch.CRDObjects() {
-		got, err := decodeObjects(crd.Filename, crd.File.Data)
+		got, err := decodeObjects(crd.Filename, append(crd.File.Data[:len(crd.File.Data):len(crd.File.Data)], '\n'))
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		for _, o := range got {
-			objs = append(objs, Object{Stage: StageCRDs, Source: crd.Filename, Object: o})
+			res.objects = append(res.objects, Object{Stage: StageCRDs, Source: crd.Filename, Object: o})
 		}
 	}
 	for _, m := range manifests {
-		got, err := decodeObjects(m.Name, []byte(m.Content))
+		got, err := decodeObjects(m.Name, []byte(m.Content+"\n"))
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		for _, o := range got {
-			objs = append(objs, Object{Stage: StageMain, Source: m.Name, Object: o})
+			res.objects = append(res.objects, Object{Stage: StageMain, Source: m.Name, Object: o})
 		}
 	}
-	var skipped []string
 	for _, h := range hooks {
 		stage, events := hookStage(h.Events)
 		if stage == "" {
-			skipped = append(skipped, fmt.Sprintf("%s %s (%s hook)", h.Kind, h.Name, joinEvents(h.Events)))
+			res.skipped = append(res.skipped, fmt.Sprintf("%s %s (%s hook)", h.Kind, h.Name, joinEvents(h.Events)))
 			continue
 		}
-		got, err := decodeObjects(h.Path, []byte(h.Manifest))
+		got, err := decodeObjects(h.Path, []byte(h.Manifest+"\n"))
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		for _, o := range got {
 			ann := o.GetAnnotations()
@@ -325,11 +341,69 @@ func renderChart(in Input, c pkgspec.Chart, data TemplateData, kv *common.KubeVe
 			ann[AnnotationStage] = string(stage)
 			ann[AnnotationHookEvents] = events
 			o.SetAnnotations(ann)
-			objs = append(objs, Object{Stage: stage, Weight: h.Weight, Source: h.Path, Object: o})
+			res.objects = append(res.objects, Object{Stage: stage, Weight: h.Weight, Source: h.Path, Object: o})
 		}
 	}
-	sort.Strings(skipped)
-	return objs, skipped, nil
+	sort.Strings(res.skipped)
+	return res, nil
+}
+
+// helmOptions are what renderHelm needs besides the chart and values.
+type helmOptions struct {
+	release     common.ReleaseOptions
+	kube        *common.KubeVersion
+	apiVersions []string
+	seed        []byte
+	scope       string
+	epoch       time.Time
+}
+
+// renderHelm renders a chart as helm install (and helm template) does: it
+// refuses missing dependencies, drops the subcharts that conditions and tags
+// disable, imports values, validates against the schema and runs the engine.
+// It returns the rendered files without NOTES.txt, and the top chart's notes.
+// The chart's dependencies are changed in place.
+func renderHelm(ch *chart.Chart, vals map[string]any, o helmOptions) (map[string]string, string, error) {
+	if err := checkDependencies(ch); err != nil {
+		return nil, "", err
+	}
+	if ch.Metadata.KubeVersion != "" && !chartutilCompatible(ch.Metadata.KubeVersion, o.kube.Version) {
+		return nil, "", fmt.Errorf("the chart needs Kubernetes %s, not %s", ch.Metadata.KubeVersion, o.kube.Version)
+	}
+	if err := chartv2util.ProcessDependencies(ch, vals); err != nil {
+		return nil, "", fmt.Errorf("processing the chart's dependencies: %w", err)
+	}
+	versions := common.DefaultVersionSet
+	if len(o.apiVersions) > 0 {
+		versions = common.VersionSet(o.apiVersions)
+	}
+	caps := &common.Capabilities{
+		KubeVersion: *o.kube,
+		APIVersions: append(slices.Clone(versions), crdVersions(ch)...),
+		HelmVersion: common.DefaultCapabilities.HelmVersion,
+	}
+	rv, err := chartutil.ToRenderValuesWithSchemaValidation(ch, vals, o.release, caps, false)
+	if err != nil {
+		return nil, "", fmt.Errorf("the values do not fit the chart: %w", err)
+	}
+	e := engine.Engine{}
+	if o.seed != nil {
+		e.CustomTemplateFuncs = newSeeded(o.seed, o.scope, o.epoch).funcs()
+	}
+	files, err := e.Render(ch, rv)
+	if err != nil {
+		return nil, "", err
+	}
+	notes := ""
+	for k, v := range files {
+		if strings.HasSuffix(k, "NOTES.txt") {
+			if k == path.Join(ch.Name(), "templates", "NOTES.txt") {
+				notes = v
+			}
+			delete(files, k)
+		}
+	}
+	return files, notes, nil
 }
 
 func joinEvents(evs []releasev1.HookEvent) string {
@@ -361,10 +435,6 @@ func hookStage(evs []releasev1.HookEvent) (Stage, string) {
 	return stage, joinEvents(keep)
 }
 
-func chartutilCompatible(constraint, version string) bool {
-	return chartv2utilIsCompatibleRange(constraint, version)
-}
-
 // crdVersions lists the group/versions and group/version/kinds the chart's
 // crds/ define, so templates that test .Capabilities.APIVersions see them.
 func crdVersions(ch *chart.Chart) []string {
@@ -388,54 +458,6 @@ func crdVersions(ch *chart.Chart) []string {
 		}
 	}
 	return out
-}
-
-// loadChart loads the chart in dir of fsys, honouring nothing but the files:
-// the same files always give the same chart.
-func loadChart(fsys fs.FS, dir string) (*chart.Chart, error) {
-	var files []*archive.BufferedFile
-	err := fs.WalkDir(fsys, dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			return nil
-		}
-		b, err := fs.ReadFile(fsys, p)
-		if err != nil {
-			return err
-		}
-		rel := strings.TrimPrefix(strings.TrimPrefix(p, dir), "/")
-		if rel == ".helmignore" {
-			return nil
-		}
-		files = append(files, &archive.BufferedFile{Name: rel, Data: b})
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return loader.LoadFiles(files)
-}
-
-// loadArchive loads a chart from a repository's archive after checking it is
-// the archive the package pins.
-func loadArchive(b []byte, c pkgspec.Chart) (*chart.Chart, error) {
-	if b == nil {
-		return nil, fmt.Errorf("the archive of %s %s from %s was not fetched", c.Chart, c.Version, c.Repo)
-	}
-	sum := sha256.Sum256(b)
-	if got := "sha256:" + hex.EncodeToString(sum[:]); got != c.Digest {
-		return nil, fmt.Errorf("the archive of %s %s has digest %s, but the package pins %s", c.Chart, c.Version, got, c.Digest)
-	}
-	ch, err := loader.LoadArchive(bytes.NewReader(b))
-	if err != nil {
-		return nil, err
-	}
-	if ch.Metadata.Version != c.Version {
-		return nil, fmt.Errorf("the archive holds %s %s, not version %s", ch.Metadata.Name, ch.Metadata.Version, c.Version)
-	}
-	return ch, nil
 }
 
 // decodeObjects parses a multi-document YAML file into objects.
