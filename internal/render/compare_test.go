@@ -15,8 +15,8 @@ import (
 
 	"github.com/Masterminds/semver/v3"
 	"github.com/google/go-cmp/cmp"
-	"helm.sh/helm/v4/pkg/chart/loader/archive"
 	"go.yaml.in/yaml/v3"
+	"helm.sh/helm/v4/pkg/chart/loader/archive"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"berth.dev/berth/internal/catalog"
@@ -151,7 +151,7 @@ func renderMirrorChart(t testing.TB, c mirrorChart, archiveBytes []byte, values 
 	}
 	files := fstest.MapFS{
 		"package.yaml": {Data: fmt.Appendf(nil, "apiVersion: berth.dev/v1alpha1\nkind: Package\nname: %s\nversion: 1.0.0\ndescription: d\ncharts:\n  - {repo: https://charts.example.com, chart: %s, version: %q, digest: %q, values: values.yaml}\n", c.name, c.name, c.version, c.digest)},
-		"values.yaml": {Data: vals},
+		"values.yaml":  {Data: vals},
 	}
 	if _, err := semver.StrictNewVersion(c.version); err != nil {
 		// A package pins repository charts by exact versions, which
@@ -368,4 +368,3 @@ func maskValue(prefix string, v any, random map[string]bool) any {
 	}
 	return v
 }
-
