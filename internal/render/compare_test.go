@@ -225,6 +225,13 @@ func TestCompareWithHelm(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			ref, err := decodeObjectsReference("helm template", out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(ref, objs); diff != "" {
+				t.Errorf("decodeObjects differs from the JSON round trip (-round trip +decodeObjects):\n%s", diff)
+			}
 			var fromHelm []Object
 			for _, o := range objs {
 				if runsAsHook(o) {
@@ -367,4 +374,8 @@ func maskValue(prefix string, v any, random map[string]bool) any {
 		}
 	}
 	return v
+}
+
+func digestHex(b []byte) string {
+	return strings.TrimPrefix(catalog.Digest(b), "sha256:")
 }

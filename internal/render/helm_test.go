@@ -205,3 +205,46 @@ func TestRenderRandomIsSeeded(t *testing.T) {
 		}
 	}
 }
+
+func TestDecodeObjectsAsJSON(t *testing.T) {
+	doc := `apiVersion: v1
+kind: ConfigMap
+metadata: {name: types, annotations: {when: 2024-01-01, at: 2001-12-14t21:59:43.10-05:00}}
+data:
+  int: 3
+  big: 12345678901234567890
+  negative: -7
+  float: 1.5
+  exp: 1e3
+  hex: 0x10
+  octal: 0o17
+  yes: yes
+  on: on
+  nothing: null
+  empty:
+  bin: !!binary aGVsbG8=
+  list: [1, "2", 3.0, true, ~]
+  merged:
+    <<: {a: 1}
+    b: 2
+`
+	got, err := decodeObjects("doc", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := decodeObjectsReference("doc", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("decodeObjects differs from the JSON round trip (-round trip +decodeObjects):\n%s", diff)
+	}
+	for _, bad := range []string{"apiVersion: v1\nkind: K\nmetadata: {name: x}\nspec: {1: a}\n", "apiVersion: v1\nkind: K\nmetadata: {name: x}\nspec: {a: .inf}\n"} {
+		if _, err := decodeObjects("bad.yaml", []byte(bad)); err == nil || !strings.Contains(err.Error(), "bad.yaml: document 1") {
+			t.Errorf("decodeObjects(%q) error = %v; the round trip refuses it", bad, err)
+		}
+		if _, err := decodeObjectsReference("bad.yaml", []byte(bad)); err == nil {
+			t.Errorf("the reference takes %q", bad)
+		}
+	}
+}

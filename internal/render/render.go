@@ -287,30 +287,21 @@ func renderChart(in Input, c pkgspec.Chart, data TemplateData, kv *common.KubeVe
 			vals = map[string]any{}
 		}
 	}
-	files, notes, err := renderHelm(ch, vals, helmOptions{
+	out, err := renderHelm(ch, vals, helmOptions{
 		release: common.ReleaseOptions{Name: in.App, Namespace: in.Namespace, Revision: 1, IsInstall: true},
 		kube:    kv, apiVersions: in.APIVersions, seed: in.Seed, scope: in.Namespace + "/" + in.App + "/" + name, epoch: in.CertEpoch,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
-	hooks, manifests, err := releaseutil.SortManifests(files, nil, releaseutil.InstallOrder)
+	hooks, manifests, err := releaseutil.SortManifests(out.files, nil, releaseutil.InstallOrder)
 	if err != nil {
 		return nil, fmt.Errorf("%s: rendered an invalid manifest: %w", where, err)
 	}
-	res := &chartResult{notes: notes}
-	// Helm writes every manifest and CRD followed by a newline (and
-	// SortManifests trims them), so a block scalar at the end of a template
-	// keeps its final line break: decode what helm would apply.
-	for _, crd := range ch.CRDObjects() {
-		got, err := decodeObjects(crd.Filename, append(crd.File.Data[:len(crd.File.Data):len(crd.File.Data)], '\n'))
-		if err != nil {
-			return nil, err
-		}
-		for _, o := range got {
-			res.objects = append(res.objects, Object{Stage: StageCRDs, Source: crd.Filename, Object: o})
-		}
-	}
+	res := &chartResult{notes: out.notes, objects: out.crds}
+	// Helm writes every manifest followed by a newline (and SortManifests
+	// trims them), so a block scalar at the end of a template keeps its
+	// final line break: decode what helm would apply.
 	for _, m := range manifests {
 		got, err := decodeObjects(m.Name, []byte(m.Content+"\n"))
 		if err != nil {
@@ -358,20 +349,41 @@ type helmOptions struct {
 	epoch       time.Time
 }
 
+// helmOutput is a chart rendered by helm's engine.
+type helmOutput struct {
+	// files are the rendered templates, without NOTES.txt.
+	files map[string]string
+	// notes is the top chart's rendered NOTES.txt.
+	notes string
+	// crds are the objects of the crds/ folders of the chart and its enabled
+	// subcharts.
+	crds []Object
+}
+
 // renderHelm renders a chart as helm install (and helm template) does: it
 // refuses missing dependencies, drops the subcharts that conditions and tags
 // disable, imports values, validates against the schema and runs the engine.
-// It returns the rendered files without NOTES.txt, and the top chart's notes.
 // The chart's dependencies are changed in place.
-func renderHelm(ch *chart.Chart, vals map[string]any, o helmOptions) (map[string]string, string, error) {
+func renderHelm(ch *chart.Chart, vals map[string]any, o helmOptions) (*helmOutput, error) {
 	if err := checkDependencies(ch); err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	if ch.Metadata.KubeVersion != "" && !chartutilCompatible(ch.Metadata.KubeVersion, o.kube.Version) {
-		return nil, "", fmt.Errorf("the chart needs Kubernetes %s, not %s", ch.Metadata.KubeVersion, o.kube.Version)
+		return nil, fmt.Errorf("the chart needs Kubernetes %s, not %s", ch.Metadata.KubeVersion, o.kube.Version)
 	}
 	if err := chartv2util.ProcessDependencies(ch, vals); err != nil {
-		return nil, "", fmt.Errorf("processing the chart's dependencies: %w", err)
+		return nil, fmt.Errorf("processing the chart's dependencies: %w", err)
+	}
+	out := &helmOutput{}
+	for _, crd := range ch.CRDObjects() {
+		// Helm writes CRDs followed by a newline too.
+		got, err := decodeObjects(crd.Filename, append(crd.File.Data[:len(crd.File.Data):len(crd.File.Data)], '\n'))
+		if err != nil {
+			return nil, err
+		}
+		for _, obj := range got {
+			out.crds = append(out.crds, Object{Stage: StageCRDs, Source: crd.Filename, Object: obj})
+		}
 	}
 	versions := common.DefaultVersionSet
 	if len(o.apiVersions) > 0 {
@@ -379,31 +391,29 @@ func renderHelm(ch *chart.Chart, vals map[string]any, o helmOptions) (map[string
 	}
 	caps := &common.Capabilities{
 		KubeVersion: *o.kube,
-		APIVersions: append(slices.Clone(versions), crdVersions(ch)...),
+		APIVersions: append(slices.Clone(versions), crdVersions(out.crds)...),
 		HelmVersion: common.DefaultCapabilities.HelmVersion,
 	}
 	rv, err := chartutil.ToRenderValuesWithSchemaValidation(ch, vals, o.release, caps, false)
 	if err != nil {
-		return nil, "", fmt.Errorf("the values do not fit the chart: %w", err)
+		return nil, fmt.Errorf("the values do not fit the chart: %w", err)
 	}
 	e := engine.Engine{}
 	if o.seed != nil {
 		e.CustomTemplateFuncs = newSeeded(o.seed, o.scope, o.epoch).funcs()
 	}
-	files, err := e.Render(ch, rv)
-	if err != nil {
-		return nil, "", err
+	if out.files, err = e.Render(ch, rv); err != nil {
+		return nil, err
 	}
-	notes := ""
-	for k, v := range files {
+	for k, v := range out.files {
 		if strings.HasSuffix(k, "NOTES.txt") {
 			if k == path.Join(ch.Name(), "templates", "NOTES.txt") {
-				notes = v
+				out.notes = v
 			}
-			delete(files, k)
+			delete(out.files, k)
 		}
 	}
-	return files, notes, nil
+	return out, nil
 }
 
 func joinEvents(evs []releasev1.HookEvent) string {
@@ -435,65 +445,26 @@ func hookStage(evs []releasev1.HookEvent) (Stage, string) {
 	return stage, joinEvents(keep)
 }
 
-// crdVersions lists the group/versions and group/version/kinds the chart's
-// crds/ define, so templates that test .Capabilities.APIVersions see them.
-func crdVersions(ch *chart.Chart) []string {
+// crdVersions lists the group/versions and group/version/kinds the CRDs
+// define, so templates that test .Capabilities.APIVersions see them.
+func crdVersions(crds []Object) []string {
 	var out []string
-	for _, crd := range ch.CRDObjects() {
-		objs, err := decodeObjects(crd.Filename, crd.File.Data)
-		if err != nil {
-			continue
-		}
-		for _, o := range objs {
-			group, _, _ := unstructured.NestedString(o.Object, "spec", "group")
-			kind, _, _ := unstructured.NestedString(o.Object, "spec", "names", "kind")
-			versions, _, _ := unstructured.NestedSlice(o.Object, "spec", "versions")
-			for _, v := range versions {
-				if m, ok := v.(map[string]any); ok {
-					if name, ok := m["name"].(string); ok {
-						out = append(out, group+"/"+name, group+"/"+name+"/"+kind)
-					}
+	for _, crd := range crds {
+		o := crd.Object
+		group, _, _ := unstructured.NestedString(o.Object, "spec", "group")
+		kind, _, _ := unstructured.NestedString(o.Object, "spec", "names", "kind")
+		// Not NestedSlice: it copies the versions with their schemas.
+		spec, _ := o.Object["spec"].(map[string]any)
+		versions, _ := spec["versions"].([]any)
+		for _, v := range versions {
+			if m, ok := v.(map[string]any); ok {
+				if name, ok := m["name"].(string); ok {
+					out = append(out, group+"/"+name, group+"/"+name+"/"+kind)
 				}
 			}
 		}
 	}
 	return out
-}
-
-// decodeObjects parses a multi-document YAML file into objects.
-func decodeObjects(source string, b []byte) ([]*unstructured.Unstructured, error) {
-	var out []*unstructured.Unstructured
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	for i := 0; ; i++ {
-		var doc map[string]any
-		err := dec.Decode(&doc)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: document %d is not valid YAML: %w", source, i+1, err)
-		}
-		if len(doc) == 0 {
-			continue
-		}
-		// A round trip through JSON gives the types the Kubernetes libraries expect.
-		js, err := sigsyaml.Marshal(doc)
-		if err != nil {
-			return nil, fmt.Errorf("%s: document %d: %w", source, i+1, err)
-		}
-		u := &unstructured.Unstructured{}
-		if err := sigsyaml.Unmarshal(js, &u.Object); err != nil {
-			return nil, fmt.Errorf("%s: document %d: %w", source, i+1, err)
-		}
-		if u.GetAPIVersion() == "" || u.GetKind() == "" {
-			return nil, fmt.Errorf("%s: document %d has no apiVersion or kind; every object needs both", source, i+1)
-		}
-		if u.GetName() == "" && u.GetGenerateName() == "" {
-			return nil, fmt.Errorf("%s: document %d (%s) has no metadata.name", source, i+1, u.GetKind())
-		}
-		out = append(out, u)
-	}
-	return out, nil
 }
 
 // finish sets namespaces and labels, moves CRDs to their stage and sorts.
