@@ -102,7 +102,7 @@ func checkDependencies(ch *chart.Chart) error {
 	}
 	if len(missing) > 0 {
 		sort.Strings(missing)
-		return fmt.Errorf("Chart.yaml of %s declares the dependencies %s, but its charts/ folder does not hold them; vendor them with 'helm dependency build'", ch.Name(), strings.Join(missing, ", "))
+		return fmt.Errorf("the dependencies %s of chart %s are declared in its Chart.yaml but missing from its charts/ folder; vendor them there (helm dependency build does)", strings.Join(missing, ", "), ch.Name())
 	}
 	return nil
 }
