@@ -18,6 +18,7 @@ import (
 	"go.yaml.in/yaml/v3"
 	"helm.sh/helm/v4/pkg/chart/loader/archive"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	sigsyaml "sigs.k8s.io/yaml"
 
 	"berth.dev/berth/internal/catalog"
 	"berth.dev/berth/internal/pkgspec"
@@ -232,6 +233,9 @@ func TestCompareWithHelm(t *testing.T) {
 			if diff := cmp.Diff(ref, objs); diff != "" {
 				t.Errorf("decodeObjects differs from the JSON round trip (-round trip +decodeObjects):\n%s", diff)
 			}
+			for _, o := range append(objs, objectsOf(first)...) {
+				checkMarshalYAML(t, o.Object)
+			}
 			var fromHelm []Object
 			for _, o := range objs {
 				if runsAsHook(o) {
@@ -378,4 +382,28 @@ func maskValue(prefix string, v any, random map[string]bool) any {
 
 func digestHex(b []byte) string {
 	return strings.TrimPrefix(catalog.Digest(b), "sha256:")
+}
+
+func objectsOf(res *Result) []*unstructured.Unstructured {
+	var out []*unstructured.Unstructured
+	for _, o := range res.Objects {
+		out = append(out, o.Object)
+	}
+	return out
+}
+
+// checkMarshalYAML checks that marshalYAML writes obj as sigs.k8s.io/yaml does.
+func checkMarshalYAML(t *testing.T, obj map[string]any) {
+	t.Helper()
+	want, err := sigsyaml.Marshal(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := marshalYAML(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("marshalYAML differs from sigs.k8s.io/yaml (-sigs +marshalYAML):\n%s", diff)
+	}
 }

@@ -248,3 +248,23 @@ data:
 		}
 	}
 }
+
+func TestMarshalYAMLAsSigsYAML(t *testing.T) {
+	objs, err := decodeObjects("doc", []byte(`apiVersion: v1
+kind: ConfigMap
+metadata: {name: types, annotations: {when: 2024-01-01, "1": one, "true": t, a10: x, a9: y, B: z}}
+data:
+  ints: [0, -1, 3, 9007199254740991, 9007199254740993, 9223372036854775807, -9223372036854775808]
+  floats: [1.5, -0.25, 1e-7, 1e21, 1e300, 123456789012345678901, 12345678901234567890]
+  strings: ["yes", "on", "null", "1", "0x10", "a: b", "- x", "multi\nline\n", "<&>", "", " lead", "trail "]
+  empty: {}
+  none: []
+  nothing: null
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkMarshalYAML(t, objs[0].Object)
+	objs[0].Object["bad"] = "\xff"
+	checkMarshalYAML(t, objs[0].Object)
+}

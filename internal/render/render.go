@@ -23,7 +23,6 @@ import (
 	releasev1 "helm.sh/helm/v4/pkg/release/v1"
 	releaseutil "helm.sh/helm/v4/pkg/release/v1/util"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	sigsyaml "sigs.k8s.io/yaml"
 
 	"berth.dev/berth/internal/pkgspec"
 )
@@ -302,13 +301,18 @@ func renderChart(in Input, c pkgspec.Chart, data TemplateData, kv *common.KubeVe
 	// Helm writes every manifest followed by a newline (and SortManifests
 	// trims them), so a block scalar at the end of a template keeps its
 	// final line break: decode what helm would apply.
-	for _, m := range manifests {
-		got, err := decodeObjects(m.Name, []byte(m.Content+"\n"))
-		if err != nil {
-			return nil, err
-		}
+	decoded := make([][]*unstructured.Unstructured, len(manifests))
+	err = parallel(len(manifests), func(i int) error {
+		var err error
+		decoded[i], err = decodeObjects(manifests[i].Name, []byte(manifests[i].Content+"\n"))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i, got := range decoded {
 		for _, o := range got {
-			res.objects = append(res.objects, Object{Stage: StageMain, Source: m.Name, Object: o})
+			res.objects = append(res.objects, Object{Stage: StageMain, Source: manifests[i].Name, Object: o})
 		}
 	}
 	for _, h := range hooks {
@@ -375,14 +379,21 @@ func renderHelm(ch *chart.Chart, vals map[string]any, o helmOptions) (*helmOutpu
 		return nil, fmt.Errorf("processing the chart's dependencies: %w", err)
 	}
 	out := &helmOutput{}
-	for _, crd := range ch.CRDObjects() {
+	crdFiles := ch.CRDObjects()
+	decoded := make([][]*unstructured.Unstructured, len(crdFiles))
+	err := parallel(len(crdFiles), func(i int) error {
 		// Helm writes CRDs followed by a newline too.
-		got, err := decodeObjects(crd.Filename, append(crd.File.Data[:len(crd.File.Data):len(crd.File.Data)], '\n'))
-		if err != nil {
-			return nil, err
-		}
+		data := crdFiles[i].File.Data
+		var err error
+		decoded[i], err = decodeObjects(crdFiles[i].Filename, append(data[:len(data):len(data)], '\n'))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i, got := range decoded {
 		for _, obj := range got {
-			out.crds = append(out.crds, Object{Stage: StageCRDs, Source: crd.Filename, Object: obj})
+			out.crds = append(out.crds, Object{Stage: StageCRDs, Source: crdFiles[i].Filename, Object: obj})
 		}
 	}
 	versions := common.DefaultVersionSet
@@ -551,11 +562,20 @@ var clusterScoped = map[string]bool{
 // YAML writes the objects as one YAML stream, each preceded by comments naming
 // its source and stage.
 func (r *Result) YAML(w io.Writer) error {
-	for _, o := range r.Objects {
-		b, err := sigsyaml.Marshal(o.Object.Object)
+	docs := make([][]byte, len(r.Objects))
+	err := parallel(len(r.Objects), func(i int) error {
+		b, err := marshalYAML(r.Objects[i].Object.Object)
 		if err != nil {
-			return fmt.Errorf("%s: %w", o.ID(), err)
+			return fmt.Errorf("%s: %w", r.Objects[i].ID(), err)
 		}
+		docs[i] = b
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i, o := range r.Objects {
+		b := docs[i]
 		stage := string(o.Stage)
 		if o.Weight != 0 {
 			stage += " (weight " + strconv.Itoa(o.Weight) + ")"
