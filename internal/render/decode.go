@@ -14,9 +14,15 @@ import (
 
 // decodeObjects parses a multi-document YAML file into objects.
 func decodeObjects(source string, b []byte) ([]*unstructured.Unstructured, error) {
+	return decodeObjectsFrom(source, 1, b)
+}
+
+// decodeObjectsFrom is decodeObjects for part of a file whose first
+// document is the file's document first, so errors number documents right.
+func decodeObjectsFrom(source string, first int, b []byte) ([]*unstructured.Unstructured, error) {
 	var out []*unstructured.Unstructured
 	dec := yaml.NewDecoder(bytes.NewReader(b))
-	for i := 0; ; i++ {
+	for i := first - 1; ; i++ {
 		var doc map[string]any
 		err := dec.Decode(&doc)
 		if errors.Is(err, io.EOF) {

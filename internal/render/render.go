@@ -293,51 +293,44 @@ func renderChart(in Input, c pkgspec.Chart, data TemplateData, kv *common.KubeVe
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
-	hooks, manifests, err := releaseutil.SortManifests(out.files, nil, releaseutil.InstallOrder)
+	docs, err := decodeRendered(out.files)
 	if err != nil {
 		return nil, fmt.Errorf("%s: rendered an invalid manifest: %w", where, err)
 	}
 	res := &chartResult{notes: out.notes, objects: out.crds}
-	// Helm writes every manifest followed by a newline (and SortManifests
-	// trims them), so a block scalar at the end of a template keeps its
-	// final line break: decode what helm would apply.
-	decoded := make([][]*unstructured.Unstructured, len(manifests))
-	err = parallel(len(manifests), func(i int) error {
-		var err error
-		decoded[i], err = decodeObjects(manifests[i].Name, []byte(manifests[i].Content+"\n"))
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	for i, got := range decoded {
-		for _, o := range got {
-			res.objects = append(res.objects, Object{Stage: StageMain, Source: manifests[i].Name, Object: o})
-		}
-	}
-	for _, h := range hooks {
-		stage, events := hookStage(h.Events)
-		if stage == "" {
-			res.skipped = append(res.skipped, fmt.Sprintf("%s %s (%s hook)", h.Kind, h.Name, joinEvents(h.Events)))
+	for _, d := range docs {
+		o := d.obj
+		ann := o.GetAnnotations()
+		hook, ok := ann[releasev1.HookAnnotation]
+		if !ok {
+			res.objects = append(res.objects, Object{Stage: StageMain, Source: d.path, Object: o})
 			continue
 		}
-		got, err := decodeObjects(h.Path, []byte(h.Manifest+"\n"))
+		evs, known := hookEvents(hook)
+		if !known {
+			// Helm ignores a hook with an event it does not know.
+			res.skipped = append(res.skipped, fmt.Sprintf("%s %s (unknown hook %q)", o.GetKind(), o.GetName(), hook))
+			continue
+		}
+		stage, events := hookStage(evs)
+		if stage == "" {
+			res.skipped = append(res.skipped, fmt.Sprintf("%s %s (%s hook)", o.GetKind(), o.GetName(), joinEvents(evs)))
+			continue
+		}
+		weight, err := strconv.Atoi(ann[releasev1.HookWeightAnnotation])
 		if err != nil {
-			return nil, err
+			weight = 0 // as helm
 		}
-		for _, o := range got {
-			ann := o.GetAnnotations()
-			delete(ann, releasev1.HookAnnotation)
-			delete(ann, releasev1.HookWeightAnnotation)
-			if p, ok := ann[releasev1.HookDeleteAnnotation]; ok {
-				delete(ann, releasev1.HookDeleteAnnotation)
-				ann[AnnotationDeletePolicy] = p
-			}
-			ann[AnnotationStage] = string(stage)
-			ann[AnnotationHookEvents] = events
-			o.SetAnnotations(ann)
-			res.objects = append(res.objects, Object{Stage: stage, Weight: h.Weight, Source: h.Path, Object: o})
+		delete(ann, releasev1.HookAnnotation)
+		delete(ann, releasev1.HookWeightAnnotation)
+		if p, ok := ann[releasev1.HookDeleteAnnotation]; ok {
+			delete(ann, releasev1.HookDeleteAnnotation)
+			ann[AnnotationDeletePolicy] = p
 		}
+		ann[AnnotationStage] = string(stage)
+		ann[AnnotationHookEvents] = events
+		o.SetAnnotations(ann)
+		res.objects = append(res.objects, Object{Stage: stage, Weight: weight, Source: d.path, Object: o})
 	}
 	sort.Strings(res.skipped)
 	return res, nil
@@ -425,6 +418,76 @@ func renderHelm(ch *chart.Chart, vals map[string]any, o helmOptions) (*helmOutpu
 		}
 	}
 	return out, nil
+}
+
+// renderedDoc is one object of a rendered template.
+type renderedDoc struct {
+	path string
+	obj  *unstructured.Unstructured
+}
+
+// decodeRendered decodes the rendered templates as helm's SortManifests
+// reads them, in the order of their paths and, within a file, of its
+// documents: partials (files named _*) and blank files are left out, and
+// files are split where helm splits them. Each document is decoded with the
+// newline helm writes after it (SortManifests trims it), so a block scalar at
+// the end of a template keeps its final line break, as in what helm applies.
+func decodeRendered(files map[string]string) ([]renderedDoc, error) {
+	paths := make([]string, 0, len(files))
+	for p := range files {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	type doc struct {
+		path string
+		n    int
+		text string
+	}
+	var all []doc
+	for _, p := range paths {
+		content := files[p]
+		if strings.HasPrefix(path.Base(p), "_") || strings.TrimSpace(content) == "" {
+			continue
+		}
+		entries := releaseutil.SplitManifests(content)
+		for i := range len(entries) {
+			all = append(all, doc{path: p, n: i + 1, text: entries[fmt.Sprintf("manifest-%d", i)]})
+		}
+	}
+	decoded := make([][]*unstructured.Unstructured, len(all))
+	err := parallel(len(all), func(i int) error {
+		var err error
+		decoded[i], err = decodeObjectsFrom(all[i].path, all[i].n, []byte(all[i].text+"\n"))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []renderedDoc
+	for i, objs := range decoded {
+		for _, o := range objs {
+			out = append(out, renderedDoc{path: all[i].path, obj: o})
+		}
+	}
+	return out, nil
+}
+
+// hookEvents parses a helm.sh/hook annotation as helm does; known is false
+// when it names an event helm does not know.
+func hookEvents(annotation string) (evs []releasev1.HookEvent, known bool) {
+	for e := range strings.SplitSeq(annotation, ",") {
+		switch e := strings.ToLower(strings.TrimSpace(e)); e {
+		case "test-success": // Helm 2's name of test hooks
+			evs = append(evs, releasev1.HookTest)
+		case string(releasev1.HookPreInstall), string(releasev1.HookPostInstall), string(releasev1.HookPreDelete),
+			string(releasev1.HookPostDelete), string(releasev1.HookPreUpgrade), string(releasev1.HookPostUpgrade),
+			string(releasev1.HookPreRollback), string(releasev1.HookPostRollback), string(releasev1.HookTest):
+			evs = append(evs, releasev1.HookEvent(e))
+		default:
+			return nil, false
+		}
+	}
+	return evs, true
 }
 
 func joinEvents(evs []releasev1.HookEvent) string {
