@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -267,4 +269,30 @@ data:
 	checkMarshalYAML(t, objs[0].Object)
 	objs[0].Object["bad"] = "\xff"
 	checkMarshalYAML(t, objs[0].Object)
+}
+
+func TestRenderUnknownHookIsSkipped(t *testing.T) {
+	files := fstest.MapFS{
+		"package.yaml":           {Data: []byte("apiVersion: berth.dev/v1alpha1\nkind: Package\nname: hooks\nversion: 1.0.0\ndescription: d\ncharts:\n  - path: chart\n")},
+		"chart/Chart.yaml":       {Data: []byte("apiVersion: v2\nname: hooks\nversion: 1.0.0\n")},
+		"chart/templates/a.yaml": {Data: []byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: typo, annotations: {helm.sh/hook: pre-instal}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: kept, annotations: {helm.sh/hook: \" Pre-Install \", helm.sh/hook-weight: nine}}\n")},
+	}
+	p, err := pkgspec.Load(files, ".", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Render(Input{Package: p, Files: files, App: "h", Namespace: "ns", Config: pkgspec.Config{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, o := range res.Objects {
+		got = append(got, fmt.Sprintf("%s %d %s", o.Stage, o.Weight, o.ID()))
+	}
+	if diff := cmp.Diff([]string{"pre 0 ConfigMap/ns/kept"}, got); diff != "" {
+		t.Errorf("objects (-want +got); helm trims and lowercases events and reads a bad weight as 0:\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{`ConfigMap typo (unknown hook "pre-instal")`}, res.Skipped); diff != "" {
+		t.Errorf("skipped (-want +got):\n%s", diff)
+	}
 }
