@@ -722,7 +722,7 @@ func setValue(values map[string]any, kv string) error {
 }
 
 func newTemplateCmd(app *App) *cobra.Command {
-	var sets, valueFiles []string
+	var sets, valueFiles, apiVersions []string
 	var name, namespace, kube string
 	cmd := &cobra.Command{
 		Use:   "template PACKAGE[@VERSION|@CHANNEL]",
@@ -739,7 +739,10 @@ under their own name and namespace.
 
 A value that breaks a parameter's type or a rule stops the command with an
 error naming the parameter; nothing is printed. Generated values (passwords)
-come from a secret seed in berth's home, so repeated runs print the same ones.
+come from a secret seed in berth's home, so repeated runs print the same ones;
+so do the passwords, keys and certificates charts generate themselves
+(randAlphaNum, genCA...). Charts see the built-in API versions in
+.Capabilities.APIVersions, plus those of --api-versions.
 Set a component's values with its dependency name as prefix:
 --set postgresql.storage=20Gi.`,
 		Example: `  berth template postgresql
@@ -782,6 +785,7 @@ Set a component's values with its dependency name as prefix:
 				Solution: sol, App: name, Namespace: namespace, Values: values, KubeVersion: kube,
 				Generator: func(scope string) pkgspec.Generator { return pkgspec.SeededGenerator(key, scope) },
 				Charts:    (&catalog.ChartFetcher{Cache: filepath.Join(home, "charts")}).Fetch,
+				Seed:      key, APIVersions: apiVersions,
 			})
 			if err != nil {
 				return err
@@ -794,6 +798,7 @@ Set a component's values with its dependency name as prefix:
 	cmd.Flags().StringVar(&name, "name", "", "app name (default: the package name)")
 	cmd.Flags().StringVarP(&namespace, "namespace", "n", "", "namespace (default: default)")
 	cmd.Flags().StringVar(&kube, "kube-version", render.DefaultKubeVersion, "Kubernetes version charts see")
+	cmd.Flags().StringSliceVarP(&apiVersions, "api-versions", "a", nil, "API versions charts see in .Capabilities.APIVersions besides the built-in ones, such as monitoring.coreos.com/v1 (repeatable, comma-separated)")
 	return cmd
 }
 

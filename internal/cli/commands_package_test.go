@@ -232,3 +232,25 @@ config:
 		t.Errorf("show after remove: %d %s", code, errOut)
 	}
 }
+
+func TestTemplateAPIVersions(t *testing.T) {
+	home := t.TempDir()
+	catalogDir := t.TempDir()
+	if err := os.CopyFS(filepath.Join(catalogDir, "caps", "1.0.0"), os.DirFS("../render/testdata/helm/caps")); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code := pkgBerth(t, home, "catalog", "add", "local", catalogDir); code != 0 {
+		t.Fatalf("catalog add: %s", errOut)
+	}
+	without, errOut, code := pkgBerth(t, home, "template", "caps")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	with, errOut, code := pkgBerth(t, home, "template", "caps", "--api-versions", "monitoring.coreos.com/v1,monitoring.coreos.com/v1/ServiceMonitor")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if !strings.Contains(without, `monitoring: "false"`) || !strings.Contains(with, `monitoring: "true"`) || !strings.Contains(with, `servicemonitor: "true"`) {
+		t.Errorf("charts do not see --api-versions:\nwithout:\n%s\nwith:\n%s", without, with)
+	}
+}

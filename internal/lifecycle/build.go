@@ -212,6 +212,7 @@ func (e *Env) renderApp(ctx context.Context, p *plan, a *workspace.App) ([]*unst
 		Solution: p.solution, App: a.Name, Namespace: a.Namespace, Values: vals, KubeVersion: e.KubeVersion,
 		Generator: func(scope string) pkgspec.Generator { return pkgspec.SeededGenerator(seed, scope) },
 		Charts:    e.charts(),
+		Seed:      seed,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("app %s: %w", a.Name, err)

@@ -4,7 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"path"
+	"slices"
 	"sort"
+
+	"helm.sh/helm/v4/pkg/chart/common"
+	"k8s.io/client-go/discovery"
 
 	"berth.dev/berth/internal/pkgspec"
 	"berth.dev/berth/internal/resolve"
@@ -32,6 +37,15 @@ type AppInput struct {
 	// Charts fetches the archives of a package's charts from chart
 	// repositories (see catalog.FetchCharts); nil when no package needs any.
 	Charts func(ctx context.Context, pkg *pkgspec.Package) (map[string][]byte, error)
+	// Seed is the app's secret seed that the random functions of chart
+	// templates derive from (see Input.Seed); nil leaves them random.
+	Seed []byte
+	// APIVersions are API versions charts see in .Capabilities.APIVersions
+	// besides those of the cluster, as helm template --api-versions adds.
+	APIVersions []string
+	// Discovery, when set, is the target cluster's discovery client: charts
+	// then see the API versions it serves instead of the built-in list.
+	Discovery discovery.ServerResourcesInterface
 }
 
 // Part is one rendered package instance of an app.
@@ -59,6 +73,13 @@ func SharedApp(pkg string) (app, namespace string) { return pkg, pkg }
 // RenderApp renders an app and its components. Errors name the component.
 func RenderApp(ctx context.Context, l Loader, in AppInput) (*AppResult, error) {
 	r := &appRenderer{l: l, in: in, out: &AppResult{}, shared: map[string]Dep{}}
+	if in.Discovery != nil || len(in.APIVersions) > 0 {
+		versions, err := apiVersions(in.Discovery)
+		if err != nil {
+			return nil, err
+		}
+		r.apiVersions = append(versions, in.APIVersions...)
+	}
 	if _, err := r.instance(ctx, resolve.AppKey(in.App), in.App, in.Values, ""); err != nil {
 		return nil, err
 	}
@@ -74,6 +95,8 @@ type appRenderer struct {
 	in     AppInput
 	out    *AppResult
 	shared map[string]Dep
+	// apiVersions are what charts see; nil for the built-in list.
+	apiVersions []string
 }
 
 func (r *appRenderer) instance(ctx context.Context, key, app string, values map[string]any, path string) (Dep, error) {
@@ -134,7 +157,8 @@ func (r *appRenderer) instance(ctx context.Context, key, app string, values map[
 			return Dep{}, err
 		}
 	}
-	res, err := Render(Input{Package: pkg, Files: files, App: app, Namespace: r.in.Namespace, Config: cfg, Deps: deps, KubeVersion: r.in.KubeVersion, Charts: charts})
+	res, err := Render(Input{Package: pkg, Files: files, App: app, Namespace: r.in.Namespace, Config: cfg, Deps: deps, KubeVersion: r.in.KubeVersion, Charts: charts,
+		Seed: r.in.Seed, APIVersions: r.apiVersions})
 	if err != nil {
 		return Dep{}, err
 	}
@@ -179,4 +203,41 @@ func (r *appRenderer) generatorIn(ns, app string) pkgspec.Generator {
 		return nil
 	}
 	return r.in.Generator(ns + "/" + app)
+}
+
+// apiVersions lists the group/versions and group/version/kinds the cluster
+// serves, as helm reads them; the built-in list without a client. A group
+// the cluster fails to describe (an orphaned API service) is left out, as
+// helm does.
+func apiVersions(dc discovery.ServerResourcesInterface) ([]string, error) {
+	if dc == nil {
+		return slices.Clone(common.DefaultVersionSet), nil
+	}
+	groups, resources, err := dc.ServerGroupsAndResources()
+	if err != nil && !discovery.IsGroupDiscoveryFailedError(err) {
+		return nil, fmt.Errorf("reading the API versions of the cluster: %w", err)
+	}
+	seen := map[string]bool{}
+	var out []string
+	add := func(s string) {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	for _, g := range groups {
+		for _, v := range g.Versions {
+			add(v.GroupVersion)
+		}
+	}
+	for _, r := range resources {
+		for _, res := range r.APIResources {
+			add(path.Join(r.GroupVersion, res.Kind))
+		}
+	}
+	if len(out) == 0 {
+		return slices.Clone(common.DefaultVersionSet), nil
+	}
+	sort.Strings(out)
+	return out, nil
 }

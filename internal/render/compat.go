@@ -2,6 +2,6 @@ package render
 
 import chartv2util "helm.sh/helm/v4/pkg/chart/v2/util"
 
-func chartv2utilIsCompatibleRange(constraint, version string) bool {
+func chartutilCompatible(constraint, version string) bool {
 	return chartv2util.IsCompatibleRange(constraint, version)
 }

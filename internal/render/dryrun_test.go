@@ -3,6 +3,7 @@ package render
 import (
 	"context"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -160,5 +161,31 @@ func waitEstablished(ctx context.Context, t *testing.T, ext apiextensions.Interf
 	})
 	if err != nil {
 		t.Fatalf("CRD %s never became established: %v", name, err)
+	}
+}
+
+// TestRenderAppSeesClusterAPIVersions renders with the API server's
+// discovery: charts see what it serves, kinds included, which the built-in
+// list (group/versions only) lacks, plus the versions given besides.
+func TestRenderAppSeesClusterAPIVersions(t *testing.T) {
+	dc, err := discovery.NewDiscoveryClientForConfig(testcluster.Config(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := apiVersions(dc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"v1", "apps/v1", "apps/v1/Deployment", "apiextensions.k8s.io/v1/CustomResourceDefinition"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("the cluster's API versions lack %s", want)
+		}
+	}
+	builtin, err := apiVersions(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(builtin, "apps/v1/Deployment") || !slices.Contains(builtin, "apps/v1") {
+		t.Errorf("without a cluster, want helm's built-in group/versions, got %v", builtin)
 	}
 }

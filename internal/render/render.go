@@ -2,8 +2,6 @@ package render
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -13,18 +11,11 @@ import (
 	"strconv"
 	"strings"
 	"text/template"
+	"time"
 
-	"go.yaml.in/yaml/v3"
 	"helm.sh/helm/v4/pkg/chart/common"
-	chartutil "helm.sh/helm/v4/pkg/chart/common/util"
-	"helm.sh/helm/v4/pkg/chart/loader/archive"
-	chart "helm.sh/helm/v4/pkg/chart/v2"
-	"helm.sh/helm/v4/pkg/chart/v2/loader"
-	"helm.sh/helm/v4/pkg/engine"
-	releasev1 "helm.sh/helm/v4/pkg/release/v1"
 	releaseutil "helm.sh/helm/v4/pkg/release/v1/util"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	sigsyaml "sigs.k8s.io/yaml"
 
 	"berth.dev/berth/internal/pkgspec"
 )
@@ -93,6 +84,20 @@ type Input struct {
 	// repositories, by chart name (see catalog.FetchChart); each must match
 	// the digest the package pins.
 	Charts map[string][]byte
+	// Seed is the app's secret seed: with it, the random functions chart
+	// templates call (randAlphaNum, uuidv4, genPrivateKey, genCA,
+	// genSignedCert...) derive their values from it, the app and the chart,
+	// so the same inputs render the same bytes. Without it they are random,
+	// as in helm.
+	Seed []byte
+	// CertEpoch is when certificates that chart templates generate start
+	// being valid; DefaultCertEpoch when zero.
+	CertEpoch time.Time
+	// APIVersions are the API versions (group/version and
+	// group/version/kind) charts see in .Capabilities.APIVersions, such as
+	// those the target cluster serves; the built-in ones when empty. The
+	// versions of the chart's own CRDs are always added.
+	APIVersions []string
 }
 
 // Object is one rendered Kubernetes object.
@@ -120,6 +125,9 @@ type Result struct {
 	Outputs map[string]string
 	// Skipped lists hooks berth does not run (test, delete and rollback hooks).
 	Skipped []string
+	// Notes is the rendered NOTES.txt of the package's charts (not of their
+	// subcharts), for callers to show; empty when they have none.
+	Notes string
 }
 
 // Render renders one package. Errors name the chart and file at fault.
@@ -148,12 +156,18 @@ func Render(in Input) (*Result, error) {
 
 	var objs []Object
 	for _, c := range in.Package.Charts {
-		got, skipped, err := renderChart(in, c, data, kv)
+		got, err := renderChart(in, c, data, kv)
 		if err != nil {
 			return nil, err
 		}
-		objs = append(objs, got...)
-		res.Skipped = append(res.Skipped, skipped...)
+		objs = append(objs, got.objects...)
+		res.Skipped = append(res.Skipped, got.skipped...)
+		if got.notes != "" {
+			if res.Notes != "" {
+				res.Notes += "\n"
+			}
+			res.Notes += got.notes
+		}
 	}
 	for _, m := range in.Package.Manifests {
 		b, err := fs.ReadFile(in.Files, m)
@@ -226,252 +240,6 @@ func execute(name, text string, data TemplateData) (string, error) {
 		return "", fmt.Errorf("%w; check the names it uses against .app, .package, .config and .deps", err)
 	}
 	return b.String(), nil
-}
-
-func renderChart(in Input, c pkgspec.Chart, data TemplateData, kv *common.KubeVersion) ([]Object, []string, error) {
-	name := c.ChartName()
-	where := fmt.Sprintf("%s: chart %s", in.Package.File, name)
-	var ch *chart.Chart
-	var err error
-	if c.Path != "" {
-		ch, err = loadChart(in.Files, c.Path)
-	} else {
-		ch, err = loadArchive(in.Charts[name], c)
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", where, err)
-	}
-	vals := map[string]any{}
-	if c.Values != "" {
-		text, err := fs.ReadFile(in.Files, c.Values)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%s: values template: %w", where, err)
-		}
-		out, err := execute(c.Values, string(text), data)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%s: values template %w", where, err)
-		}
-		if err := yaml.Unmarshal([]byte(out), &vals); err != nil {
-			return nil, nil, fmt.Errorf("%s: values template %s does not produce YAML: %w", where, c.Values, err)
-		}
-		if vals == nil {
-			vals = map[string]any{}
-		}
-	}
-	caps := &common.Capabilities{
-		KubeVersion: *kv,
-		APIVersions: append(slices.Clone(common.DefaultVersionSet), crdVersions(ch)...),
-		HelmVersion: common.DefaultCapabilities.HelmVersion,
-	}
-	if ch.Metadata.KubeVersion != "" && !chartutilCompatible(ch.Metadata.KubeVersion, kv.Version) {
-		return nil, nil, fmt.Errorf("%s: the chart needs Kubernetes %s, not %s", where, ch.Metadata.KubeVersion, kv.Version)
-	}
-	opts := common.ReleaseOptions{Name: in.App, Namespace: in.Namespace, Revision: 1, IsInstall: true}
-	rv, err := chartutil.ToRenderValuesWithSchemaValidation(ch, vals, opts, caps, false)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: the values do not fit the chart: %w", where, err)
-	}
-	files, err := engine.Engine{}.Render(ch, rv)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", where, err)
-	}
-	for k := range files {
-		if strings.HasSuffix(k, "NOTES.txt") {
-			delete(files, k)
-		}
-	}
-	hooks, manifests, err := releaseutil.SortManifests(files, nil, releaseutil.InstallOrder)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: rendered an invalid manifest: %w", where, err)
-	}
-	var objs []Object
-	for _, crd := range ch.CRDObjects() {
-		got, err := decodeObjects(crd.Filename, crd.File.Data)
-		if err != nil {
-			return nil, nil, err
-		}
-		for _, o := range got {
-			objs = append(objs, Object{Stage: StageCRDs, Source: crd.Filename, Object: o})
-		}
-	}
-	for _, m := range manifests {
-		got, err := decodeObjects(m.Name, []byte(m.Content))
-		if err != nil {
-			return nil, nil, err
-		}
-		for _, o := range got {
-			objs = append(objs, Object{Stage: StageMain, Source: m.Name, Object: o})
-		}
-	}
-	var skipped []string
-	for _, h := range hooks {
-		stage, events := hookStage(h.Events)
-		if stage == "" {
-			skipped = append(skipped, fmt.Sprintf("%s %s (%s hook)", h.Kind, h.Name, joinEvents(h.Events)))
-			continue
-		}
-		got, err := decodeObjects(h.Path, []byte(h.Manifest))
-		if err != nil {
-			return nil, nil, err
-		}
-		for _, o := range got {
-			ann := o.GetAnnotations()
-			delete(ann, releasev1.HookAnnotation)
-			delete(ann, releasev1.HookWeightAnnotation)
-			if p, ok := ann[releasev1.HookDeleteAnnotation]; ok {
-				delete(ann, releasev1.HookDeleteAnnotation)
-				ann[AnnotationDeletePolicy] = p
-			}
-			ann[AnnotationStage] = string(stage)
-			ann[AnnotationHookEvents] = events
-			o.SetAnnotations(ann)
-			objs = append(objs, Object{Stage: stage, Weight: h.Weight, Source: h.Path, Object: o})
-		}
-	}
-	sort.Strings(skipped)
-	return objs, skipped, nil
-}
-
-func joinEvents(evs []releasev1.HookEvent) string {
-	s := make([]string, len(evs))
-	for i, e := range evs {
-		s[i] = string(e)
-	}
-	sort.Strings(s)
-	return strings.Join(s, ",")
-}
-
-// hookStage maps Helm hook events to a stage: install and upgrade hooks run;
-// test, delete and rollback hooks have no stage.
-func hookStage(evs []releasev1.HookEvent) (Stage, string) {
-	var keep []releasev1.HookEvent
-	stage := Stage("")
-	for _, e := range evs {
-		switch e {
-		case releasev1.HookPreInstall, releasev1.HookPreUpgrade:
-			stage = StagePre
-			keep = append(keep, e)
-		case releasev1.HookPostInstall, releasev1.HookPostUpgrade:
-			if stage == "" {
-				stage = StagePost
-			}
-			keep = append(keep, e)
-		}
-	}
-	return stage, joinEvents(keep)
-}
-
-func chartutilCompatible(constraint, version string) bool {
-	return chartv2utilIsCompatibleRange(constraint, version)
-}
-
-// crdVersions lists the group/versions and group/version/kinds the chart's
-// crds/ define, so templates that test .Capabilities.APIVersions see them.
-func crdVersions(ch *chart.Chart) []string {
-	var out []string
-	for _, crd := range ch.CRDObjects() {
-		objs, err := decodeObjects(crd.Filename, crd.File.Data)
-		if err != nil {
-			continue
-		}
-		for _, o := range objs {
-			group, _, _ := unstructured.NestedString(o.Object, "spec", "group")
-			kind, _, _ := unstructured.NestedString(o.Object, "spec", "names", "kind")
-			versions, _, _ := unstructured.NestedSlice(o.Object, "spec", "versions")
-			for _, v := range versions {
-				if m, ok := v.(map[string]any); ok {
-					if name, ok := m["name"].(string); ok {
-						out = append(out, group+"/"+name, group+"/"+name+"/"+kind)
-					}
-				}
-			}
-		}
-	}
-	return out
-}
-
-// loadChart loads the chart in dir of fsys, honouring nothing but the files:
-// the same files always give the same chart.
-func loadChart(fsys fs.FS, dir string) (*chart.Chart, error) {
-	var files []*archive.BufferedFile
-	err := fs.WalkDir(fsys, dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			return nil
-		}
-		b, err := fs.ReadFile(fsys, p)
-		if err != nil {
-			return err
-		}
-		rel := strings.TrimPrefix(strings.TrimPrefix(p, dir), "/")
-		if rel == ".helmignore" {
-			return nil
-		}
-		files = append(files, &archive.BufferedFile{Name: rel, Data: b})
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return loader.LoadFiles(files)
-}
-
-// loadArchive loads a chart from a repository's archive after checking it is
-// the archive the package pins.
-func loadArchive(b []byte, c pkgspec.Chart) (*chart.Chart, error) {
-	if b == nil {
-		return nil, fmt.Errorf("the archive of %s %s from %s was not fetched", c.Chart, c.Version, c.Repo)
-	}
-	sum := sha256.Sum256(b)
-	if got := "sha256:" + hex.EncodeToString(sum[:]); got != c.Digest {
-		return nil, fmt.Errorf("the archive of %s %s has digest %s, but the package pins %s", c.Chart, c.Version, got, c.Digest)
-	}
-	ch, err := loader.LoadArchive(bytes.NewReader(b))
-	if err != nil {
-		return nil, err
-	}
-	if ch.Metadata.Version != c.Version {
-		return nil, fmt.Errorf("the archive holds %s %s, not version %s", ch.Metadata.Name, ch.Metadata.Version, c.Version)
-	}
-	return ch, nil
-}
-
-// decodeObjects parses a multi-document YAML file into objects.
-func decodeObjects(source string, b []byte) ([]*unstructured.Unstructured, error) {
-	var out []*unstructured.Unstructured
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	for i := 0; ; i++ {
-		var doc map[string]any
-		err := dec.Decode(&doc)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: document %d is not valid YAML: %w", source, i+1, err)
-		}
-		if len(doc) == 0 {
-			continue
-		}
-		// A round trip through JSON gives the types the Kubernetes libraries expect.
-		js, err := sigsyaml.Marshal(doc)
-		if err != nil {
-			return nil, fmt.Errorf("%s: document %d: %w", source, i+1, err)
-		}
-		u := &unstructured.Unstructured{}
-		if err := sigsyaml.Unmarshal(js, &u.Object); err != nil {
-			return nil, fmt.Errorf("%s: document %d: %w", source, i+1, err)
-		}
-		if u.GetAPIVersion() == "" || u.GetKind() == "" {
-			return nil, fmt.Errorf("%s: document %d has no apiVersion or kind; every object needs both", source, i+1)
-		}
-		if u.GetName() == "" && u.GetGenerateName() == "" {
-			return nil, fmt.Errorf("%s: document %d (%s) has no metadata.name", source, i+1, u.GetKind())
-		}
-		out = append(out, u)
-	}
-	return out, nil
 }
 
 // finish sets namespaces and labels, moves CRDs to their stage and sorts.
@@ -558,11 +326,20 @@ var clusterScoped = map[string]bool{
 // YAML writes the objects as one YAML stream, each preceded by comments naming
 // its source and stage.
 func (r *Result) YAML(w io.Writer) error {
-	for _, o := range r.Objects {
-		b, err := sigsyaml.Marshal(o.Object.Object)
+	docs := make([][]byte, len(r.Objects))
+	err := parallel(len(r.Objects), func(i int) error {
+		b, err := marshalYAML(r.Objects[i].Object.Object)
 		if err != nil {
-			return fmt.Errorf("%s: %w", o.ID(), err)
+			return fmt.Errorf("%s: %w", r.Objects[i].ID(), err)
 		}
+		docs[i] = b
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i, o := range r.Objects {
+		b := docs[i]
 		stage := string(o.Stage)
 		if o.Weight != 0 {
 			stage += " (weight " + strconv.Itoa(o.Weight) + ")"
