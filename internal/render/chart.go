@@ -196,6 +196,9 @@ func renderChart(in Input, c pkgspec.Chart, data TemplateData, kv *common.KubeVe
 			delete(ann, releasev1.HookDeleteAnnotation)
 			ann[AnnotationDeletePolicy] = p
 		}
+		if weight != 0 {
+			ann[AnnotationHookWeight] = strconv.Itoa(weight)
+		}
 		ann[AnnotationStage] = string(stage)
 		ann[AnnotationHookEvents] = events
 		o.SetAnnotations(ann)
@@ -255,6 +258,12 @@ func renderHelm(ch *chart.Chart, vals map[string]any, o helmOptions) (*helmOutpu
 	}
 	for i, got := range decoded {
 		for _, obj := range got {
+			ann := obj.GetAnnotations()
+			if ann == nil {
+				ann = map[string]string{}
+			}
+			ann[AnnotationChartCRD] = "true"
+			obj.SetAnnotations(ann)
 			out.crds = append(out.crds, Object{Stage: StageCRDs, Source: crdFiles[i].Filename, Object: obj})
 		}
 	}
@@ -379,6 +388,13 @@ func hookStage(evs []releasev1.HookEvent) (Stage, string) {
 			stage = StagePre
 			keep = append(keep, e)
 		case releasev1.HookPostInstall, releasev1.HookPostUpgrade:
+			if stage == "" {
+				stage = StagePost
+			}
+			keep = append(keep, e)
+		case releasev1.HookPreDelete, releasev1.HookPostDelete:
+			// Kept with the app's objects (in the post stage) but applied
+			// by no deploy: the engine runs them when the app is deleted.
 			if stage == "" {
 				stage = StagePost
 			}

@@ -17,6 +17,7 @@ import (
 	releaseutil "helm.sh/helm/v4/pkg/release/v1/util"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"berth.dev/berth/internal/apply"
 	"berth.dev/berth/internal/pkgspec"
 )
 
@@ -34,6 +35,12 @@ const (
 	AnnotationHookEvents = "berth.dev/hook-events"
 	// AnnotationDeletePolicy keeps a hook's Helm delete policy.
 	AnnotationDeletePolicy = "berth.dev/hook-delete-policy"
+	// AnnotationHookWeight keeps a hook's Helm weight (when not 0): the engine
+	// runs the hooks of an event lowest weight first.
+	AnnotationHookWeight = apply.AnnotationHookWeight
+	// AnnotationChartCRD marks a CRD of a chart's crds/ folder, which, as in
+	// Helm, is never deleted with the app.
+	AnnotationChartCRD = apply.AnnotationChartCRD
 )
 
 // Stage is a step of an app's installation; stages apply in the order below.

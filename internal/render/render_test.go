@@ -274,7 +274,7 @@ func TestRenderStagesAndNamespaces(t *testing.T) {
 		ann := o.Object.GetAnnotations()
 		switch o.Object.GetName() {
 		case "migrate":
-			want := map[string]string{AnnotationStage: "pre", AnnotationHookEvents: "pre-install,pre-upgrade", AnnotationDeletePolicy: "hook-succeeded"}
+			want := map[string]string{AnnotationStage: "pre", AnnotationHookEvents: "pre-install,pre-upgrade", AnnotationDeletePolicy: "hook-succeeded", AnnotationHookWeight: "5"}
 			if diff := cmp.Diff(want, ann); diff != "" {
 				t.Errorf("migrate annotations (-want +got):\n%s", diff)
 			}
