@@ -26,8 +26,9 @@ func (e *PreflightError) Error() string {
 
 // preflight plans the rendered apps against the cluster: a server-side dry run
 // of every object that would change. Kinds that a CRD of the same change
-// defines are not checked (their CRD does not exist yet); a Job's template is
-// immutable but the engine re-creates a Job whose template changed.
+// defines are not checked (their CRD is applied first, and may not exist yet
+// or differ); a Job's template is immutable but the engine re-creates a Job
+// whose template changed.
 func (e *Env) preflight(ctx context.Context, p *plan, rendered map[string][]*unstructured.Unstructured) error {
 	eng, err := e.engine()
 	if err != nil {
@@ -59,7 +60,9 @@ func (e *Env) preflight(ctx context.Context, p *plan, rendered map[string][]*uns
 				continue
 			}
 			switch {
-			case errors.Is(c.Err(), apply.ErrUnknownKind) && defined[c.Object.Group+"/"+c.Object.Kind]:
+			case defined[c.Object.Group+"/"+c.Object.Kind]:
+				// Its CRD is applied first by this change; until then the
+				// kind is unknown, or served by an older CRD.
 				continue
 			case c.Object.Kind == "Job" && c.Object.Group == "batch" && strings.Contains(c.Error, "field is immutable"):
 				continue

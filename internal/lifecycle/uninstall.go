@@ -314,7 +314,11 @@ func (c *claims) keep(ctx context.Context, a *workspace.App, opts UninstallOptio
 		if _, err := c.cs.CoreV1().PersistentVolumeClaims(a.Namespace).Patch(ctx, pvc.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 			return fmt.Errorf("labelling persistentvolumeclaim %s/%s: %w", a.Namespace, pvc.Name, err)
 		}
-		if !opts.DeleteData {
+		// Recorded now: deleted data may go with the namespace before
+		// delete runs.
+		if opts.DeleteData {
+			res.DeletedClaims = append(res.DeletedClaims, a.Namespace+"/"+pvc.Name)
+		} else {
 			res.KeptClaims = append(res.KeptClaims, a.Namespace+"/"+pvc.Name)
 		}
 	}
@@ -350,7 +354,9 @@ func (c *claims) delete(ctx context.Context, a *workspace.App, opts UninstallOpt
 		if err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("deleting persistentvolumeclaim %s/%s: %w", a.Namespace, pvc.Name, err)
 		}
-		res.DeletedClaims = append(res.DeletedClaims, a.Namespace+"/"+pvc.Name)
+		if k := a.Namespace + "/" + pvc.Name; !slices.Contains(res.DeletedClaims, k) {
+			res.DeletedClaims = append(res.DeletedClaims, k)
+		}
 	}
 	return nil
 }
