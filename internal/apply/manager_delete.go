@@ -64,6 +64,15 @@ func (e *Engine) Delete(ctx context.Context, opts DeleteOptions) (*Result, error
 		return nil, err
 	}
 	if !stored.exists {
+		// The app's namespace may have been created just before the first
+		// inventory write, which did not happen (berth was killed, or an
+		// admission policy refused it): nothing else was created then.
+		if ch, err := e.deleteOrphanedNamespace(ctx, opts); err != nil || ch != nil {
+			if err != nil {
+				return nil, err
+			}
+			return &Result{App: opts.App, Namespace: opts.Namespace, DryRun: opts.DryRun, Changes: []Change{*ch}, Duration: time.Since(start)}, nil
+		}
 		return nil, fmt.Errorf("app %s has no inventory in namespace %s (secret %s): berth applied nothing as %s there: %w", opts.App, opts.Namespace, InventoryName(opts.App), opts.App, ErrNoInventory)
 	}
 	res := &Result{App: opts.App, Namespace: opts.Namespace, DryRun: opts.DryRun}
@@ -378,6 +387,45 @@ func (e *Engine) deleteItem(ctx context.Context, it *pruneItem, app string, dryR
 		return
 	}
 	e.emit(events, Event{Type: EventDeleted, Object: it.ref, Action: ActionDelete})
+}
+
+var namespacesGVR = schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
+
+// deleteOrphanedNamespace deletes the app's namespace when berth created it
+// for the app (it carries the app's label) and it holds nothing that is not
+// the app's, although the app has no inventory there. It returns nil when
+// there is no such namespace.
+func (e *Engine) deleteOrphanedNamespace(ctx context.Context, opts DeleteOptions) (*Change, error) {
+	ns, err := e.dyn.Resource(namespacesGVR).Get(ctx, opts.Namespace, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading namespace %s: %w", opts.Namespace, err)
+	}
+	if ns.GetLabels()[LabelApp] != opts.App || ns.GetDeletionTimestamp() != nil {
+		return nil, nil
+	}
+	foreign, err := e.foreignObjects(ctx, opts.Namespace, opts.App)
+	if err != nil {
+		return nil, err
+	}
+	if len(foreign) > 0 {
+		return nil, nil
+	}
+	ref := RefOf(ns)
+	ch := &Change{Object: ref, Stage: StageNamespaces, Action: ActionDelete,
+		Reason: "the app's namespace, created before its first inventory write, which never happened"}
+	if opts.DryRun {
+		return ch, nil
+	}
+	uid := ns.GetUID()
+	err = e.dyn.Resource(namespacesGVR).Delete(ctx, opts.Namespace, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("deleting namespace %s: %w", opts.Namespace, err)
+	}
+	e.emit(opts.Events, Event{Type: EventDeleted, Object: ref, Action: ActionDelete, Message: ch.Reason})
+	return ch, nil
 }
 
 // foreignObjects lists (up to a few) objects in namespace that are not the app's
