@@ -155,7 +155,7 @@ func (e *Engine) saveInventory(ctx context.Context, app string, s *storedInvento
 		return fmt.Errorf("writing the inventory of app %s (secret %s/%s): another apply or delete of this app changed it meanwhile; run again once it is done: %w", app, s.namespace, InventoryName(app), err)
 	}
 	if apierrors.IsNotFound(err) {
-		return fmt.Errorf("writing the inventory of app %s: namespace %s does not exist: create it, include it in the manifests, or pick another with --namespace: %w", app, s.namespace, err)
+		return fmt.Errorf("writing the inventory of app %s: namespace %s does not exist: create it or include it in the manifests: %w", app, s.namespace, err)
 	}
 	if err != nil {
 		return fmt.Errorf("writing the inventory of app %s (secret %s/%s): %w", app, s.namespace, InventoryName(app), err)

@@ -14,7 +14,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/dynamic"
 )
 
@@ -65,18 +64,6 @@ func (it *item) fail(err error) {
 	it.change.Action = ActionFail
 	it.change.err = err
 	it.change.Error = err.Error()
-}
-
-// ValidateAppName checks that app can name an app: it labels objects and names
-// the inventory Secret.
-func ValidateAppName(app string) error {
-	if app == "" {
-		return errors.New("no app name: pass --app NAME; berth labels every object with it and records what it applied under it")
-	}
-	if errs := validation.IsDNS1123Label(app); len(errs) > 0 || len(app) > 47 {
-		return fmt.Errorf("app name %q is not valid: use at most 47 lowercase letters, digits and '-', starting and ending with a letter or digit", app)
-	}
-	return nil
 }
 
 // Apply applies objs as the app opts.App: in stages, in parallel within a
@@ -561,11 +548,7 @@ func conflicts(err error) []Conflict {
 
 func applyError(ref ObjectRef, err error, cs []Conflict) error {
 	if len(cs) > 0 {
-		var parts []string
-		for _, c := range cs {
-			parts = append(parts, fmt.Sprintf("%s is owned by %q", c.Field, c.Manager))
-		}
-		return fmt.Errorf("%s: field conflict: %s; rerun with --force-conflicts to take these fields over, or remove them from the manifest: %w", ref, strings.Join(parts, ", "), err)
+		return &ConflictError{Object: ref, Conflicts: cs, Err: err}
 	}
 	if apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) {
 		return fmt.Errorf("%s: rejected by the API server; fix the manifest: %w", ref, err)

@@ -73,7 +73,7 @@ func (f *clusterFlags) engine() (*apply.Engine, string, string, error) {
 func explain(err error, host string) error {
 	var oe *apply.ObjectsError
 	if errors.As(err, &oe) && err == error(oe) {
-		return fmt.Errorf("%d object(s) failed (listed above)", len(oe.Failed))
+		return &hintedError{msg: fmt.Sprintf("%d object(s) failed (listed above)", len(oe.Failed)), cause: err}
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) && !errors.Is(err, os.ErrDeadlineExceeded) {
