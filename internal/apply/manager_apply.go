@@ -39,6 +39,9 @@ type ApplyOptions struct {
 	// Events, when set, receives the steps of the apply as they happen, from
 	// several goroutines one at a time.
 	Events func(Event)
+	// Revision names what is applied (the workspace commit); an apply in which
+	// every object applies records it on the inventory (Engine.Revision).
+	Revision string
 }
 
 // DefaultApplyOptions returns the options of a plain apply.
@@ -235,6 +238,9 @@ func (e *Engine) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 					final[c.Object.key()] = en
 				}
 			}
+		}
+		if len(res.Failed()) == 0 {
+			stored.completed(opts.Revision)
 		}
 		if err := e.saveInventory(ctx, opts.App, stored, final); err != nil {
 			return nil, err
