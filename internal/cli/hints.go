@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"berth.dev/berth/internal/apply"
+	"berth.dev/berth/internal/lifecycle"
+	"berth.dev/berth/internal/workspace"
 )
 
 // hints returns what to do about err in terms of berth's flags, one line each:
@@ -17,6 +19,12 @@ func hints(err error) string {
 	}
 	if errors.Is(err, apply.ErrNoApp) {
 		lines = append(lines, "pass --app NAME")
+	}
+	if errors.Is(err, lifecycle.ErrLocked) {
+		lines = append(lines, "run 'berth crypto unlock' (or 'berth crypto init' in a new workspace)")
+	}
+	if errors.Is(err, workspace.ErrAppNotFound) {
+		lines = append(lines, "'berth status' lists the installed apps")
 	}
 	if len(lines) == 0 {
 		return ""

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"berth.dev/berth/internal/apply"
+	"berth.dev/berth/internal/lifecycle"
 )
 
 func TestConflictHintComesFromTheCLINotTheLibrary(t *testing.T) {
@@ -18,6 +19,9 @@ func TestConflictHintComesFromTheCLINotTheLibrary(t *testing.T) {
 	wrapped := &hintedError{msg: "1 object(s) failed (listed above)", cause: fmt.Errorf("apply: %w", ce)}
 	if got := hints(wrapped); !strings.Contains(got, "rerun with --force-conflicts") {
 		t.Errorf("hints = %q, want the --force-conflicts hint", got)
+	}
+	if got := hints(fmt.Errorf("config grafana: %w", lifecycle.ErrLocked)); !strings.Contains(got, "berth crypto unlock") {
+		t.Errorf("hints of a locked workspace = %q, want 'berth crypto unlock'", got)
 	}
 	if got := hints(errors.New("other")); got != "" {
 		t.Errorf("hints of an unrelated error = %q, want none", got)

@@ -59,7 +59,7 @@ func (w *Workspace) App(name string) (*App, error) {
 	rel := path.Join(AppDir(name), AppFile)
 	data, err := w.ReadFile(rel)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("%w: no app %q in this workspace (%s is missing); 'berth status' lists the installed apps", ErrAppNotFound, name, rel)
+		return nil, fmt.Errorf("%w: no app %q in this workspace (%s is missing)", ErrAppNotFound, name, rel)
 	}
 	if err != nil {
 		return nil, err
