@@ -30,6 +30,9 @@ const (
 	// instead of 8,000.
 	inventoryGzKey = "inventory.json.gz"
 	gzipThreshold  = 256 << 10
+	// AnnotationRevision on the inventory Secret records ApplyOptions.Revision
+	// of the last apply in which every object applied.
+	AnnotationRevision = "berth.dev/revision"
 )
 
 var secretsGVR = schema.GroupVersionResource{Version: "v1", Resource: "secrets"}
@@ -67,6 +70,9 @@ func entryFor(r ObjectRef) Entry {
 type Inventory struct {
 	App     string  `json:"app"`
 	Entries []Entry `json:"entries"`
+	// Revision is what the last apply of the app without failures was told it
+	// applied (ApplyOptions.Revision); it is kept on the Secret, not in its data.
+	Revision string `json:"-"`
 }
 
 type storedInventory struct {
@@ -75,6 +81,9 @@ type storedInventory struct {
 	// resourceVersion guards against two applies of one app at once.
 	resourceVersion string
 	byKey           map[string]Entry
+	// revision is the stored AnnotationRevision; nextRevision is what the next
+	// save writes, the stored one unless an apply completes.
+	revision, nextRevision string
 }
 
 func (s *storedInventory) sorted() []Entry {
@@ -92,8 +101,22 @@ func (e *Engine) Inventory(ctx context.Context, app, namespace string) (*Invento
 	if err != nil {
 		return nil, err
 	}
-	return &Inventory{App: app, Entries: s.sorted()}, nil
+	return &Inventory{App: app, Entries: s.sorted(), Revision: s.revision}, nil
 }
+
+// Revision returns the revision recorded by the last apply of app in namespace
+// in which every object applied, or "" when there is none.
+func (e *Engine) Revision(ctx context.Context, app, namespace string) (string, error) {
+	s, err := e.loadInventory(ctx, app, namespace)
+	if err != nil {
+		return "", err
+	}
+	return s.revision, nil
+}
+
+// completed records that an apply of revision finished without failures: the
+// next save writes it.
+func (s *storedInventory) completed(revision string) { s.nextRevision = revision }
 
 func (e *Engine) loadInventory(ctx context.Context, app, namespace string) (*storedInventory, error) {
 	s := &storedInventory{namespace: namespace, byKey: map[string]Entry{}}
@@ -110,6 +133,8 @@ func (e *Engine) loadInventory(ctx context.Context, app, namespace string) (*sto
 	}
 	s.exists = true
 	s.resourceVersion = sec.ResourceVersion
+	s.revision = sec.Annotations[AnnotationRevision]
+	s.nextRevision = s.revision
 	inv, err := decodeInventory(sec.Data)
 	if err != nil {
 		return nil, fmt.Errorf("the inventory of app %s (secret %s/%s) is corrupt: %w; delete the secret and re-apply to rebuild it (objects removed since then will not be pruned)", app, namespace, InventoryName(app), err)
@@ -123,7 +148,7 @@ func (e *Engine) loadInventory(ctx context.Context, app, namespace string) (*sto
 // saveInventory writes entries as app's inventory if they differ from what is
 // stored, with optimistic concurrency.
 func (e *Engine) saveInventory(ctx context.Context, app string, s *storedInventory, next map[string]Entry) error {
-	if s.exists && maps.Equal(s.byKey, next) {
+	if s.exists && maps.Equal(s.byKey, next) && s.revision == s.nextRevision {
 		return nil
 	}
 	tmp := &storedInventory{byKey: next}
@@ -140,6 +165,9 @@ func (e *Engine) saveInventory(ctx context.Context, app string, s *storedInvento
 		Type: inventoryType,
 		Data: data,
 	}
+	if s.nextRevision != "" {
+		sec.Annotations = map[string]string{AnnotationRevision: s.nextRevision}
+	}
 	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(sec)
 	if err != nil {
 		return err
@@ -155,7 +183,7 @@ func (e *Engine) saveInventory(ctx context.Context, app string, s *storedInvento
 		return fmt.Errorf("writing the inventory of app %s (secret %s/%s): another apply or delete of this app changed it meanwhile; run again once it is done: %w", app, s.namespace, InventoryName(app), err)
 	}
 	if apierrors.IsNotFound(err) {
-		return fmt.Errorf("writing the inventory of app %s: namespace %s does not exist: create it, include it in the manifests, or pick another with --namespace: %w", app, s.namespace, err)
+		return fmt.Errorf("writing the inventory of app %s: namespace %s does not exist: create it or include it in the manifests: %w", app, s.namespace, err)
 	}
 	if err != nil {
 		return fmt.Errorf("writing the inventory of app %s (secret %s/%s): %w", app, s.namespace, InventoryName(app), err)
@@ -163,6 +191,7 @@ func (e *Engine) saveInventory(ctx context.Context, app string, s *storedInvento
 	s.exists = true
 	s.resourceVersion = out.GetResourceVersion()
 	s.byKey = maps.Clone(next)
+	s.revision = s.nextRevision
 	return nil
 }
 

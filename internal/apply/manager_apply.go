@@ -15,7 +15,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/dynamic"
 )
 
@@ -48,6 +47,9 @@ type ApplyOptions struct {
 	// Events, when set, receives the steps of the apply as they happen, from
 	// several goroutines one at a time.
 	Events func(Event)
+	// Revision names what is applied (the workspace commit); an apply in which
+	// every object applies records it on the inventory (Engine.Revision).
+	Revision string
 }
 
 // DefaultApplyOptions returns the options of a plain apply.
@@ -76,18 +78,6 @@ func (it *item) fail(err error) {
 	it.change.Action = ActionFail
 	it.change.err = err
 	it.change.Error = err.Error()
-}
-
-// ValidateAppName checks that app can name an app: it labels objects and names
-// the inventory Secret.
-func ValidateAppName(app string) error {
-	if app == "" {
-		return errors.New("no app name: pass --app NAME; berth labels every object with it and records what it applied under it")
-	}
-	if errs := validation.IsDNS1123Label(app); len(errs) > 0 || len(app) > 47 {
-		return fmt.Errorf("app name %q is not valid: use at most 47 lowercase letters, digits and '-', starting and ending with a letter or digit", app)
-	}
-	return nil
 }
 
 // Installed reports whether app has an inventory in namespace: whether an
@@ -516,6 +506,9 @@ func (r *applyRun) recordInventory(ctx context.Context, res *Result) error {
 			}
 		}
 	}
+	if len(res.Failed()) == 0 {
+		r.stored.completed(r.opts.Revision)
+	}
 	return r.e.saveInventory(ctx, r.opts.App, r.stored, final)
 }
 
@@ -938,11 +931,7 @@ func conflicts(err error) []Conflict {
 
 func applyError(ref ObjectRef, err error, cs []Conflict) error {
 	if len(cs) > 0 {
-		var parts []string
-		for _, c := range cs {
-			parts = append(parts, fmt.Sprintf("%s is owned by %q", c.Field, c.Manager))
-		}
-		return fmt.Errorf("%s: field conflict: %s; rerun with --force-conflicts to take these fields over, or remove them from the manifest: %w", ref, strings.Join(parts, ", "), err)
+		return &ConflictError{Object: ref, Conflicts: cs, Err: err}
 	}
 	if apierrors.IsInvalid(err) && isImmutable(err) {
 		return fmt.Errorf("%s: rejected by the API server: %w", ref, &apiError{apiMessage(err), err})

@@ -52,9 +52,10 @@ func (e *NotReadyError) Error() string {
 }
 
 // Wait waits until every object in refs is healthy (health.Current), reading them
-// with one LIST per resource and namespace per round. It returns the last health
-// message of each object by ref key; on timeout or when an object fails, a
-// *NotReadyError.
+// with one LIST per resource and namespace per round. A workload that is not
+// ready is explained by its pods (see diagnose), read at most once a second. It
+// returns the last health message of each object by ref key; on timeout or when
+// an object fails, a *NotReadyError.
 func (e *Engine) Wait(ctx context.Context, refs []ObjectRef, opts WaitOptions) (map[string]string, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 5 * time.Minute
@@ -81,6 +82,7 @@ func (e *Engine) Wait(ctx context.Context, refs []ObjectRef, opts WaitOptions) (
 	defer cancel()
 	keys := slices.Collect(maps.Keys(groups))
 	var failed bool
+	why := &diagnoses{every: diagnoseEvery(opts.Interval), last: map[string]diagnosis{}}
 	err := wait.PollUntilContextCancel(tctx, opts.Interval, true, func(ctx context.Context) (bool, error) {
 		var firstErr error
 		parallel(ctx, e.opts.Workers, len(keys), func(ctx context.Context, i int) {
@@ -106,6 +108,7 @@ func (e *Engine) Wait(ctx context.Context, refs []ObjectRef, opts WaitOptions) (
 				res := health.Result{Status: health.InProgress, Message: "not found"}
 				if obj, ok := byName[r.Name]; ok {
 					res = health.Compute(obj)
+					res = why.explain(ctx, e, r.key(), obj, res)
 				}
 				mu.Lock()
 				prev, seen := last[r.key()]

@@ -75,7 +75,7 @@ func Execute(ctx context.Context, app *App, args []string) int {
 		if errors.As(err, &exit) {
 			return exit.code
 		}
-		fmt.Fprintf(app.Err, "Error: %v\n", err)
+		fmt.Fprintf(app.Err, "Error: %v%s\n", err, hints(err))
 		return 1
 	}
 	return 0

@@ -63,7 +63,7 @@ func (f *clusterFlags) engine() (*apply.Engine, string, string, error) {
 func explain(err error, host string) error {
 	var oe *apply.ObjectsError
 	if errors.As(err, &oe) && err == error(oe) {
-		return fmt.Errorf("%d object(s) failed (listed above)", len(oe.Failed))
+		return &hintedError{msg: fmt.Sprintf("%d object(s) failed (listed above)", len(oe.Failed)), cause: err}
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) && !errors.Is(err, os.ErrDeadlineExceeded) {
@@ -155,6 +155,7 @@ func newPlanCmd(app *App) *cobra.Command {
 	var cf clusterFlags
 	var wf wsFlags
 	var files []string
+	var exitCode bool
 	var out output
 	opts := apply.DefaultPlanOptions()
 	cmd := &cobra.Command{
@@ -168,17 +169,22 @@ values are masked. Nothing in the cluster changes.
 
 Without -f it plans the workspace's apps (the named ones and what they depend on;
 all when none is named), as 'berth deploy' would apply them, pruning included.
-With -f it plans plain manifests as 'berth apply --app NAME' would.`,
+With -f it plans plain manifests as 'berth apply --app NAME' would.
+
+With --exit-code the exit status says whether anything would change: 0 when
+nothing would, 2 when something would be created, updated or deleted, and 1 on
+error (like 'terraform plan -detailed-exitcode').`,
 		Example: `  berth plan
   berth plan airflow -o json
   berth plan --app web -n web -f manifests/
-  berth plan --app web -f manifests/ --prune -o json`,
+  berth plan --app web -f manifests/ --prune -o json
+  berth plan --exit-code >/dev/null || [ $? -eq 2 ] && echo "the cluster differs"`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(files) == 0 {
 				if cf.app != "" {
 					return errors.New("--app plans plain manifests: give them with -f; without -f, name workspace apps as arguments")
 				}
-				return planWorkspace(cmd, app, &wf, args, out)
+				return planWorkspace(cmd, app, &wf, args, out, exitCode)
 			}
 			if len(args) > 0 {
 				return fmt.Errorf("with -f, plan takes no app arguments (got %s); name the app with --app", strings.Join(args, " "))
@@ -205,7 +211,10 @@ With -f it plans plain manifests as 'berth apply --app NAME' would.`,
 					printPlan(app.Out, res)
 				}
 			}
-			return explain(err, host)
+			if err != nil {
+				return explain(err, host)
+			}
+			return planExit(exitCode, res)
 		},
 	}
 	cf.addOptionalApp(cmd)
@@ -214,12 +223,13 @@ With -f it plans plain manifests as 'berth apply --app NAME' would.`,
 	f.StringArrayVarP(&files, "filename", "f", nil, "manifest file or directory; - for standard input; repeatable")
 	f.BoolVar(&opts.Prune, "prune", false, "with -f: plan the deletion of the app's objects that the manifests no longer hold")
 	f.BoolVar(&opts.ForceConflicts, "force-conflicts", false, "with -f: plan as if taking over fields that other tools own")
+	f.BoolVar(&exitCode, "exit-code", false, "exit 2 when there are changes, 0 when there are none (1 on error)")
 	addOutputFlag(cmd, &out)
 	return cmd
 }
 
 // planWorkspace prints the plan of the workspace's apps.
-func planWorkspace(cmd *cobra.Command, app *App, wf *wsFlags, names []string, out output) error {
+func planWorkspace(cmd *cobra.Command, app *App, wf *wsFlags, names []string, out output, exitCode bool) error {
 	env, err := app.env(wf, nil)
 	if err != nil {
 		return err
@@ -232,12 +242,15 @@ func planWorkspace(cmd *cobra.Command, app *App, wf *wsFlags, names []string, ou
 		if results == nil {
 			results = []*apply.Result{}
 		}
-		return writeJSON(app.Out, results)
+		if err := writeJSON(app.Out, results); err != nil {
+			return err
+		}
+		return planExit(exitCode, results...)
 	}
 	for _, r := range results {
 		printPlan(app.Out, r)
 	}
-	return nil
+	return planExit(exitCode, results...)
 }
 
 func newDeleteCmd(app *App) *cobra.Command {

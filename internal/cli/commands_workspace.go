@@ -473,7 +473,14 @@ func newStatusCmd(app *App) *cobra.Command {
 	var out output
 	cmd := &cobra.Command{
 		Use:   "status [APP...]",
-		Short: "Show each app's package, version and health, and what is not healthy",
+		Short: "Show each app's version, health, drift, suspension, revision and upgrades",
+		Long: `Show each installed app: its package and locked version; the health of its
+objects in the cluster, and why an object is not healthy; drift (objects that
+differ from the workspace's rendered objects, found by a plan that changes
+nothing); whether the controller managing this workspace has suspended it; the
+workspace revision last applied to it; and the newest version its channel or
+version constraint allows, when that is newer than the lock. A drifted or
+suspended app is never shown as plain "Healthy". -o json includes every field.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			env, err := app.env(&f, nil)
 			if err != nil {
@@ -493,24 +500,7 @@ func newStatusCmd(app *App) *cobra.Command {
 				fmt.Fprintln(app.Out, "No apps installed. 'berth install PACKAGE' adds one.")
 				return nil
 			}
-			tw := tabwriter.NewWriter(app.Out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "APP\tPACKAGE\tVERSION\tNAMESPACE\tHEALTH\tOBJECTS")
-			for _, s := range st {
-				pkg := s.Package
-				if s.Shared {
-					pkg += " (shared)"
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", s.App, pkg, s.Version, s.Namespace, s.Health, s.Objects)
-			}
-			if err := tw.Flush(); err != nil {
-				return err
-			}
-			for _, s := range st {
-				for _, o := range s.NotReady {
-					fmt.Fprintf(app.Out, "  %s: %s %s: %s\n", s.App, o.Object, o.Status, o.Message)
-				}
-			}
-			return nil
+			return printStatus(app.Out, st)
 		},
 	}
 	f.add(cmd)

@@ -98,7 +98,7 @@ exists is kept and only what is missing is done.`,
 			}
 			fmt.Fprintf(app.Out, "berth is running %d apps on the local cluster %q:\n", len(st), c.Name)
 			for _, s := range st {
-				fmt.Fprintf(app.Out, "  %-14s %s %s, %s\n", s.App, s.Package, s.Version, s.Health)
+				fmt.Fprintf(app.Out, "  %-14s %s %s, %s\n", s.App, s.Package, s.Version, s.Summary())
 			}
 			fmt.Fprintf(app.Out, `
 The workspace is %[1]s: every change above is a commit there.

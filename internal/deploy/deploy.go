@@ -385,7 +385,8 @@ func (d *Deployer) deployPhases(ctx context.Context, a *App, opts Options, r *Ap
 		last := i == len(phases)-1
 		res, err := d.engine.Apply(ctx, set, apply.ApplyOptions{
 			App: a.Name, Namespace: a.Namespace, Prune: last, ForceConflicts: opts.ForceConflicts, Operation: op,
-			Timeout: opts.timeout(), Events: d.objectEvents(opts, a.Name, i+1, len(phases)),
+			Revision: opts.Revision,
+			Timeout:  opts.timeout(), Events: d.objectEvents(opts, a.Name, i+1, len(phases)),
 		})
 		refs := record(changes, res, hooks)
 		if err != nil {

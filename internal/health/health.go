@@ -28,8 +28,20 @@ type Result struct {
 	Message string `json:"message"`
 }
 
-// Compute returns the health of obj.
+// Compute returns the health of obj: by the rules for its kind, and then by the
+// conditions its AnnotationCondition requires, when it has one.
 func Compute(obj *unstructured.Unstructured) Result {
+	r := byKind(obj)
+	if r.Status != Current {
+		return r
+	}
+	if rr, ok := rules(obj); ok {
+		return rr
+	}
+	return r
+}
+
+func byKind(obj *unstructured.Unstructured) Result {
 	if obj.GetDeletionTimestamp() != nil {
 		return Result{InProgress, "being deleted"}
 	}

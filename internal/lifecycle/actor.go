@@ -46,8 +46,28 @@ func (e *BranchError) Error() string {
 
 // Controller returns the controller that manages the workspace's cluster, or
 // nil when none does (no Workspace there follows this repository, or the
-// cluster has no Workspace API).
+// cluster has no Workspace API). A *BranchError says it follows another
+// branch than the one checked out.
 func (e *Env) Controller(ctx context.Context) (*Controller, error) {
+	c, err := e.following(ctx)
+	if err != nil || c == nil {
+		return nil, err
+	}
+	_, current, err := e.WS.Head(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if current != c.Branch {
+		ws := c.Workspace
+		return nil, &BranchError{Workspace: ws.Namespace + "/" + ws.Name, Followed: c.Branch, Current: current}
+	}
+	return c, nil
+}
+
+// following finds the Workspace in the cluster that follows this
+// repository (its file:// top directory, or one of its remotes, with the same
+// path), whatever branch is checked out.
+func (e *Env) following(ctx context.Context) (*Controller, error) {
 	cfg, err := e.clusterConfig()
 	if err != nil {
 		return nil, err
@@ -74,10 +94,6 @@ func (e *Env) Controller(ctx context.Context) (*Controller, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, current, err := e.WS.Head(ctx)
-	if err != nil {
-		return nil, err
-	}
 	for i := range list.Items {
 		ws := &list.Items[i]
 		if strings.Trim(ws.Spec.Path, "/") != loc.Path {
@@ -90,9 +106,6 @@ func (e *Env) Controller(ctx context.Context) (*Controller, error) {
 		branch := ws.Spec.Branch
 		if branch == "" {
 			branch = "main"
-		}
-		if current != branch {
-			return nil, &BranchError{Workspace: ws.Namespace + "/" + ws.Name, Followed: branch, Current: current}
 		}
 		return &Controller{client: c, Workspace: ws, Remote: remote, Branch: branch}, nil
 	}

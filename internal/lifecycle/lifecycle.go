@@ -112,7 +112,7 @@ type appSecrets struct {
 func secretsPath(app string) string { return path.Join(workspace.AppDir(app), workspace.SecretsFile) }
 
 // ErrLocked means the workspace's secrets cannot be read or written.
-var ErrLocked = errors.New("the workspace's secrets are encrypted and this clone cannot decrypt them; run 'berth crypto unlock' (or 'berth crypto init' in a new workspace)")
+var ErrLocked = errors.New("the workspace's secrets are encrypted and this clone cannot decrypt them")
 
 func (e *Env) readSecrets(app string) (*appSecrets, error) {
 	data, err := e.WS.ReadFile(secretsPath(app))

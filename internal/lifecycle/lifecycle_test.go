@@ -193,7 +193,7 @@ func TestInstallRejectsBadInputAndLeavesTheWorkspaceAsItWas(t *testing.T) {
 		"value of wrong type":                {InstallOptions{Package: "airflow", Values: map[string]any{"workers": "many"}}, "workers"},
 		"rule broken":                        {InstallOptions{Package: "airflow", Values: map[string]any{"workers": "0"}}, "the CeleryExecutor needs at least one worker"},
 		"unknown parameter":                  {InstallOptions{Package: "airflow", Values: map[string]any{"colour": "blue"}}, "colour"},
-		"bad app name":                       {InstallOptions{Package: "redis", Name: "Redis_1"}, `app name "Redis_1" is invalid`},
+		"bad app name":                       {InstallOptions{Package: "redis", Name: "Redis_1"}, `app name "Redis_1" is not valid`},
 		"bad namespace":                      {InstallOptions{Package: "redis", Namespace: "BAD_NS"}, `namespace "BAD_NS" is not valid`},
 		"required value when nobody may ask": {InstallOptions{Package: "airflow", Values: map[string]any{"executor": "LocalExecutor", "baseUrl": "ftp://x"}}, "baseUrl"},
 	}
@@ -324,6 +324,14 @@ func TestDeployBringsAnAppWithComponentsToHealthAndAgainWithoutWrites(t *testing
 	}
 	if writes := counter.writes.Load() - before; writes != 0 {
 		t.Errorf("second deploy of an unchanged workspace made %d writes, want 0 (actions %v)", writes, res.Apps[0].Actions)
+	}
+	// A deployed app has not drifted: status plans it and finds nothing to do.
+	st, err := env.Status(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st) != 1 || st[0].Summary() != HealthHealthy {
+		t.Errorf("status after the deploy = %+v, want plain Healthy", st)
 	}
 }
 

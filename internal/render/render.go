@@ -190,6 +190,7 @@ func Render(in Input) (*Result, error) {
 		}
 	}
 	finish(in, objs)
+	stampHealthRules(in.Package.Health, objs)
 	res.Objects = objs
 	return res, nil
 }

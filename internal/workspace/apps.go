@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
+	"berth.dev/berth/internal/apply"
 	"berth.dev/berth/internal/secrets"
 )
 
@@ -37,16 +38,9 @@ type App struct {
 	Shared bool `json:"shared,omitempty"`
 }
 
-var appNameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,51}[a-z0-9])?$`)
-
-// ValidateAppName checks an app name: a DNS label of at most 53 characters (room
-// for suffixes of the objects it names).
-func ValidateAppName(name string) error {
-	if !appNameRE.MatchString(name) {
-		return fmt.Errorf("app name %q is invalid: use lowercase letters, digits and '-', at most 53 characters, starting and ending with a letter or digit", name)
-	}
-	return nil
-}
+// ValidateAppName checks an app name by the one rule for app names,
+// apply.ValidateAppName: the deploy engine names the app's inventory after it.
+func ValidateAppName(name string) error { return apply.ValidateAppName(name) }
 
 // AppDir is the workspace-relative directory of an app's files.
 func AppDir(name string) string { return path.Join(AppsDir, name) }
@@ -65,7 +59,7 @@ func (w *Workspace) App(name string) (*App, error) {
 	rel := path.Join(AppDir(name), AppFile)
 	data, err := w.ReadFile(rel)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("%w: no app %q in this workspace (%s is missing); 'berth status' lists the installed apps", ErrAppNotFound, name, rel)
+		return nil, fmt.Errorf("%w: no app %q in this workspace (%s is missing)", ErrAppNotFound, name, rel)
 	}
 	if err != nil {
 		return nil, err

@@ -344,3 +344,14 @@ func TestSecretsNeverLandInPlaintext(t *testing.T) {
 		t.Errorf("the error shows the secret: %v", err)
 	}
 }
+
+// An app name the workspace accepts must be one the deploy engine accepts:
+// installing a 48-character name used to succeed and fail at deploy.
+func TestValidateAppNameFollowsTheDeployEngine(t *testing.T) {
+	if err := ValidateAppName(strings.Repeat("a", 47)); err != nil {
+		t.Errorf("47 characters: %v", err)
+	}
+	if err := ValidateAppName(strings.Repeat("a", 48)); err == nil {
+		t.Errorf("48 characters: accepted, but the deploy engine refuses it")
+	}
+}
