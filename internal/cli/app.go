@@ -52,6 +52,7 @@ trying berth and for testing.`,
 	root.AddCommand(
 		newVersionCmd(app),
 		newUpCmd(app),
+		newStandInsCmd(app),
 		newDownCmd(app),
 		newClusterCmd(app),
 		newKubectlCmd(app),

@@ -282,14 +282,9 @@ for running 'berth controller' yourself.`,
 // port, so clusters side by side do not collide; it returns the pid and the
 // webhook's URL.
 func startLocalController(ctx context.Context, c *localcluster.Cluster, namespace string) (int, string, error) {
-	exe, err := filterExecutable() // the berth binary (overridable, for tests and wrappers)
+	exe, err := berthExecutable()
 	if err != nil {
 		return 0, "", err
-	}
-	if !filepath.IsAbs(exe) {
-		if exe, err = exec.LookPath(exe); err != nil {
-			return 0, "", fmt.Errorf("finding the berth binary to run the controller: %w", err)
-		}
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -305,6 +300,21 @@ func startLocalController(ctx context.Context, c *localcluster.Cluster, namespac
 		return 0, "", fmt.Errorf("starting the local controller: %w", err)
 	}
 	return pid, "http://" + webhook + "/hooks/git", nil
+}
+
+// berthExecutable is the absolute path of the berth binary, for the processes
+// berth starts of itself (overridable, for tests and wrappers).
+func berthExecutable() (string, error) {
+	exe, err := filterExecutable()
+	if err != nil {
+		return "", err
+	}
+	if !filepath.IsAbs(exe) {
+		if exe, err = exec.LookPath(exe); err != nil {
+			return "", fmt.Errorf("finding the berth binary: %w", err)
+		}
+	}
+	return exe, nil
 }
 
 // workspaceFlags select a Workspace.

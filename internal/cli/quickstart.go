@@ -53,6 +53,9 @@ exists is kept and only what is missing is done.`,
 			if err != nil {
 				return err
 			}
+			if err := startStandIns(ctx, c); err != nil {
+				return err
+			}
 			if _, err := workspace.Open(dir); errors.Is(err, workspace.ErrNotWorkspace) {
 				exe, err := filterExecutable()
 				if err != nil {

@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -47,6 +49,9 @@ restarted with its data. Several named clusters can run side by side.`,
 			c, res, err := localcluster.Up(cmd.Context(), opts)
 			p.Close()
 			if err != nil {
+				return err
+			}
+			if err := startStandIns(cmd.Context(), c); err != nil {
 				return err
 			}
 			st := c.Status()
@@ -138,4 +143,33 @@ func sortedNames[V any](m map[string]V) []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// startStandIns starts the local cluster's stand-ins for the controllers of
+// custom resources it cannot run (see localcluster.RunStandIns).
+func startStandIns(ctx context.Context, c *localcluster.Cluster) error {
+	exe, err := berthExecutable()
+	if err != nil {
+		return err
+	}
+	return c.StartStandIns(ctx, exe)
+}
+
+func newStandInsCmd(app *App) *cobra.Command {
+	var kf kubeFlags
+	cmd := &cobra.Command{
+		Use:    "local-cluster-stand-ins",
+		Short:  "Play the controllers of custom resources a local cluster cannot run (berth up starts it)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := kf.config()
+			if err != nil {
+				return err
+			}
+			return localcluster.RunStandIns(cmd.Context(), cfg, time.Second, app.Err)
+		},
+	}
+	kf.add(cmd)
+	return cmd
 }

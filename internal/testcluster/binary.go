@@ -19,6 +19,14 @@ var berthBinary struct {
 // tests where another program runs berth (git runs it as the encryption filter).
 func BerthBinary(t testing.TB) string {
 	t.Helper()
+	path, err := buildBerth()
+	if err != nil {
+		t.Fatalf("building berth: %v", err)
+	}
+	return path
+}
+
+func buildBerth() (string, error) {
 	berthBinary.once.Do(func() {
 		dir, err := os.MkdirTemp("", "berth-test-bin-")
 		if err != nil {
@@ -31,10 +39,7 @@ func BerthBinary(t testing.TB) string {
 			berthBinary.err = errors.New(string(out))
 		}
 	})
-	if berthBinary.err != nil {
-		t.Fatalf("building berth: %v", berthBinary.err)
-	}
-	return berthBinary.path
+	return berthBinary.path, berthBinary.err
 }
 
 // Kubeconfig returns the path of an admin kubeconfig of the shared cluster.

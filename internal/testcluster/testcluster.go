@@ -98,6 +98,14 @@ func connect() (*rest.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting the shared test cluster: %w", err)
 	}
+	// As 'berth up' does: stand-ins for the controllers of custom resources.
+	bin, err := buildBerth()
+	if err != nil {
+		return nil, fmt.Errorf("building berth for the shared test cluster's stand-ins: %w", err)
+	}
+	if err := c.StartStandIns(ctx, bin); err != nil {
+		return nil, err
+	}
 	return c.RESTConfig()
 }
 
