@@ -101,6 +101,26 @@ func writeJournal(file string, j *journal) error {
 	return atomicfile.Write(file, append(b, '\n'), 0o644)
 }
 
+// waitForIndexLock waits until git's index lock in gitDir is gone, for at
+// most timeout.
+func waitForIndexLock(ctx context.Context, gitDir string, timeout time.Duration) error {
+	lock := filepath.Join(gitDir, "index.lock")
+	deadline := time.Now().Add(timeout)
+	for {
+		if _, err := os.Stat(lock); errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s has existed for %s: another git command is running in the workspace, or one was killed; remove the file once no git command runs, then run berth again", lock, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 // recover finishes or discards the change a journal in gitDir records. The
 // caller holds the lock.
 func (w *Workspace) recover(ctx context.Context, gitDir string) (*Recovery, error) {
@@ -119,6 +139,11 @@ func (w *Workspace) recover(ctx context.Context, gitDir string) (*Recovery, erro
 		return nil, fmt.Errorf("%s is not a journal berth wrote; remove it after checking 'git status'", file)
 	}
 	rec := &Recovery{PID: j.PID, Command: j.Command, Message: j.Message, Paths: j.Paths}
+	// A git command of the killed berth may still be running (it was not
+	// killed with it) and hold git's index lock: let it finish first.
+	if err := waitForIndexLock(ctx, gitDir, 15*time.Second); err != nil {
+		return nil, err
+	}
 	head := w.git.head(ctx)
 	switch {
 	case head != j.Head && w.git.isCommitOf(ctx, head, j.Head, j.Message):
