@@ -505,9 +505,13 @@ func (e *Engine) waitGone(ctx context.Context, refs []ObjectRef, app string, tim
 	}
 	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	var left []string
+	// What the last complete round found; before one, everything may exist.
+	left := make([]string, 0, len(refs))
+	for _, r := range refs {
+		left = append(left, r.String())
+	}
 	err := wait.PollUntilContextCancel(tctx, 250*time.Millisecond, true, func(ctx context.Context) (bool, error) {
-		left = left[:0]
+		var now []string
 		for k, rs := range groups {
 			list, err := e.listMeta(ctx, k, app)
 			if apierrors.IsNotFound(err) {
@@ -521,11 +525,12 @@ func (e *Engine) waitGone(ctx context.Context, refs []ObjectRef, app string, tim
 			for _, r := range rs {
 				for _, o := range list {
 					if o.Name == r.Name {
-						left = append(left, r.String())
+						now = append(now, r.String())
 					}
 				}
 			}
 		}
+		left = now
 		return len(left) == 0, nil
 	})
 	if err != nil {
