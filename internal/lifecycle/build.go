@@ -88,6 +88,13 @@ func (e *Env) solve(ctx context.Context, apps map[string]*workspace.App, lock *w
 			continue // derived from the apps that need it
 		}
 		to, up := upgrade[name]
+		if up && to == "" && a.Version != "" && !strings.HasPrefix(a.Version, "=") {
+			// An app with a version constraint follows the constraint, not a
+			// channel: its upgrade is the newest version the constraint
+			// allows, not the stable channel's.
+			prefer = maps.Clone(prefer)
+			delete(prefer, a.Package)
+		}
 		c, err := e.constraint(ctx, a, lock, up, to)
 		if err != nil {
 			return nil, err

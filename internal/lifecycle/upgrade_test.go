@@ -175,3 +175,25 @@ func TestConfigSwitchesChannel(t *testing.T) {
 		t.Errorf("app.yaml channel %q, want warm", a.Channel)
 	}
 }
+
+// An app with a version constraint upgrades to the newest version the
+// constraint allows (the constraint wins over the stable channel), across a
+// breaking boundary only when allowed.
+func TestUpgradeFollowsAConstraintNotTheChannel(t *testing.T) {
+	ctx := context.Background()
+	env := newEnv(t, nil)
+	if _, err := env.Install(ctx, InstallOptions{Package: "redis@>=7.4.0", Name: "cache"}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := env.Upgrade(ctx, UpgradeOptions{Apps: []string{"cache"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range res.Changes {
+		got = append(got, c.Package+" "+c.From+" -> "+c.To)
+	}
+	if len(got) != 1 || got[0] != "redis 7.4.1 -> 7.4.2" {
+		t.Errorf("upgrade of redis@>=7.4.0 from the stable 7.4.1: %v, want the newest the constraint allows, 7.4.2", got)
+	}
+}
