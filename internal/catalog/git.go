@@ -1,14 +1,13 @@
 package catalog
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
+
+	"berth.dev/berth/internal/gitcmd"
 )
 
 // GitSource is a catalog in a git repository, checked out into Dir with the
@@ -21,19 +20,8 @@ type GitSource struct {
 }
 
 func git(ctx context.Context, dir string, args ...string) error {
-	cmd := exec.CommandContext(ctx, "git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_ASKPASS=true")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		msg := strings.TrimSpace(stderr.String())
-		if msg == "" {
-			msg = err.Error()
-		}
-		return fmt.Errorf("git %s: %s", args[0], msg)
-	}
-	return nil
+	_, err := gitcmd.Run(ctx, dir, nil, args...)
+	return err
 }
 
 // Update clones the repository, or fetches its default branch when it is

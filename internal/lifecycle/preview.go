@@ -1,12 +1,11 @@
 package lifecycle
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"fmt"
-	"os/exec"
 	"strings"
+
+	"berth.dev/berth/internal/gitcmd"
 )
 
 // Preview is what a change would do to the workspace, without committing it.
@@ -52,14 +51,8 @@ var secretExcludes = []string{":(exclude,glob)apps/*/secrets.yaml", ":(exclude,g
 
 func (e *Env) diff(ctx context.Context, paths []string) (*Preview, error) {
 	run := func(args ...string) (string, error) {
-		cmd := exec.CommandContext(ctx, "git", append([]string{"-C", e.WS.Root}, args...)...)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			return "", fmt.Errorf("git %s: %w: %s", args[0], err, strings.TrimSpace(stderr.String()))
-		}
-		return string(out), nil
+		out, err := gitcmd.Run(ctx, e.WS.Root, nil, args...)
+		return string(out), err
 	}
 	// New files become visible to diff; the undo resets the index of these paths.
 	if _, err := run(append([]string{"add", "--intent-to-add", "--"}, paths...)...); err != nil {

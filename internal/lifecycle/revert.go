@@ -1,25 +1,19 @@
 package lifecycle
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"os/exec"
 	"strings"
 
 	"berth.dev/berth/internal/deploy"
 	"berth.dev/berth/internal/workspace"
+
+	"berth.dev/berth/internal/gitcmd"
 )
 
 func (e *Env) git(ctx context.Context, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, "git", append([]string{"-C", e.WS.Root}, args...)...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("git %s: %w: %s", args[0], err, strings.TrimSpace(stderr.String()))
-	}
-	return strings.TrimSpace(string(out)), nil
+	out, err := gitcmd.Run(ctx, e.WS.Root, nil, args...)
+	return strings.TrimSpace(string(out)), err
 }
 
 // Head returns the workspace's current commit.

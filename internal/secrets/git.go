@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"berth.dev/berth/internal/gitcmd"
 )
 
 // gitCmd runs git in dir and returns its standard output. Errors carry git's
@@ -19,34 +21,11 @@ import (
 func gitCmd(ctx context.Context, dir string, stdin io.Reader, args ...string) ([]byte, error) {
 	// Paths berth passes are file names, never patterns: a secret file named
 	// "[a]" or "*.key" must not select other files.
-	cmd := exec.CommandContext(ctx, "git", append([]string{"--literal-pathspecs"}, args...)...)
-	cmd.Dir = dir
-	cmd.Stdin = stdin
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout = &stdout
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		msg := strings.TrimSpace(stderr.String())
-		if msg == "" {
-			msg = err.Error()
-		}
-		return stdout.Bytes(), &GitError{Args: args, Stderr: msg, Err: err}
-	}
-	return stdout.Bytes(), nil
+	return gitcmd.Run(ctx, dir, stdin, append([]string{"--literal-pathspecs"}, args...)...)
 }
 
 // GitError is a git command that failed.
-type GitError struct {
-	Args   []string
-	Stderr string
-	Err    error
-}
-
-func (e *GitError) Error() string {
-	return fmt.Sprintf("git %s: %s", strings.Join(e.Args, " "), e.Stderr)
-}
-
-func (e *GitError) Unwrap() error { return e.Err }
+type GitError = gitcmd.Error
 
 // exitCode returns the exit code of a failed git command, or -1.
 func exitCode(err error) int {
@@ -174,8 +153,10 @@ func catFile(ctx context.Context, top string, ids []string, fn func(id, typ stri
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "git", args...)
-	cmd.Dir = top
+	cmd, err := gitcmd.Command(ctx, top, args...)
+	if err != nil {
+		return err
+	}
 	cmd.Stdin = stdin
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

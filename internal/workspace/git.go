@@ -3,13 +3,14 @@ package workspace
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"os/exec"
+	"io"
 	"strings"
 	"time"
 
 	"berth.dev/berth/internal/secrets"
+
+	"berth.dev/berth/internal/gitcmd"
 )
 
 // git runs the git binary in the workspace. berth acts on the user's own
@@ -20,38 +21,18 @@ type git struct {
 }
 
 // GitError reports a failed git command with what it printed.
-type GitError struct {
-	Args   []string
-	Stderr string
-	Err    error
-}
-
-func (e *GitError) Error() string {
-	return fmt.Sprintf("git %s: %v: %s", strings.Join(e.Args, " "), e.Err, strings.TrimSpace(e.Stderr))
-}
-
-func (e *GitError) Unwrap() error { return e.Err }
+type GitError = gitcmd.Error
 
 // ErrNoGit means the git binary is not installed.
-var ErrNoGit = errors.New("berth keeps the workspace in git, but the git command was not found; install git")
+var ErrNoGit = gitcmd.ErrNotInstalled
 
 func (g git) run(ctx context.Context, stdin []byte, args ...string) (string, error) {
-	path, err := exec.LookPath("git")
-	if err != nil {
-		return "", ErrNoGit
-	}
-	cmd := exec.CommandContext(ctx, path, append([]string{"-C", g.dir}, args...)...)
-	// Never prompt: berth may run without a terminal (CI, the controller).
-	cmd.Env = append(cmd.Environ(), "GIT_TERMINAL_PROMPT=0", "LC_ALL=C")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	var in io.Reader
 	if stdin != nil {
-		cmd.Stdin = bytes.NewReader(stdin)
+		in = bytes.NewReader(stdin)
 	}
-	if err := cmd.Run(); err != nil {
-		return stdout.String(), &GitError{Args: args, Stderr: stderr.String(), Err: err}
-	}
-	return stdout.String(), nil
+	out, err := gitcmd.Run(ctx, g.dir, in, args...)
+	return string(out), err
 }
 
 func (g git) isRepo(ctx context.Context) bool {
