@@ -31,9 +31,10 @@ type managedWorkspace struct {
 	ns     string // of the Workspace object
 }
 
-func newManagedWorkspace(t *testing.T) *managedWorkspace {
+// newTestEnv makes a workspace (berth init) whose cluster is the shared test
+// cluster; events receives the deploy events of deploys the env runs itself.
+func newTestEnv(t *testing.T, events func(deploy.Event)) *lifecycle.Env {
 	t.Helper()
-	installCRD(t)
 	ctx := context.Background()
 	cfg := testcluster.Config(t)
 	home := t.TempDir()
@@ -45,10 +46,16 @@ func newManagedWorkspace(t *testing.T) *managedWorkspace {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &managedWorkspace{ns: testcluster.Namespace(t)}
-	m.env = &lifecycle.Env{WS: ws, Catalogs: set, Cluster: func() (*rest.Config, error) { return cfg, nil },
-		DeployEvents: func(deploy.Event) { m.direct.Add(1) }}
-	_, keyPath, err := secrets.RepoKey(ctx, ws.Root)
+	return &lifecycle.Env{WS: ws, Catalogs: set, Cluster: func() (*rest.Config, error) { return cfg, nil }, DeployEvents: events}
+}
+
+// follow starts a controller for namespace ns and a Workspace there, named
+// name, that follows env's repository with its key.
+func follow(t *testing.T, env *lifecycle.Env, ns, name string, mutate func(*Options)) {
+	t.Helper()
+	installCRD(t)
+	ctx := context.Background()
+	_, keyPath, err := secrets.RepoKey(ctx, env.WS.Root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,13 +64,20 @@ func newManagedWorkspace(t *testing.T) *managedWorkspace {
 		t.Fatal(err)
 	}
 	k := kube(t)
-	if err := k.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: m.ns, Name: "key"}, Data: map[string][]byte{berthv1.DecryptionKeyKey: key}}); err != nil {
+	if err := k.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "key"}, Data: map[string][]byte{berthv1.DecryptionKeyKey: key}}); err != nil {
 		t.Fatal(err)
 	}
-	startController(t, m.ns, nil)
-	createWorkspace(t, k, m.ns, "managed", "file://"+ws.Root, func(w *berthv1.Workspace) {
+	startController(t, ns, mutate)
+	createWorkspace(t, k, ns, name, "file://"+env.WS.Root, func(w *berthv1.Workspace) {
 		w.Spec.DecryptionRef = &berthv1.LocalSecretReference{Name: "key"}
 	})
+}
+
+func newManagedWorkspace(t *testing.T) *managedWorkspace {
+	t.Helper()
+	m := &managedWorkspace{ns: testcluster.Namespace(t)}
+	m.env = newTestEnv(t, func(deploy.Event) { m.direct.Add(1) })
+	follow(t, m.env, m.ns, "managed", nil)
 	return m
 }
 

@@ -2,8 +2,6 @@ package controller
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -11,17 +9,12 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/rest"
 
-	berthv1 "berth.dev/berth/api/v1alpha1"
 	"berth.dev/berth/internal/apply"
-	"berth.dev/berth/internal/catalog"
 	"berth.dev/berth/internal/deploy"
 	"berth.dev/berth/internal/lifecycle"
-	"berth.dev/berth/internal/secrets"
 	"berth.dev/berth/internal/testcluster"
 )
 
@@ -86,20 +79,10 @@ func inventory(t *testing.T, eng *apply.Engine, app, ns string) []string {
 // the controller airflow's migration Job completes before its Deployments are
 // applied.
 func TestCLIAndControllerDeployTheSameWay(t *testing.T) {
-	installCRD(t)
 	ctx := context.Background()
 	cfg := testcluster.Config(t)
-	home := t.TempDir()
-	ws, _, err := lifecycle.Init(ctx, filepath.Join(t.TempDir(), "ws"), lifecycle.InitOptions{Home: home, Executable: testcluster.BerthBinary(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, err := catalog.Open(home)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cli := &eventLog{}
-	env := &lifecycle.Env{WS: ws, Catalogs: set, Cluster: func() (*rest.Config, error) { return cfg, nil }, DeployEvents: cli.add}
+	env := newTestEnv(t, cli.add)
 	app := testcluster.UniqueName(t, 20)
 	if _, err := env.Install(ctx, lifecycle.InstallOptions{Package: "airflow", Name: app, Namespace: app}); err != nil {
 		t.Fatal(err)
@@ -128,24 +111,10 @@ func TestCLIAndControllerDeployTheSameWay(t *testing.T) {
 
 	// Through the controller.
 	ns := testcluster.Namespace(t)
-	_, keyPath, err := secrets.RepoKey(ctx, ws.Root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := os.ReadFile(keyPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k := kube(t)
-	if err := k.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "key"}, Data: map[string][]byte{berthv1.DecryptionKeyKey: key}}); err != nil {
-		t.Fatal(err)
-	}
 	ctrl := &eventLog{}
-	startController(t, ns, func(o *Options) { o.DeployEvents = func(_ string, ev deploy.Event) { ctrl.add(ev) } })
-	createWorkspace(t, k, ns, "parity", "file://"+ws.Root, func(w *berthv1.Workspace) {
-		w.Spec.DecryptionRef = &berthv1.LocalSecretReference{Name: "key"}
-	})
-	rev := strings.TrimSpace(run(t, ws.Root, "git", "rev-parse", "HEAD"))
+	follow(t, env, ns, "parity", func(o *Options) { o.DeployEvents = func(_ string, ev deploy.Event) { ctrl.add(ev) } })
+	k := kube(t)
+	rev := strings.TrimSpace(run(t, env.WS.Root, "git", "rev-parse", "HEAD"))
 	waitWorkspace(t, k, ns, "parity", 4*time.Minute, readyAt(rev))
 
 	if diff := cmp.Diff(cliObjects, inventory(t, eng, app, app)); diff != "" {
