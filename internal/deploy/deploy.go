@@ -388,7 +388,7 @@ func (d *Deployer) deployPhases(ctx context.Context, a *App, opts Options, r *Ap
 			Revision: opts.Revision,
 			Timeout:  opts.timeout(), Events: d.objectEvents(opts, a.Name, i+1, len(phases)),
 		})
-		refs := record(changes, res, hooks)
+		refs := record(changes, res, hooks, last)
 		if err != nil {
 			return classify(err), fmt.Errorf("phase %d of %d: %w", i+1, len(phases), err)
 		}
@@ -425,12 +425,15 @@ func (d *Deployer) objectEvents(opts Options, app string, phase, phases int) fun
 // phases re-apply earlier ones unchanged) and returns the refs to wait for:
 // not the hooks, which the engine runs to completion itself (and which may be
 // gone after success, or not run at this operation).
-func record(changes map[string]apply.Change, res *apply.Result, hooks map[string]bool) []apply.ObjectRef {
+func record(changes map[string]apply.Change, res *apply.Result, hooks map[string]bool, last bool) []apply.ObjectRef {
 	if res == nil {
 		return nil
 	}
 	var refs []apply.ObjectRef
 	for _, c := range res.Changes {
+		if c.Action == apply.ActionKeep && !last {
+			continue // a later phase's object, not applied yet: not a prune candidate
+		}
 		k := c.Object.String()
 		if prev, ok := changes[k]; !ok || prev.Action == apply.ActionUnchanged || c.Action == apply.ActionFail || c.Action == apply.ActionDelete {
 			changes[k] = c

@@ -175,6 +175,12 @@ func TestDeployOrderGatesAndRemoval(t *testing.T) {
 	if _, err := testcluster.Clientset(t).CoreV1().ConfigMaps(ns).Get(context.Background(), "u", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("the blocked app was applied (%v)", err)
 	}
+	// Again: every object of every phase unchanged, none "kept" by the
+	// phases before its own.
+	again := d.DeployApp(context.Background(), apps[0], Options{Timeout: time.Minute})
+	if diff := cmp.Diff(map[apply.Action]int{apply.ActionUnchanged: 3}, again.Actions); diff != "" {
+		t.Errorf("second deploy of base (-want +got):\n%s", diff)
+	}
 
 	// Removal: base's objects go; an app never deployed is done.
 	for _, name := range []string{"base", "never-deployed"} {

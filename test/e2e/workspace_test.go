@@ -42,7 +42,8 @@ func unchanged(t *testing.T, ws, head string) {
 	}
 }
 
-// labelled lists every object in the cluster labelled berth.dev/app=app.
+// labelled lists every object in the cluster labelled berth.dev/app=app but
+// what Helm keeps after an uninstall (a chart's CRDs, hooks).
 func labelled(t *testing.T, app string) []string {
 	t.Helper()
 	cfg := testcluster.Config(t)
@@ -70,6 +71,11 @@ func labelled(t *testing.T, app string) []string {
 				continue
 			}
 			for _, it := range items.Items {
+				// What Helm keeps too: a chart's crds/ and hooks, which
+				// their delete policy, not an uninstall, removes.
+				if ann := it.GetAnnotations(); ann["berth.dev/chart-crd"] == "true" || ann["berth.dev/hook-events"] != "" {
+					continue
+				}
 				found = append(found, r.Kind+"/"+it.GetNamespace()+"/"+it.GetName())
 			}
 		}
@@ -260,8 +266,9 @@ func TestWorkspaceLifecycleThroughTheCLI(t *testing.T) {
 	}
 	unchanged(t, ws, head)
 
-	// Uninstall: grafana takes cert-manager with it; nothing labelled remains.
-	berth(t, home, "uninstall", "grafana", "-C", ws)
+	// Uninstall: grafana takes cert-manager with it; with its data deleted,
+	// nothing labelled remains but what Helm keeps.
+	berth(t, home, "uninstall", "grafana", "--delete-data", "--yes", "-C", ws)
 	for _, a := range []string{"grafana", "cert-manager"} {
 		if left := labelled(t, a); len(left) > 0 {
 			t.Errorf("objects of %s left after uninstall: %v", a, left)
@@ -270,7 +277,7 @@ func TestWorkspaceLifecycleThroughTheCLI(t *testing.T) {
 			t.Errorf("apps/%s still in the workspace", a)
 		}
 	}
-	berth(t, home, "uninstall", af, "-C", ws)
+	berth(t, home, "uninstall", af, "--delete-data", "--yes", "-C", ws)
 	if left := labelled(t, af); len(left) > 0 {
 		t.Errorf("objects of %s left after uninstall: %v", af, left)
 	}
