@@ -216,10 +216,14 @@ func (e *Env) Uninstall(ctx context.Context, opts UninstallOptions) (*UninstallR
 	return res, nil
 }
 
-// madeByStatefulSets reports whether claim is named as a StatefulSet of objs
-// names the claims of its volume claim templates: TEMPLATE-STATEFULSET-ORDINAL.
-func madeByStatefulSets(objs []*unstructured.Unstructured, claim string) bool {
+// appClaim reports whether claim is one of objs (the app renders
+// it), or is named as a StatefulSet of objs names the claims of its volume
+// claim templates: TEMPLATE-STATEFULSET-ORDINAL.
+func appClaim(objs []*unstructured.Unstructured, claim string) bool {
 	for _, o := range objs {
+		if o.GetKind() == "PersistentVolumeClaim" && o.GroupVersionKind().Group == "" && o.GetName() == claim {
+			return true
+		}
 		if o.GetKind() != "StatefulSet" {
 			continue
 		}
@@ -275,7 +279,7 @@ func (c *claims) of(ctx context.Context, a *workspace.App) ([]corev1.PersistentV
 			return nil, err
 		}
 		for _, pvc := range list.Items {
-			if !seen[pvc.Name] && (pvc.Labels[LabelKeptFrom] == a.Name || c.rendered == nil || madeByStatefulSets(c.rendered[a.Name], pvc.Name)) {
+			if !seen[pvc.Name] && (pvc.Labels[LabelKeptFrom] == a.Name || c.rendered == nil || appClaim(c.rendered[a.Name], pvc.Name)) {
 				seen[pvc.Name] = true
 				out = append(out, pvc)
 			}
