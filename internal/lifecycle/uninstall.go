@@ -253,6 +253,7 @@ func dedupe(s []string) []string {
 // files are gone: every claim labelled as the app's was made by it).
 type claims struct {
 	cs       kubernetes.Interface
+	d        *deploy.Deployer
 	rendered map[string][]*unstructured.Unstructured
 }
 
@@ -265,7 +266,11 @@ func (e *Env) claimsOf(rendered map[string][]*unstructured.Unstructured) (*claim
 	if err != nil {
 		return nil, err
 	}
-	return &claims{cs: cs, rendered: rendered}, nil
+	d, err := e.deployer()
+	if err != nil {
+		return nil, err
+	}
+	return &claims{cs: cs, d: d, rendered: rendered}, nil
 }
 
 // of lists the app's claims.
@@ -362,5 +367,7 @@ func (c *claims) delete(ctx context.Context, a *workspace.App, opts UninstallOpt
 			res.DeletedClaims = append(res.DeletedClaims, k)
 		}
 	}
-	return nil
+	// The namespace the claims kept (the engine keeps claims, and a
+	// namespace holding them) goes now, when it holds nothing of another's.
+	return c.d.Remove(ctx, &deploy.App{Name: a.Name, Namespace: a.Namespace}, deploy.Options{Timeout: opts.Timeout}).Err
 }
