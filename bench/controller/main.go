@@ -52,18 +52,21 @@ import (
 )
 
 type config struct {
-	kubeconfig string
-	apps       int
-	objects    int
-	namespaces int
-	steady     time.Duration
-	edits      int
-	changed    int
-	workers    int
-	deployment bool
-	raw        bool
-	profile    int
-	out        string
+	kubeconfig   string
+	apps         int
+	objects      int
+	namespaces   int
+	steady       time.Duration
+	edits        int
+	changed      int
+	workers      int
+	deployment   bool
+	raw          bool
+	flux         bool
+	fluxInterval time.Duration
+	fluxEdits    int
+	profile      int
+	out          string
 }
 
 func main() {
@@ -80,6 +83,9 @@ func main() {
 	fs.IntVar(&c.workers, "workers", 16, "apps the controller applies at once")
 	fs.BoolVar(&c.deployment, "deployment", true, "make one object of each app a Deployment (its health then waits for kube-controller-manager)")
 	fs.BoolVar(&c.raw, "raw", true, "after berth's runs, measure the raw ceiling: the same objects applied by a plain parallel loop on the same cluster")
+	fs.BoolVar(&c.flux, "flux", false, "then measure Flux's source-controller and kustomize-controller (bench/flux/build.sh builds them) on the same apps and cluster")
+	fs.DurationVar(&c.fluxInterval, "flux-interval", time.Minute, "interval of Flux's Kustomizations (its drift repair bound)")
+	fs.IntVar(&c.fluxEdits, "flux-edits", 5, "drift edits (ConfigMap deletions) for Flux, each repaired at the next interval")
 	fs.IntVar(&c.profile, "profile", 20, "seconds of CPU profile of the controller taken at the start of the first sync (0: none); kept with BERTH_BENCH_KEEP")
 	fs.StringVar(&c.out, "o", "", "also write the results (markdown) to this file")
 	_ = fs.Parse(os.Args[1:])
@@ -344,6 +350,14 @@ func run(ctx context.Context, c config) error {
 		results = append(results,
 			result{"raw ceiling (same objects, same cluster)", raw.Round(time.Millisecond).String(), "client-go server-side apply, 64 requests at a time, no rate limit; then every Deployment Available"},
 			result{"berth first sync / raw ceiling", fmt.Sprintf("%.2fx", first.Seconds()/raw.Seconds()), "goal: within 1.5x"})
+	}
+	if c.flux {
+		logf("flux: the same %d apps", c.apps)
+		fr, err := benchFlux(ctx, fluxEnv{work: work, kubeconfig: c.kubeconfig, gitURL: gitURL, gitRoot: filepath.Join(work, "git"), dyn: dyn, cs: cs}, c)
+		if err != nil {
+			return err
+		}
+		results = append(results, fr...)
 	}
 	table := render(results, c) + "\n" + apiDuring
 	if throttle != "" {
