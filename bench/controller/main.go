@@ -355,7 +355,9 @@ func run(ctx context.Context, c config) error {
 		logf("flux: the same %d apps", c.apps)
 		fr, err := benchFlux(ctx, fluxEnv{work: work, kubeconfig: c.kubeconfig, gitURL: gitURL, gitRoot: filepath.Join(work, "git"), dyn: dyn, cs: cs}, c)
 		if err != nil {
-			return err
+			// Recorded, not fatal: berth's numbers stand on their own.
+			logf("flux: %v", err)
+			fr = append(fr, result{"Flux", "not measured", strings.ReplaceAll(err.Error(), "\n", " ")})
 		}
 		results = append(results, fr...)
 	}
