@@ -124,6 +124,10 @@ func controllerManagerArgs(c *Cluster) []string {
 		"--enable-hostpath-provisioner=true",
 		"--kube-api-qps=" + strconv.Itoa(componentQPS),
 		"--kube-api-burst=" + strconv.Itoa(componentBurst),
+		// Five workers each (the default) kept a thousand new Deployments
+		// waiting for their ReplicaSets, and every deploy polling for them.
+		"--concurrent-deployment-syncs=20",
+		"--concurrent-replicaset-syncs=20",
 		"--profiling=false",
 		"--v=1",
 	}
