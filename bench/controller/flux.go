@@ -165,18 +165,47 @@ func benchFlux(ctx context.Context, e fluxEnv, c config) ([]result, error) {
 			"--metrics-addr=" + srcMetrics, "--health-addr=" + freeAddr(), "--concurrent=4"}, qps...))
 	ks := fluxProcess(ksBin, filepath.Join(e.work, "kustomize-controller.log"), e.kubeconfig,
 		append([]string{"--metrics-addr=" + ksMetrics, "--health-addr=" + freeAddr(), "--concurrent=" + strconv.Itoa(c.workers)}, qps...))
+	// source-controller refuses a storage path that does not exist.
+	if err := os.MkdirAll(filepath.Join(e.work, "flux-storage"), 0o755); err != nil {
+		return nil, err
+	}
 	start := time.Now()
+	var exited []chan error
 	for _, p := range []*exec.Cmd{src, ks} {
 		if err := p.Start(); err != nil {
 			return nil, err
 		}
+		done := make(chan error, 1)
+		go func() { done <- p.Wait() }()
+		exited = append(exited, done)
 		defer func() {
 			_ = p.Process.Signal(os.Interrupt)
-			_ = p.Wait()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				_ = p.Process.Kill()
+			}
 		}()
 	}
+	var died error
+	alive := func() bool {
+		for i, ch := range exited {
+			select {
+			case err := <-ch:
+				ch <- err // the deferred stop reads it again
+				died = fmt.Errorf("%s exited (%v): %s", []string{"source-controller", "kustomize-controller"}[i], err,
+					strings.ReplaceAll(tail(filepath.Join(e.work, []string{"source-controller", "kustomize-controller"}[i]+".log")), "\n", " "))
+				return false
+			default:
+			}
+		}
+		return true
+	}
 	logf("flux: first sync of %d Kustomizations", c.apps)
-	if err := waitFor(ctx, 30*time.Minute, func() bool { return fluxReady(ctx, e.dyn) == c.apps }); err != nil {
+	if err := waitFor(ctx, 30*time.Minute, func() bool { return !alive() || fluxReady(ctx, e.dyn) == c.apps }); err != nil || died != nil {
+		if died != nil {
+			err = died
+		}
 		return nil, fmt.Errorf("flux: %d of %d Kustomizations Ready: %w (logs in %s)", fluxReady(ctx, e.dyn), c.apps, err, e.work)
 	}
 	first := time.Since(start)
