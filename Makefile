@@ -11,7 +11,7 @@ TOOLS       := $(CURDIR)/.tools
 STATICCHECK := $(TOOLS)/staticcheck
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: all build demo test lint fuzz generate verify-generated bench bench-controller image fmt deps clean
+.PHONY: all build demo test lint fuzz generate verify-generated bench bench-controller bench-scale image fmt deps clean
 
 all: build
 
@@ -51,9 +51,16 @@ verify-generated: generate
 bench:
 	./bench/run.sh
 
-## bench-controller: 1,000 apps x 10 objects under one controller
+## bench-controller: 1,000 apps x 10 objects under one controller, against the
+## raw ceiling (a plain parallel apply loop on the same cluster)
 bench-controller:
 	$(GO) run ./bench/controller -o bench/controller/results.md
+
+## bench-scale: bench-controller with Flux's source-controller and
+## kustomize-controller side by side (built into ~/.cache/berth/flux first)
+bench-scale:
+	-./bench/flux/build.sh
+	$(GO) run ./bench/controller -flux -o bench/controller/results.md
 
 ## image: the controller image (needs a Docker engine)
 image:

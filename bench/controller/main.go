@@ -40,6 +40,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -51,16 +52,21 @@ import (
 )
 
 type config struct {
-	kubeconfig string
-	apps       int
-	objects    int
-	namespaces int
-	steady     time.Duration
-	edits      int
-	changed    int
-	workers    int
-	deployment bool
-	out        string
+	kubeconfig   string
+	apps         int
+	objects      int
+	namespaces   int
+	steady       time.Duration
+	edits        int
+	changed      int
+	workers      int
+	deployment   bool
+	raw          bool
+	flux         bool
+	fluxInterval time.Duration
+	fluxEdits    int
+	profile      int
+	out          string
 }
 
 func main() {
@@ -76,6 +82,11 @@ func main() {
 	fs.IntVar(&c.changed, "changed", 100, "apps changed by the pushed commit")
 	fs.IntVar(&c.workers, "workers", 16, "apps the controller applies at once")
 	fs.BoolVar(&c.deployment, "deployment", true, "make one object of each app a Deployment (its health then waits for kube-controller-manager)")
+	fs.BoolVar(&c.raw, "raw", true, "after berth's runs, measure the raw ceiling: the same objects applied by a plain parallel loop on the same cluster")
+	fs.BoolVar(&c.flux, "flux", false, "then measure Flux's source-controller and kustomize-controller (bench/flux/build.sh builds them) on the same apps and cluster")
+	fs.DurationVar(&c.fluxInterval, "flux-interval", time.Minute, "interval of Flux's Kustomizations (its drift repair bound)")
+	fs.IntVar(&c.fluxEdits, "flux-edits", 5, "drift edits (ConfigMap deletions) for Flux, each repaired at the next interval")
+	fs.IntVar(&c.profile, "profile", 20, "seconds of CPU profile of the controller taken at the start of the first sync (0: none); kept with BERTH_BENCH_KEEP")
 	fs.StringVar(&c.out, "o", "", "also write the results (markdown) to this file")
 	_ = fs.Parse(os.Args[1:])
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -111,8 +122,10 @@ func run(ctx context.Context, c config) error {
 	if out, err := exec.CommandContext(ctx, "go", "build", "-o", berth, "berth.dev/berth/cmd/berth").CombinedOutput(); err != nil {
 		return fmt.Errorf("building berth: %v\n%s", err, out)
 	}
+	var clusterLogs string // the local cluster's component logs
 	if c.kubeconfig == "" {
 		home := filepath.Join(work, "home")
+		clusterLogs = filepath.Join(home, "clusters", "bench-controller", "logs")
 		logf("starting a fresh local cluster")
 		cl, _, err := localcluster.Up(ctx, localcluster.UpOptions{Home: home, Name: "bench-controller", Nodes: 1})
 		defer func() {
@@ -129,6 +142,10 @@ func run(ctx context.Context, c config) error {
 	}
 	cfg.QPS, cfg.Burst = -1, 0
 	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return err
 	}
@@ -205,12 +222,63 @@ func run(ctx context.Context, c config) error {
 	total := c.apps * c.objects
 
 	logf("first sync of %d objects", total)
+	api0, err := readAPIStats(ctx, cs)
+	if err != nil {
+		return err
+	}
+	profDone := make(chan error, 1)
+	profPath := filepath.Join(work, "first-sync.cpu.pprof")
+	if c.profile > 0 {
+		go func() {
+			// The metrics port listens once the controller started.
+			for range 100 {
+				if _, err := http.Get("http://" + metricsAddr + "/metrics"); err == nil {
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			profDone <- cpuProfile(ctx, metricsAddr, c.profile, profPath)
+		}()
+	} else {
+		profDone <- nil
+	}
 	if err := waitReady(ctx, k, ns, name, rev, 30*time.Minute); err != nil {
 		return fmt.Errorf("%w (controller log: %s)", err, tail(logFile.Name()))
 	}
 	first := time.Since(start)
+	api1, err := readAPIStats(ctx, cs)
+	if err != nil {
+		return err
+	}
+	apiDuring := apiTable(api0, api1, first, 12)
+	if err := <-profDone; err != nil {
+		logf("no CPU profile: %v", err)
+	} else if c.profile > 0 {
+		if out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=25", berth, profPath).CombinedOutput(); err == nil {
+			logf("controller CPU profile, first %ds of the first sync:\n%s", c.profile, out)
+		}
+	}
+	throttle := ""
+	if clusterLogs != "" {
+		throttle = fmt.Sprintf("client-side throttling waits logged: kube-controller-manager %d, kube-scheduler %d, kwok %d",
+			throttled(filepath.Join(clusterLogs, localcluster.BinControllerManager+".log")),
+			throttled(filepath.Join(clusterLogs, localcluster.BinScheduler+".log")),
+			throttled(filepath.Join(clusterLogs, localcluster.BinKwok+".log")))
+		logf("%s", throttle)
+	}
 	results = append(results, result{"first sync (controller start to Ready)", first.Round(time.Millisecond).String(),
 		fmt.Sprintf("%d apps, %d objects, health-gated; %.0f objects/s", c.apps, total, float64(total)/first.Seconds())})
+	// The ceiling right after berth's sync, so that both see the same load.
+	if c.raw {
+		logf("raw ceiling: the same %d objects by a plain parallel loop", total)
+		raw, err := rawCeiling(ctx, dyn, cs, c, 64)
+		if err != nil {
+			return err
+		}
+		results = append(results,
+			result{"raw ceiling (same objects, same cluster)", raw.Round(time.Millisecond).String(), "client-go server-side apply, 64 requests at a time, no rate limit; then every Deployment Available"},
+			result{"berth first sync / raw ceiling", fmt.Sprintf("%.2fx", first.Seconds()/raw.Seconds()), "goal: within 1.5x"})
+	}
 
 	// Steady state.
 	m := &metricsReader{url: "http://" + metricsAddr + "/metrics"}
@@ -283,7 +351,21 @@ func run(ctx context.Context, c config) error {
 
 	hwm, _ = memory(proc.Process.Pid)
 	results = append(results, result{"controller peak RSS over the whole run", fmt.Sprintf("%d MiB", hwm>>10), "VmHWM"})
-	table := render(results, c)
+
+	if c.flux {
+		logf("flux: the same %d apps", c.apps)
+		fr, err := benchFlux(ctx, fluxEnv{work: work, kubeconfig: c.kubeconfig, gitURL: gitURL, gitRoot: filepath.Join(work, "git"), dyn: dyn, cs: cs}, c)
+		if err != nil {
+			// Recorded, not fatal: berth's numbers stand on their own.
+			logf("flux: %v", err)
+			fr = append(fr, result{"Flux", "not measured", strings.ReplaceAll(err.Error(), "\n", " ")})
+		}
+		results = append(results, fr...)
+	}
+	table := render(results, c) + "\n" + apiDuring
+	if throttle != "" {
+		table += "\n" + throttle + "\n"
+	}
 	fmt.Print(table)
 	if c.out != "" {
 		return os.WriteFile(c.out, []byte(table), 0o644)

@@ -63,6 +63,7 @@ trying berth and for testing.`,
 	root.AddCommand(cryptoCommands(app)...)
 	root.AddCommand(workspaceCommands(app)...)
 	root.AddCommand(controllerCommands(app)...)
+	root.AddCommand(debugCommands(app)...)
 	return root
 }
 

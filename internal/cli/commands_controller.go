@@ -129,7 +129,7 @@ local process ('berth bootstrap --local').`,
 			if err != nil {
 				return err
 			}
-			opts.Logger.Info("berth controller starting", "namespace", opts.Namespace, "webhook", c.WebhookAddr(), "apiServer", cfg.Host)
+			opts.Logger.Info("berth controller starting", "namespace", opts.Namespace, "webhook", c.WebhookAddr(), "metrics", c.MetricsAddr(), "apiServer", cfg.Host)
 			return c.Start(cmd.Context())
 		},
 	}
@@ -140,7 +140,8 @@ local process ('berth bootstrap --local').`,
 	f.IntVar(&opts.Workers, "workers", opts.Workers, "apps applied at once")
 	f.DurationVar(&opts.Resync, "resync", opts.Resync, "how often every app is re-read in full, as a safety net behind event-driven drift repair")
 	f.DurationVar(&opts.FetchTimeout, "fetch-timeout", opts.FetchTimeout, "bound on one git fetch")
-	f.StringVar(&opts.MetricsAddr, "metrics-addr", opts.MetricsAddr, "address of /metrics (0 disables)")
+	f.StringVar(&opts.MetricsAddr, "metrics-addr", opts.MetricsAddr, "address of /metrics, and of pprof when it is a loopback address or --metrics-secure (0 disables)")
+	f.BoolVar(&opts.SecureMetrics, "metrics-secure", false, "serve --metrics-addr over HTTPS to bearer tokens allowed to get the path (nonResourceURLs /metrics, /debug/pprof/*), with pprof")
 	f.StringVar(&opts.ProbeAddr, "probe-addr", opts.ProbeAddr, "address of /healthz and /readyz (0 disables)")
 	f.StringVar(&opts.WebhookAddr, "webhook-addr", opts.WebhookAddr, "address of /hooks/git (0 disables)")
 	f.StringVar(&opts.PprofAddr, "pprof-addr", "0", "address of /debug/pprof (0 disables)")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"time"
@@ -56,6 +57,12 @@ type Options struct {
 	ProgressDelay time.Duration
 	// MetricsAddr serves /metrics; "0" disables it.
 	MetricsAddr string
+	// SecureMetrics serves MetricsAddr over HTTPS and lets a request in only
+	// with a bearer token the API server authenticates (TokenReview) for a
+	// user allowed to get the path (SubjectAccessReview, a nonResourceURL).
+	// It also serves pprof there, under /debug/pprof/, as it does on a
+	// loopback MetricsAddr.
+	SecureMetrics bool
 	// ProbeAddr serves /healthz and /readyz; "0" disables it.
 	ProbeAddr string
 	// WebhookAddr serves /hooks/git; "0" disables it.
@@ -93,6 +100,7 @@ func DefaultOptions() Options {
 
 // Controller is berth's GitOps controller for one cluster.
 type Controller struct {
+	opts    Options
 	mgr     manager.Manager
 	rec     *reconciler
 	hooks   *webhook
@@ -132,6 +140,9 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 	if opts.Registry == nil {
 		opts.Registry = ctrlmetrics.Registry
 	}
+	if err := resolvePort(&opts.MetricsAddr); err != nil {
+		return nil, err
+	}
 	cfg = rest.CopyConfig(cfg)
 	if cfg.QPS == 0 && cfg.RateLimiter == nil {
 		// controller-runtime's default (20 QPS) would throttle the first
@@ -151,7 +162,7 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 	mopts := ctrl.Options{
 		Scheme:                  Scheme(),
 		Logger:                  opts.Logger,
-		Metrics:                 metricsserver.Options{BindAddress: opts.MetricsAddr},
+		Metrics:                 metricsOptions(opts),
 		HealthProbeBindAddress:  opts.ProbeAddr,
 		PprofBindAddress:        opts.PprofAddr,
 		LeaderElection:          opts.LeaderElection,
@@ -228,7 +239,7 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 				return false // busy: record it on the Workspace instead
 			}
 		}}
-	c := &Controller{mgr: mgr, rec: rec, hooks: hooks, webAddr: opts.WebhookAddr}
+	c := &Controller{opts: opts, mgr: mgr, rec: rec, hooks: hooks, webAddr: opts.WebhookAddr}
 	if opts.WebhookAddr != "" && opts.WebhookAddr != "0" {
 		lis, err := net.Listen("tcp", opts.WebhookAddr)
 		if err != nil {
@@ -255,6 +266,30 @@ func (c *Controller) WebhookAddr() string {
 		return ""
 	}
 	return c.webLis.Addr().String()
+}
+
+// MetricsAddr is the address /metrics (and pprof, see Options.SecureMetrics)
+// listens on, once New returned; "" when disabled.
+func (c *Controller) MetricsAddr() string {
+	if c.opts.MetricsAddr == "0" {
+		return ""
+	}
+	return c.opts.MetricsAddr
+}
+
+// resolvePort replaces port 0 in addr with a free port, so that the address
+// can be reported ('berth debug profile' reads the local controller's).
+func resolvePort(addr *string) error {
+	host, port, err := net.SplitHostPort(*addr)
+	if err != nil || port != "0" {
+		return nil // "0" disables; a bad address fails when bound
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return fmt.Errorf("finding a free port for --metrics-addr %s: %w", *addr, err)
+	}
+	*addr = l.Addr().String()
+	return l.Close()
 }
 
 // Start runs the controller until ctx ends.
@@ -286,3 +321,36 @@ func (s *httpServer) Start(ctx context.Context) error {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// metricsOptions serves /metrics, and pprof where only a user the API server
+// authenticates (SecureMetrics) or a local one (a loopback address) reaches it:
+// profiling is always on, at no cost until a profile is asked for.
+func metricsOptions(opts Options) metricsserver.Options {
+	m := metricsserver.Options{BindAddress: opts.MetricsAddr}
+	if opts.SecureMetrics {
+		m.SecureServing = true
+		m.FilterProvider = authFilter
+	}
+	if opts.SecureMetrics || isLoopback(opts.MetricsAddr) {
+		m.ExtraHandlers = map[string]http.Handler{
+			"/debug/pprof/":        http.HandlerFunc(pprof.Index),
+			"/debug/pprof/cmdline": http.HandlerFunc(pprof.Cmdline),
+			"/debug/pprof/profile": http.HandlerFunc(pprof.Profile),
+			"/debug/pprof/symbol":  http.HandlerFunc(pprof.Symbol),
+			"/debug/pprof/trace":   http.HandlerFunc(pprof.Trace),
+		}
+	}
+	return m
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -90,6 +90,18 @@ func apiServerArgs(c *Cluster) []string {
 	}
 }
 
+// componentQPS and componentBurst are the client rate limits of
+// kube-controller-manager and kube-scheduler. Their defaults (20 and 30
+// requests/s, 50 and 100 for the scheduler) made kube-controller-manager the
+// bottleneck of any Deployment-heavy apply on the local cluster: each
+// Deployment costs it a ReplicaSet create and two status writes. The API
+// server's priority and fairness still protects it; kwok sets no client limit
+// of its own (it uses an always-allow rate limiter).
+const (
+	componentQPS   = 500
+	componentBurst = 1000
+)
+
 func controllerManagerArgs(c *Cluster) []string {
 	pki := c.pkiDir()
 	kc := c.componentKubeconfig(BinControllerManager)
@@ -110,6 +122,12 @@ func controllerManagerArgs(c *Cluster) []string {
 		// Provisions PersistentVolumes as directories under /tmp/hostpath_pv for
 		// the default StorageClass, so that volume claims bind as on a real cluster.
 		"--enable-hostpath-provisioner=true",
+		"--kube-api-qps=" + strconv.Itoa(componentQPS),
+		"--kube-api-burst=" + strconv.Itoa(componentBurst),
+		// Five workers each (the default) kept a thousand new Deployments
+		// waiting for their ReplicaSets, and every deploy polling for them.
+		"--concurrent-deployment-syncs=20",
+		"--concurrent-replicaset-syncs=20",
 		"--profiling=false",
 		"--v=1",
 	}
@@ -124,6 +142,8 @@ func schedulerArgs(c *Cluster) []string {
 		"--bind-address=127.0.0.1",
 		"--secure-port=" + strconv.Itoa(c.State.Ports.Scheduler),
 		"--leader-elect=false",
+		"--kube-api-qps=" + strconv.Itoa(componentQPS),
+		"--kube-api-burst=" + strconv.Itoa(componentBurst),
 		"--profiling=false",
 		"--v=1",
 	}
