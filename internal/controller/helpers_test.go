@@ -54,13 +54,23 @@ func installCRDOn(t *testing.T, cfg *rest.Config) {
 	}
 	cs := apiextclient.NewForConfigOrDie(cfg)
 	ctx := context.Background()
-	cur, err := cs.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		_, err = cs.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, &crd, metav1.CreateOptions{})
-	case err == nil:
-		crd.ResourceVersion = cur.ResourceVersion
-		_, err = cs.ApiextensionsV1().CustomResourceDefinitions().Update(ctx, &crd, metav1.UpdateOptions{})
+	// Other test binaries (the CLI's bootstrap) install it at the same time:
+	// a create that lost the race, or an update that did, is tried again.
+	var err error
+	for range 5 {
+		var cur *apiextensionsv1.CustomResourceDefinition
+		cur, err = cs.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			_, err = cs.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, crd.DeepCopy(), metav1.CreateOptions{})
+		case err == nil:
+			upd := crd.DeepCopy()
+			upd.ResourceVersion = cur.ResourceVersion
+			_, err = cs.ApiextensionsV1().CustomResourceDefinitions().Update(ctx, upd, metav1.UpdateOptions{})
+		}
+		if !apierrors.IsAlreadyExists(err) && !apierrors.IsConflict(err) {
+			break
+		}
 	}
 	if err != nil {
 		t.Fatal(err)

@@ -67,6 +67,10 @@ func readPIDFile(path string) (pidRecord, error) {
 	return r, nil
 }
 
+// errExitedAtOnce means a process exited (and was reaped) before berth could
+// record it.
+var errExitedAtOnce = errors.New("exited before it could be recorded")
+
 // startDetached starts a process in its own session, so that it outlives berth,
 // with stdout and stderr appended to logPath, and records it in pidPath.
 func startDetached(bin string, args []string, dir, logPath, pidPath string) (pidRecord, error) {
@@ -90,7 +94,7 @@ func startDetached(bin string, args []string, dir, logPath, pidPath string) (pid
 	_, start, err := procStat(cmd.Process.Pid)
 	if err != nil {
 		_ = cmd.Process.Kill()
-		return pidRecord{}, fmt.Errorf("%s exited at once: %w", bin, err)
+		return pidRecord{}, fmt.Errorf("%s exited at once: %w: %w", bin, errExitedAtOnce, err)
 	}
 	rec := pidRecord{PID: cmd.Process.Pid, StartTime: start, Binary: bin}
 	data, _ := json.Marshal(rec)

@@ -305,6 +305,10 @@ func (c *Cluster) start(ctx context.Context, progress ProgressFunc) ([]string, e
 			}
 			bin := filepath.Join(c.State.BinDir, comp.name)
 			if _, err := startDetached(bin, comp.args(c), c.Dir, c.logPath(comp.name), c.pidPath(comp.name)); err != nil {
+				if errors.Is(err, errExitedAtOnce) {
+					// As when it exits a moment later: its log says why.
+					return started, &ProcessExitedError{Component: comp.name, Log: c.logPath(comp.name), Tail: lastRunTail(c.logPath(comp.name), 20)}
+				}
 				return started, err
 			}
 			started = append(started, comp.name)
