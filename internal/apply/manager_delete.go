@@ -35,6 +35,10 @@ type DeleteOptions struct {
 	Hooks []*unstructured.Unstructured
 }
 
+// ReasonNotPruned is the reason of an object kept because it left the
+// manifests while pruning is off.
+const ReasonNotPruned = "no longer in the manifests; kept, as pruning is off"
+
 // ErrNoInventory is returned (wrapped) by Delete for an app that has no
 // inventory: berth applied nothing as that app there, or deleted it already.
 var ErrNoInventory = errors.New("no inventory")
@@ -228,7 +232,7 @@ func (e *Engine) prune(ctx context.Context, current map[string]Entry, desired ma
 	if !opts.Prune {
 		out := make([]Change, 0, len(cands))
 		for _, en := range cands {
-			out = append(out, Change{Object: en.Ref(), Stage: StageOf(en.Ref().GroupKind()), Action: ActionKeep, Reason: "no longer in the manifests; apply with --prune to delete it"})
+			out = append(out, Change{Object: en.Ref(), Stage: StageOf(en.Ref().GroupKind()), Action: ActionKeep, Reason: ReasonNotPruned})
 		}
 		return out, nil
 	}

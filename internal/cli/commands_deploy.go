@@ -311,6 +311,8 @@ func printResult(w io.Writer, res *apply.Result, verb string) {
 		case c.Error != "":
 			// The error names the object.
 			line = fmt.Sprintf("%-9s %s", pastTense[c.Action], c.Error)
+		case c.Reason == apply.ReasonNotPruned:
+			line += ": " + c.Reason + " (apply with --prune to delete it)"
 		case c.Reason != "":
 			line += ": " + c.Reason
 		}

@@ -116,6 +116,10 @@ func (d *deployFlags) before(ctx context.Context, env *lifecycle.Env) error {
 		return nil
 	}
 	if err := env.CheckCluster(ctx); err != nil {
+		var ue *lifecycle.UnreachableError
+		if errors.As(err, &ue) {
+			return fmt.Errorf("%w ('berth up' starts a local cluster); or change only the workspace with --no-deploy", err)
+		}
 		return err
 	}
 	env.Preflight = true // what the cluster would refuse is never committed

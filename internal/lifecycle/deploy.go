@@ -262,6 +262,18 @@ func (e *Env) Plan(ctx context.Context, names ...string) ([]*apply.Result, error
 	return out, nil
 }
 
+// UnreachableError means the workspace's cluster did not answer.
+type UnreachableError struct {
+	Host string
+	Err  error
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("cannot reach the cluster at %s: %v; start it, or fix cluster in %s", e.Host, e.Err, workspace.ConfigFile)
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
 // CheckCluster fails with a clear error when the target cluster cannot be
 // reached, so that commands can refuse before they change the workspace.
 func (e *Env) CheckCluster(ctx context.Context) error {
@@ -276,7 +288,7 @@ func (e *Env) CheckCluster(ctx context.Context) error {
 		return err
 	}
 	if _, err := dc.ServerVersion(); err != nil {
-		return fmt.Errorf("cannot reach the cluster at %s: %w; start it ('berth up') or fix cluster in berth.yaml, or pass --no-deploy", cfg.Host, err)
+		return &UnreachableError{Host: cfg.Host, Err: err}
 	}
 	return nil
 }
