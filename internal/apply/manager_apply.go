@@ -74,6 +74,21 @@ type item struct {
 	rerun  bool  // a hook of an event that failed: runs again next time
 }
 
+// hashed sets the item's manifest hash; false when the item failed already,
+// is of a kind the cluster does not serve, or cannot be hashed (then failed).
+func (it *item) hashed() bool {
+	if it.change.Action == ActionFail || !it.mapped {
+		return false
+	}
+	h, err := hashObject(it.obj)
+	if err != nil {
+		it.fail(fmt.Errorf("%s: %w", it.ref, err))
+		return false
+	}
+	it.hash = h
+	return true
+}
+
 func (it *item) fail(err error) {
 	it.change.Action = ActionFail
 	it.change.err = err
@@ -709,15 +724,10 @@ func (e *Engine) listMeta(ctx context.Context, k listKey, app string) ([]metav1.
 // means the manifest hashes as recorded and berth's managedFields entry is the
 // one the API server returned after the last apply.
 func (e *Engine) decide(it *item, old map[string]Entry, opts ApplyOptions) {
-	if it.change.Action == ActionFail || !it.mapped {
+	if !it.hashed() {
 		return
 	}
-	h, err := hashObject(it.obj)
-	if err != nil {
-		it.fail(fmt.Errorf("%s: %w", it.ref, err))
-		return
-	}
-	it.hash = h
+	h := it.hash
 	en, recorded := old[it.ref.key()]
 	it.force = opts.ForceConflicts || (recorded && en.Desired == h && en.Fields != "")
 	switch {

@@ -168,16 +168,10 @@ func sortHooks(items []*item) {
 func (e *Engine) decideHooks(items []*item, old map[string]Entry, event string, opts ApplyOptions) {
 	var changed []string
 	for _, it := range items {
-		if it.change.Action == ActionFail || !it.mapped {
+		if !it.hashed() {
 			continue
 		}
-		h, err := hashObject(it.obj)
-		if err != nil {
-			it.fail(fmt.Errorf("%s: %w", it.ref, err))
-			continue
-		}
-		it.hash = h
-		if en, ok := old[it.ref.key()]; !ok || en.Desired != h {
+		if en, ok := old[it.ref.key()]; !ok || en.Desired != it.hash {
 			changed = append(changed, it.ref.ShortString())
 		}
 	}
