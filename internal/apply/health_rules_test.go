@@ -19,18 +19,10 @@ func TestWaitHonoursThePackageHealthRule(t *testing.T) {
 	ns := testcluster.Namespace(t)
 	e, _ := newEngine(t)
 	ctx := context.Background()
-	objs, err := ReadManifests(nil, "testdata/certificate-with-health-rule.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = dynClient(t).Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}).
-			Delete(context.Background(), "certificates.health.test.berth.dev", metav1.DeleteOptions{})
-	})
-	mustApply(t, e, objs, applyOpts("certs", ns))
+	applyCRDFixture(t, e, "testdata/certificate-with-health-rule.yaml", "certificates.health.test.berth.dev", applyOpts("certs", ns))
 	ref := ObjectRef{Group: "health.test.berth.dev", Version: "v1", Kind: "Certificate", Namespace: ns, Name: "web"}
 
-	_, err = e.Wait(ctx, []ObjectRef{ref}, WaitOptions{Timeout: time.Second})
+	_, err := e.Wait(ctx, []ObjectRef{ref}, WaitOptions{Timeout: time.Second})
 	var nr *NotReadyError
 	if !errors.As(err, &nr) || !strings.Contains(err.Error(), "waiting for condition Ready=True") {
 		t.Fatalf("wait on a certificate without conditions: err = %v, want not ready, waiting for condition Ready=True", err)

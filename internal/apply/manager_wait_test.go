@@ -109,15 +109,7 @@ func TestWaitJudgesCustomResourcesByTheirReadyCondition(t *testing.T) {
 	ns := testcluster.Namespace(t)
 	e, _ := newEngine(t)
 	ctx := context.Background()
-	objs, err := ReadManifests(nil, "testdata/crd-and-cr.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = dynClient(t).Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}).
-			Delete(context.Background(), "widgets.test.berth.dev", metav1.DeleteOptions{})
-	})
-	mustApply(t, e, objs, applyOpts("ready", ns))
+	applyCRDFixture(t, e, "testdata/crd-and-cr.yaml", "widgets.test.berth.dev", applyOpts("ready", ns))
 	widgets := dynClient(t).Resource(schema.GroupVersionResource{Group: "test.berth.dev", Version: "v1", Resource: "widgets"}).Namespace(ns)
 	setReady := func(status, reason string) {
 		t.Helper()
@@ -133,7 +125,7 @@ func TestWaitJudgesCustomResourcesByTheirReadyCondition(t *testing.T) {
 	}
 	setReady("False", "Provisioning")
 	ref := ObjectRef{Group: "test.berth.dev", Version: "v1", Kind: "Widget", Namespace: ns, Name: "small"}
-	_, err = e.Wait(ctx, []ObjectRef{ref}, WaitOptions{Timeout: time.Second})
+	_, err := e.Wait(ctx, []ObjectRef{ref}, WaitOptions{Timeout: time.Second})
 	if err == nil || !strings.Contains(err.Error(), "Provisioning") {
 		t.Fatalf("wait on a widget with Ready=False: err = %v, want not ready with reason Provisioning", err)
 	}
@@ -146,4 +138,19 @@ func TestWaitJudgesCustomResourcesByTheirReadyCondition(t *testing.T) {
 	if err != nil {
 		t.Fatalf("wait on a widget that becomes Ready: %v", err)
 	}
+}
+
+// applyCRDFixture applies a file holding a CRD and its custom resources, and
+// deletes the CRD (named crd) when the test ends.
+func applyCRDFixture(t *testing.T, e *Engine, file, crd string, opts ApplyOptions) {
+	t.Helper()
+	objs, err := ReadManifests(nil, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = dynClient(t).Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}).
+			Delete(context.Background(), crd, metav1.DeleteOptions{})
+	})
+	mustApply(t, e, objs, opts)
 }
