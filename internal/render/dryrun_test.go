@@ -61,17 +61,28 @@ func TestBuiltinDryRun(t *testing.T) {
 		}
 	})
 
-	// The CRDs are deleted when every package has been checked, leaving the
-	// shared cluster as it was; packages share them, so not earlier.
+	// The CRDs this test created are deleted when every package has been
+	// checked, leaving the shared cluster as it was; packages share them, so
+	// not earlier. Other test binaries deploy the same packages at the same
+	// time: a CRD that existed before, or that berth applied since, is theirs.
 	crds := map[string]bool{}
 	t.Cleanup(func() {
 		for name := range crds {
-			err := ext.ApiextensionsV1().CustomResourceDefinitions().Delete(context.Background(), name, metav1.DeleteOptions{})
-			if err != nil && !apierrors.IsNotFound(err) {
+			cur, err := ext.ApiextensionsV1().CustomResourceDefinitions().Get(context.Background(), name, metav1.GetOptions{})
+			if err != nil {
+				continue
+			}
+			if slices.ContainsFunc(cur.ManagedFields, func(f metav1.ManagedFieldsEntry) bool { return f.Manager == "berth" }) {
+				continue
+			}
+			uid := cur.UID
+			err = ext.ApiextensionsV1().CustomResourceDefinitions().Delete(context.Background(), name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+			if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 				t.Errorf("deleting CRD %s: %v", name, err)
 			}
 		}
 	})
+	existed := map[string]bool{}
 
 	set := builtinSet()
 	u := builtinUniverse(t, set)
@@ -98,13 +109,19 @@ func TestBuiltinDryRun(t *testing.T) {
 				if o.Stage != StageCRDs {
 					continue
 				}
+				if _, ok := crds[o.Object.GetName()]; !ok && !existed[o.Object.GetName()] {
+					_, err := ext.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, o.Object.GetName(), metav1.GetOptions{})
+					existed[o.Object.GetName()] = err == nil
+				}
 				_, err := dyn.Resource(apiextensionsv1.SchemeGroupVersion.WithResource("customresourcedefinitions")).
 					Apply(ctx, o.Object.GetName(), o.Object, metav1.ApplyOptions{FieldManager: "berth-render-test", Force: true})
 				if err != nil {
 					t.Fatalf("creating %s (%s): %v", o.ID(), o.Source, err)
 				}
 				waitEstablished(ctx, t, ext, o.Object.GetName())
-				crds[o.Object.GetName()] = true
+				if !existed[o.Object.GetName()] {
+					crds[o.Object.GetName()] = true
+				}
 				created++
 			}
 			if created > 0 {
