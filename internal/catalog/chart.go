@@ -56,7 +56,7 @@ func (f *ChartFetcher) fetch(ctx context.Context, c pkgspec.Chart) ([]byte, erro
 		return b, nil
 	}
 	if strings.HasPrefix(c.Repo, "oci://") {
-		return nil, fmt.Errorf("OCI chart repositories are not supported yet; vendor the chart into the package (path:) or use an https:// chart repository")
+		return f.fetchOCI(ctx, c, cached)
 	}
 	h := &HTTPSource{Client: f.Client}
 	indexURL := strings.TrimSuffix(c.Repo, "/") + "/index.yaml"
