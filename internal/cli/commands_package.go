@@ -150,6 +150,7 @@ controller resolve from the same catalogs. Outside a workspace they are kept in
 berth's home (catalogs.yaml), for search, show and template.`,
 	}
 	cmd.AddCommand(newCatalogAddCmd(app), newCatalogListCmd(app), newCatalogUpdateCmd(app), newCatalogRemoveCmd(app))
+	cmd.AddCommand(newCatalogIndexCmd(app), newCatalogPromoteCmd(app))
 	return cmd
 }
 
