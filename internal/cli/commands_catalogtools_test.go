@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -82,5 +83,27 @@ func TestCatalogPromoteRefusesAnUntestedVersion(t *testing.T) {
 	}
 	if got := read(t, cat, "hello/channels.yaml"); got != "latest: 1.0.0\n" {
 		t.Errorf("a refused promotion changed channels.yaml:\n%s", got)
+	}
+}
+
+func TestPackageLint(t *testing.T) {
+	home := t.TempDir()
+	if r := berth(t, home, "package", "lint", filepath.Join("..", "..", "catalog", "redis", "7.4.2")); r.code != 0 || !strings.Contains(r.out, "0 errors, 0 warnings") {
+		t.Errorf("package lint of the built-in redis: exit %d\n%s%s", r.code, r.out, r.err)
+	}
+	dir := t.TempDir()
+	write(t, dir, "package.yaml", helloPackage+"health:\n  - {apiVersion: apps/v1, kind: Deployment, condition: Available}\n")
+	write(t, dir, "greeting.yaml", helloManifest)
+	r := berth(t, home, "package", "lint", dir)
+	if r.code != 1 || !strings.Contains(r.out, filepath.Join(dir, "package.yaml")+": error: health[0]: the package neither renders nor defines Deployment apps/v1") ||
+		!strings.Contains(r.out, "error: config[0] (greeting): no values template or output uses the parameter") {
+		t.Errorf("package lint of a package with problems: exit %d\n%s%s", r.code, r.out, r.err)
+	}
+	r = berth(t, home, "package", "lint", dir, "-o", "json")
+	var res struct {
+		Findings []struct{ Check, Severity, Field string }
+	}
+	if err := json.Unmarshal([]byte(r.out), &res); err != nil || r.code != 1 || len(res.Findings) != 2 {
+		t.Errorf("package lint -o json: exit %d, %v\n%s", r.code, err, r.out)
 	}
 }

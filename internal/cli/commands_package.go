@@ -31,6 +31,7 @@ func packageCommands(app *App) []*cobra.Command {
 		newSearchCmd(app),
 		newShowCmd(app),
 		newTemplateCmd(app),
+		newPackageCmd(app),
 	}
 }
 
