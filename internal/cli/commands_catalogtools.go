@@ -219,7 +219,7 @@ next to the package, as DIR.test-report.json, and printed with -o json;
 			dir := args[0]
 			rep, err := packagetest.Run(cmd.Context(), packagetest.RunOptions{
 				Dir: dir, From: from, Executable: exe, ChartCache: filepath.Join(home, "charts"),
-				Cluster: clusterConfig(workspace.ClusterRef{Kubeconfig: kubeconfig, Context: kubeContext}),
+				Cluster:     clusterConfig(workspace.ClusterRef{Kubeconfig: kubeconfig, Context: kubeContext}),
 				KubeVersion: kube, Timeout: timeout,
 				OnStep: func(s packagetest.Step) {
 					if out == outputText {

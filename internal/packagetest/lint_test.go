@@ -53,7 +53,7 @@ func TestLint(t *testing.T) {
 		catalog bool
 		want    []Finding // matched on check, severity, field and a part of the message
 	}{
-		"clean": {values: lintValues},
+		"clean":              {values: lintValues},
 		"clean in a catalog": {values: lintValues, catalog: true, extra: "upgrade:\n  note: export the greetings first\n"},
 		"schema": {
 			extra:  "kind2: x\n",
