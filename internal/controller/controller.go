@@ -202,6 +202,7 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 		recorder:   mgr.GetEventRecorderFor("berth-controller"),
 		fullSynced: map[types.NamespacedName]bool{},
 		snapshots:  map[types.NamespacedName]*snapshotCache{},
+		apps:       newAppStatuses(mgr.GetClient()),
 	}
 	// Pushes received by the leader trigger a reconcile in process, without
 	// writing the (large) Workspace; other replicas record them on it.
