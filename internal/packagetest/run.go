@@ -17,11 +17,13 @@ import (
 	"github.com/Masterminds/semver/v3"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 
+	"berth.dev/berth/internal/apply"
 	"berth.dev/berth/internal/buildinfo"
 	"berth.dev/berth/internal/catalog"
 	"berth.dev/berth/internal/lifecycle"
@@ -171,6 +173,9 @@ type tester struct {
 	values map[string]any
 	// installed are the apps to remove when the test ends early.
 	installed map[string]bool
+	// namespaces are those the test created, deleted at the end (an
+	// uninstall has deleted them already).
+	namespaces []string
 }
 
 func newTester(ctx context.Context, s *subject, o RunOptions, r *Report) (*tester, error) {
@@ -226,12 +231,47 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return c.rt.RoundTrip(r)
 }
 
+// createNamespace creates the app's namespace, labelled as the app's (so
+// berth owns it and deletes it with the app), so that the preflight
+// dry-runs every object: the API server cannot dry-run an object in a
+// namespace that does not exist yet, and the preflight skips those.
+func (t *tester) createNamespace(ctx context.Context, name string) error {
+	dyn, err := t.dynamic()
+	if err != nil {
+		return err
+	}
+	ns := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "v1", "kind": "Namespace",
+		"metadata": map[string]any{"name": name, "labels": map[string]any{apply.LabelManagedBy: apply.ManagedByValue, apply.LabelApp: name}},
+	}}
+	if _, err := dyn.Resource(namespaces).Create(ctx, ns, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("creating the test's namespace %s: %w", name, err)
+	}
+	t.namespaces = append(t.namespaces, name)
+	return nil
+}
+
+var namespaces = schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
+
+func (t *tester) dynamic() (dynamic.Interface, error) {
+	cfg, err := t.env.Cluster()
+	if err != nil {
+		return nil, err
+	}
+	return dynamic.NewForConfig(cfg)
+}
+
 // close removes what a failed test left in the cluster, and the workspace.
 func (t *tester) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), t.o.Timeout)
 	defer cancel()
 	for app := range t.installed {
 		_, _ = t.env.Uninstall(ctx, lifecycle.UninstallOptions{App: app, DeleteData: true, Timeout: t.o.Timeout})
+	}
+	if dyn, err := t.dynamic(); err == nil {
+		for _, ns := range t.namespaces {
+			_ = dyn.Resource(namespaces).Delete(ctx, ns, metav1.DeleteOptions{})
+		}
 	}
 	os.RemoveAll(t.tmp)
 }
@@ -330,6 +370,9 @@ func (t *tester) render(ctx context.Context) (string, error) {
 }
 
 func (t *tester) install(ctx context.Context, app, version string) (string, error) {
+	if err := t.createNamespace(ctx, app); err != nil {
+		return "", err
+	}
 	_, err := t.env.Install(ctx, lifecycle.InstallOptions{Package: t.s.pkg.Name + "@" + version, Name: app, Namespace: app, Values: t.values})
 	if err != nil {
 		return "", err
@@ -493,7 +536,7 @@ func scan(ctx context.Context, dyn dynamic.Interface, gvrs []schema.GroupVersion
 			left = append(left, id)
 		}
 	}
-	ns, err := dyn.Resource(schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}).Get(ctx, app, metav1.GetOptions{})
+	ns, err := dyn.Resource(namespaces).Get(ctx, app, metav1.GetOptions{})
 	if err == nil && ns.GetDeletionTimestamp() == nil && !contains(left, "Namespace/"+app) {
 		left = append(left, "Namespace/"+app)
 	}
