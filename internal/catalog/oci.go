@@ -24,26 +24,6 @@ import (
 // ociClient bounds every registry request, as defaultClient does for HTTP.
 var ociClient = &http.Client{Timeout: 2 * time.Minute}
 
-// fetchOCI pulls chart c from the OCI registry its repo names
-// (oci://HOST[:PORT]/PATH, the chart at PATH/CHART:VERSION) through Helm's
-// registry client, checks the archive's digest and keeps it in the cache.
-func (f *ChartFetcher) fetchOCI(ctx context.Context, c pkgspec.Chart, cached string) ([]byte, error) {
-	b, ref, err := f.pullOCI(ctx, c)
-	if err != nil {
-		return nil, err
-	}
-	if got := Digest(b); got != c.Digest {
-		return nil, fmt.Errorf("%s has digest %s, but the package pins %s: the chart changed upstream or in transit; check it and update digest: if the change is expected", ref, got, c.Digest)
-	}
-	if err := os.MkdirAll(f.Cache, 0o755); err != nil {
-		return nil, err
-	}
-	if err := writeFileAtomic(cached, b); err != nil {
-		return nil, err
-	}
-	return b, nil
-}
-
 // pullOCI downloads the archive of chart c and returns it with the reference
 // it was pulled from. Credentials are Helm's ('helm registry login', the file
 // HELM_REGISTRY_CONFIG names) with Docker's as a fallback. A registry on a

@@ -87,7 +87,8 @@ type LintOptions struct {
 	// catalog's other versions and packages are checked against too.
 	Dir string
 	// ChartCache is where charts from chart repositories are kept; a package
-	// with such charts cannot be rendered without one.
+	// with such charts cannot be rendered without one. They are read through
+	// the mirrors of BERTH_CHART_MIRROR, as berth install reads them.
 	ChartCache string
 	// KubeVersion is the Kubernetes version charts are rendered for.
 	KubeVersion string
@@ -130,7 +131,11 @@ func Lint(ctx context.Context, o LintOptions) (*LintResult, error) {
 	}
 	defer s.cleanup()
 	res.Package, res.Version = s.pkg.Name, s.pkg.Version
-	l := &linter{s: s, o: o, res: res}
+	charts, err := chartFetcher(o.ChartCache)
+	if err != nil {
+		return nil, err
+	}
+	l := &linter{s: s, o: o, res: res, charts: charts}
 	// A dependency that cannot resolve stops every rendering: report it once.
 	if l.dependencies(ctx) {
 		kinds := l.renders(ctx)
@@ -144,9 +149,10 @@ func Lint(ctx context.Context, o LintOptions) (*LintResult, error) {
 }
 
 type linter struct {
-	s   *subject
-	o   LintOptions
-	res *LintResult
+	s      *subject
+	o      LintOptions
+	res    *LintResult
+	charts func(context.Context, *pkgspec.Package) (map[string][]byte, error)
 }
 
 func (l *linter) add(check Check, sev Severity, field, fix, format string, args ...any) {
@@ -165,7 +171,7 @@ func (l *linter) renders(ctx context.Context) map[schema.GroupKind]bool {
 		}
 	}
 	try := func(field, what string, values map[string]any) {
-		res, err := l.s.render(ctx, renderOptions{Values: values, Charts: chartFetcher(l.o.ChartCache), KubeVersion: l.o.KubeVersion})
+		res, err := l.s.render(ctx, renderOptions{Values: values, Charts: l.charts, KubeVersion: l.o.KubeVersion})
 		if err != nil {
 			l.add(CheckRender, SeverityError, field, "fix the values template or the chart so every allowed configuration renders", "the package does not render %s: %v", what, err)
 			return

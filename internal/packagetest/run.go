@@ -154,12 +154,17 @@ func versionsOf(e *catalog.Entry) []string {
 }
 
 // chartFetcher returns the fetcher of charts from chart repositories kept in
-// cache; nil without a cache.
-func chartFetcher(cache string) func(context.Context, *pkgspec.Package) (map[string][]byte, error) {
+// cache, through the mirrors of BERTH_CHART_MIRROR as berth install reads
+// them; nil without a cache.
+func chartFetcher(cache string) (func(context.Context, *pkgspec.Package) (map[string][]byte, error), error) {
 	if cache == "" {
-		return nil
+		return nil, nil
 	}
-	return (&catalog.ChartFetcher{Cache: cache}).Fetch
+	mirrors, err := catalog.MirrorsFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	return (&catalog.ChartFetcher{Cache: cache, Mirrors: mirrors}).Fetch, nil
 }
 
 // tester runs the steps in a throwaway workspace.
@@ -358,7 +363,11 @@ func requiredSamples(pkg *pkgspec.Package) map[string]any {
 }
 
 func (t *tester) render(ctx context.Context) (string, error) {
-	res, err := t.s.render(ctx, renderOptions{Values: t.values, Charts: chartFetcher(t.o.ChartCache), KubeVersion: t.o.KubeVersion})
+	charts, err := chartFetcher(t.o.ChartCache)
+	if err != nil {
+		return "", err
+	}
+	res, err := t.s.render(ctx, renderOptions{Values: t.values, Charts: charts, KubeVersion: t.o.KubeVersion})
 	if err != nil {
 		return "", err
 	}
