@@ -133,7 +133,10 @@ func (s *subject) previous(ctx context.Context, want string) (string, error) {
 			best = sv
 		}
 	}
-	if want != "" {
+	switch {
+	case want != "" && !s.inCatalog:
+		return "", fmt.Errorf("%s is not in a catalog directory (CATALOG/%s/%s), so it has no version %s to upgrade from", s.dir, s.pkg.Name, s.pkg.Version, want)
+	case want != "":
 		return "", fmt.Errorf("the catalog %s has no version %s of %s to upgrade from (versions: %s)", s.root, want, s.pkg.Name, strings.Join(versionsOf(e), ", "))
 	}
 	if best == nil {
