@@ -97,7 +97,7 @@ func TestPackageLint(t *testing.T) {
 	write(t, dir, "package.yaml", helloPackage+"health:\n  - {apiVersion: apps/v1, kind: Deployment, condition: Available}\n")
 	write(t, dir, "greeting.yaml", helloManifest)
 	r := berth(t, home, "package", "lint", dir)
-	if r.code != 1 || !strings.Contains(r.out, filepath.Join(dir, "package.yaml")+": error: health[0]: the package neither renders nor defines Deployment apps/v1") ||
+	if r.code != 1 || !strings.Contains(r.out, filepath.Join(dir, "package.yaml")+":13: error: health[0]: the package neither renders nor defines Deployment apps/v1") ||
 		!strings.Contains(r.out, "error: config[0] (greeting): no values template or output uses the parameter") {
 		t.Errorf("package lint of a package with problems: exit %d\n%s%s", r.code, r.out, r.err)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -288,7 +289,7 @@ func (t *tester) close() {
 func (t *tester) step(name StepName, fn func() (string, error)) bool {
 	start := time.Now()
 	detail, err := fn()
-	st := Step{Name: name, Status: StatusPassed, Detail: detail, Seconds: time.Since(start).Round(time.Millisecond).Seconds()}
+	st := Step{Name: name, Status: StatusPassed, Detail: detail, Seconds: math.Round(time.Since(start).Seconds()*1000) / 1000}
 	if err != nil {
 		st.Status, st.Error = StatusFailed, err.Error()
 	}
