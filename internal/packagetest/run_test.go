@@ -58,6 +58,9 @@ func TestRunCleanUpgrade(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	for _, s := range r.Steps {
+		t.Logf("%-9s %-7s %7.3fs %s%s", s.Name, s.Status, s.Seconds, s.Detail, s.Error)
+	}
 	wantSteps(t, r, []Step{
 		{Name: StepRender, Status: StatusPassed, Detail: "objects"},
 		{Name: StepDryRun, Status: StatusPassed, Detail: "server-side dry run"},
