@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -176,6 +177,23 @@ func TestOCIChartFetcher(t *testing.T) {
 				t.Errorf("Fetch error = %v, want it to name the package file and chart", err)
 			}
 		})
+	}
+
+	// Without a pinned digest the archive is accepted and recorded for the
+	// lock, and an archive other than the locked one is refused.
+	unpinned := ociPackage(repo, "redis", "22.0.4", "")
+	fresh := &ChartFetcher{Cache: t.TempDir()}
+	if _, err := fresh.Fetch(ctx, unpinned); err != nil {
+		t.Fatal(err)
+	}
+	ref := ChartRef{Repo: repo, Chart: "redis", Version: "22.0.4"}
+	if got := fresh.Resolved()[ref]; got != Digest(redis) {
+		t.Errorf("Resolved()[%v] = %q, want %s", ref, got, Digest(redis))
+	}
+	locked := &ChartFetcher{Cache: t.TempDir(), Locked: map[ChartRef]string{ref: Digest(pg)}}
+	var digestErr *ChartDigestError
+	if _, err := locked.Fetch(ctx, unpinned); !errors.As(err, &digestErr) || digestErr.Pinned || digestErr.Want != Digest(pg) {
+		t.Errorf("Fetch of another archive than the locked one: %v, want a *ChartDigestError for the lock", err)
 	}
 
 	// The cache serves the chart when the registry is gone.

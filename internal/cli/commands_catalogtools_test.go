@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"berth.dev/berth/internal/testcluster"
 )
 
 // TestCatalogIndexServesAnHTTPCatalog: a directory catalog indexed with
@@ -95,7 +97,7 @@ func TestPackageLint(t *testing.T) {
 	write(t, dir, "package.yaml", helloPackage+"health:\n  - {apiVersion: apps/v1, kind: Deployment, condition: Available}\n")
 	write(t, dir, "greeting.yaml", helloManifest)
 	r := berth(t, home, "package", "lint", dir)
-	if r.code != 1 || !strings.Contains(r.out, filepath.Join(dir, "package.yaml")+": error: health[0]: the package neither renders nor defines Deployment apps/v1") ||
+	if r.code != 1 || !strings.Contains(r.out, filepath.Join(dir, "package.yaml")+":13: error: health[0]: the package neither renders nor defines Deployment apps/v1") ||
 		!strings.Contains(r.out, "error: config[0] (greeting): no values template or output uses the parameter") {
 		t.Errorf("package lint of a package with problems: exit %d\n%s%s", r.code, r.out, r.err)
 	}
@@ -105,5 +107,48 @@ func TestPackageLint(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(r.out), &res); err != nil || r.code != 1 || len(res.Findings) != 2 {
 		t.Errorf("package lint -o json: exit %d, %v\n%s", r.code, err, r.out)
+	}
+}
+
+// TestPackageTestThenPromote is the author's path on the test cluster: test a
+// package version, promote it, and be refused once the package is edited.
+func TestPackageTestThenPromote(t *testing.T) {
+	cryptoEnv(t)
+	home := t.TempDir()
+	cat := t.TempDir()
+	for _, v := range []string{"1.0.0", "1.1.0"} {
+		write(t, cat, "hello/"+v+"/package.yaml", strings.Replace(helloPackage, "version: 1.0.0", "version: "+v, 1)+"outputs:\n  - {name: greeting, value: \"{{ .config.greeting }}\"}\n")
+		write(t, cat, "hello/"+v+"/greeting.yaml", helloManifest)
+	}
+	write(t, cat, "hello/channels.yaml", "stable: 1.0.0\nlatest: 1.1.0\n")
+	dir := filepath.Join(cat, "hello", "1.1.0")
+	kc := testcluster.Kubeconfig(t)
+
+	r := berth(t, home, "package", "test", dir, "--kubeconfig", kc, "-o", "json")
+	if r.code != 0 {
+		t.Fatalf("package test: exit %d\n%s%s", r.code, r.out, r.err)
+	}
+	var rep struct {
+		Status, From, Digest string
+		Steps                []struct{ Name, Status string }
+	}
+	if err := json.Unmarshal([]byte(r.out), &rep); err != nil || rep.Status != "passed" || rep.From != "1.0.0" || len(rep.Steps) != 6 {
+		t.Fatalf("package test -o json = %+v (%v)\n%s", rep, err, r.out)
+	}
+	if saved := read(t, cat, "hello/1.1.0.test-report.json"); !strings.Contains(saved, rep.Digest) {
+		t.Errorf("the report next to the package does not record digest %s:\n%s", rep.Digest, saved)
+	}
+
+	if out := mustBerth(t, home, "catalog", "promote", "hello", "1.1.0", "--channel", "stable", "--catalog", cat); !strings.Contains(out, "stable of hello: 1.0.0 -> 1.1.0") {
+		t.Errorf("catalog promote printed %q", out)
+	}
+	if got := read(t, cat, "hello/channels.yaml"); got != "stable: 1.1.0\nlatest: 1.1.0\n" {
+		t.Errorf("channels.yaml after promote:\n%s", got)
+	}
+
+	write(t, cat, "hello/1.1.0/greeting.yaml", strings.Replace(helloManifest, "greeting: hi", "greeting: edited", 1))
+	r = berth(t, home, "catalog", "promote", "hello", "1.1.0", "--channel", "warm", "--catalog", cat)
+	if r.code == 0 || !strings.Contains(r.err, "the package changed after its test") {
+		t.Errorf("promote of an edited package: exit %d\n%s", r.code, r.err)
 	}
 }

@@ -7,11 +7,13 @@ import (
 	"io/fs"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"text/template"
 	"text/template/parse"
 
 	"github.com/Masterminds/semver/v3"
+	"go.yaml.in/yaml/v3"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"berth.dev/berth/internal/catalog"
@@ -87,7 +89,8 @@ type LintOptions struct {
 	// catalog's other versions and packages are checked against too.
 	Dir string
 	// ChartCache is where charts from chart repositories are kept; a package
-	// with such charts cannot be rendered without one.
+	// with such charts cannot be rendered without one. They are read through
+	// the mirrors of BERTH_CHART_MIRROR, as berth install reads them.
 	ChartCache string
 	// KubeVersion is the Kubernetes version charts are rendered for.
 	KubeVersion string
@@ -130,7 +133,11 @@ func Lint(ctx context.Context, o LintOptions) (*LintResult, error) {
 	}
 	defer s.cleanup()
 	res.Package, res.Version = s.pkg.Name, s.pkg.Version
-	l := &linter{s: s, o: o, res: res}
+	charts, err := chartFetcher(o.ChartCache)
+	if err != nil {
+		return nil, err
+	}
+	l := &linter{s: s, o: o, res: res, charts: charts}
 	// A dependency that cannot resolve stops every rendering: report it once.
 	if l.dependencies(ctx) {
 		kinds := l.renders(ctx)
@@ -144,13 +151,59 @@ func Lint(ctx context.Context, o LintOptions) (*LintResult, error) {
 }
 
 type linter struct {
-	s   *subject
-	o   LintOptions
-	res *LintResult
+	s      *subject
+	doc    *yaml.Node // package.yaml, for line numbers
+	o      LintOptions
+	res    *LintResult
+	charts func(context.Context, *pkgspec.Package) (map[string][]byte, error)
 }
 
 func (l *linter) add(check Check, sev Severity, field, fix, format string, args ...any) {
-	l.res.Findings = append(l.res.Findings, Finding{Check: check, Severity: sev, File: l.s.pkg.File, Field: field, Message: fmt.Sprintf(format, args...), Fix: fix})
+	l.res.Findings = append(l.res.Findings, Finding{Check: check, Severity: sev, File: l.s.pkg.File, Line: l.line(field), Field: field, Message: fmt.Sprintf(format, args...), Fix: fix})
+}
+
+// line returns the line of package.yaml that field (such as
+// "config[1] (mode)" or "dependencies[0].version") is on, or of its nearest
+// ancestor; 0 when unknown.
+func (l *linter) line(field string) int {
+	if l.doc == nil {
+		b, err := fs.ReadFile(l.s.files(), pkgspec.FileName)
+		var doc yaml.Node
+		if err != nil || yaml.Unmarshal(b, &doc) != nil || len(doc.Content) == 0 {
+			return 0
+		}
+		l.doc = doc.Content[0]
+	}
+	field, _, _ = strings.Cut(field, " ")
+	n, best := l.doc, 0
+	for _, part := range strings.Split(field, ".") {
+		key, idx, indexed := strings.Cut(strings.TrimSuffix(part, "]"), "[")
+		next := mapValue(n, key)
+		if next == nil {
+			return best
+		}
+		n, best = next, next.Line
+		if indexed {
+			i, err := strconv.Atoi(idx)
+			if err != nil || n.Kind != yaml.SequenceNode || i >= len(n.Content) {
+				return best
+			}
+			n, best = n.Content[i], n.Content[i].Line
+		}
+	}
+	return best
+}
+
+func mapValue(n *yaml.Node, key string) *yaml.Node {
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
 }
 
 // renders renders the package with its defaults (and a sample value for each
@@ -165,7 +218,7 @@ func (l *linter) renders(ctx context.Context) map[schema.GroupKind]bool {
 		}
 	}
 	try := func(field, what string, values map[string]any) {
-		res, err := l.s.render(ctx, renderOptions{Values: values, Charts: chartFetcher(l.o.ChartCache), KubeVersion: l.o.KubeVersion})
+		res, err := l.s.render(ctx, renderOptions{Values: values, Charts: l.charts, KubeVersion: l.o.KubeVersion})
 		if err != nil {
 			l.add(CheckRender, SeverityError, field, "fix the values template or the chart so every allowed configuration renders", "the package does not render %s: %v", what, err)
 			return

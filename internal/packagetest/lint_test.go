@@ -62,21 +62,21 @@ func TestLint(t *testing.T) {
 		},
 		"an enum value does not render": {
 			values: lintValues + "{{ if eq .config.mode \"fancy\" }}{{ .config.sparkles }}{{ end }}\n",
-			want:   []Finding{{Check: CheckRender, Severity: SeverityError, Field: "config[1] (mode)", Message: "with mode=fancy"}},
+			want:   []Finding{{Check: CheckRender, Severity: SeverityError, Field: "config[1] (mode)", Line: 14, Message: "with mode=fancy"}},
 		},
 		"an unused parameter": {
 			values: "greeting: {{ .config.greeting | quote }}\nhost: {{ .config.domain }}\n",
-			want:   []Finding{{Check: CheckUnused, Severity: SeverityError, Field: "config[1] (mode)", Message: "no values template or output uses"}},
+			want:   []Finding{{Check: CheckUnused, Severity: SeverityError, Field: "config[1] (mode)", Line: 14, Message: "no values template or output uses"}},
 		},
 		"a health rule for a kind never rendered": {
 			extra:  "health:\n  - {apiVersion: cert-manager.io/v1, kind: Certificate, condition: Ready}\n  - {apiVersion: v1, kind: ConfigMap, condition: Ready}\n",
 			values: lintValues,
-			want:   []Finding{{Check: CheckHealth, Severity: SeverityError, Field: "health[0]", Message: "neither renders nor defines Certificate cert-manager.io/v1"}},
+			want:   []Finding{{Check: CheckHealth, Severity: SeverityError, Field: "health[0]", Line: 22, Message: "neither renders nor defines Certificate cert-manager.io/v1"}},
 		},
 		"a dependency no version matches": {
 			extra:  "dependencies:\n  - {package: redis, version: \">=99.0.0\", kind: component}\n",
 			values: lintValues,
-			want:   []Finding{{Check: CheckUpgrade, Severity: SeverityError, Field: "dependencies[0].version", Message: "no version of redis matches"}},
+			want:   []Finding{{Check: CheckUpgrade, Severity: SeverityError, Field: "dependencies[0].version", Line: 22, Message: "no version of redis matches"}},
 		},
 		"a new major version without a note": {
 			values:  lintValues,
@@ -105,6 +105,9 @@ func TestLint(t *testing.T) {
 				f := res.Findings[i]
 				if f.Check != w.Check || f.Severity != w.Severity || f.Field != w.Field || !strings.Contains(f.Message, w.Message) {
 					t.Errorf("finding %d = %+v, want %+v", i, f, w)
+				}
+				if f.Check != CheckSchema && f.Line != w.Line {
+					t.Errorf("finding %d is on line %d, want %d", i, f.Line, w.Line)
 				}
 				if !strings.HasSuffix(f.File, "package.yaml") {
 					t.Errorf("finding %d names file %q, want the package.yaml", i, f.File)

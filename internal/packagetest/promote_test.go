@@ -23,14 +23,6 @@ config:
     default: hi
 `
 
-const helloManifest = `apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: hello
-data:
-  greeting: "{{ .config.greeting }}"
-`
-
 func writeFile(t *testing.T, path, data string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,11 +18,13 @@ import (
 	"github.com/Masterminds/semver/v3"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 
+	"berth.dev/berth/internal/apply"
 	"berth.dev/berth/internal/buildinfo"
 	"berth.dev/berth/internal/catalog"
 	"berth.dev/berth/internal/lifecycle"
@@ -131,7 +134,10 @@ func (s *subject) previous(ctx context.Context, want string) (string, error) {
 			best = sv
 		}
 	}
-	if want != "" {
+	switch {
+	case want != "" && !s.inCatalog:
+		return "", fmt.Errorf("%s is not in a catalog directory (CATALOG/%s/%s), so it has no version %s to upgrade from", s.dir, s.pkg.Name, s.pkg.Version, want)
+	case want != "":
 		return "", fmt.Errorf("the catalog %s has no version %s of %s to upgrade from (versions: %s)", s.root, want, s.pkg.Name, strings.Join(versionsOf(e), ", "))
 	}
 	if best == nil {
@@ -152,12 +158,17 @@ func versionsOf(e *catalog.Entry) []string {
 }
 
 // chartFetcher returns the fetcher of charts from chart repositories kept in
-// cache; nil without a cache.
-func chartFetcher(cache string) func(context.Context, *pkgspec.Package) (map[string][]byte, error) {
+// cache, through the mirrors of BERTH_CHART_MIRROR as berth install reads
+// them; nil without a cache.
+func chartFetcher(cache string) (func(context.Context, *pkgspec.Package) (map[string][]byte, error), error) {
 	if cache == "" {
-		return nil
+		return nil, nil
 	}
-	return (&catalog.ChartFetcher{Cache: cache}).Fetch
+	mirrors, err := catalog.MirrorsFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	return (&catalog.ChartFetcher{Cache: cache, Mirrors: mirrors}).Fetch, nil
 }
 
 // tester runs the steps in a throwaway workspace.
@@ -171,6 +182,9 @@ type tester struct {
 	values map[string]any
 	// installed are the apps to remove when the test ends early.
 	installed map[string]bool
+	// namespaces are those the test created, deleted at the end (an
+	// uninstall has deleted them already).
+	namespaces []string
 }
 
 func newTester(ctx context.Context, s *subject, o RunOptions, r *Report) (*tester, error) {
@@ -226,12 +240,47 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return c.rt.RoundTrip(r)
 }
 
+// createNamespace creates the app's namespace, labelled as the app's (so
+// berth owns it and deletes it with the app), so that the preflight
+// dry-runs every object: the API server cannot dry-run an object in a
+// namespace that does not exist yet, and the preflight skips those.
+func (t *tester) createNamespace(ctx context.Context, name string) error {
+	dyn, err := t.dynamic()
+	if err != nil {
+		return err
+	}
+	ns := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "v1", "kind": "Namespace",
+		"metadata": map[string]any{"name": name, "labels": map[string]any{apply.LabelManagedBy: apply.ManagedByValue, apply.LabelApp: name}},
+	}}
+	if _, err := dyn.Resource(namespaces).Create(ctx, ns, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("creating the test's namespace %s: %w", name, err)
+	}
+	t.namespaces = append(t.namespaces, name)
+	return nil
+}
+
+var namespaces = schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
+
+func (t *tester) dynamic() (dynamic.Interface, error) {
+	cfg, err := t.env.Cluster()
+	if err != nil {
+		return nil, err
+	}
+	return dynamic.NewForConfig(cfg)
+}
+
 // close removes what a failed test left in the cluster, and the workspace.
 func (t *tester) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), t.o.Timeout)
 	defer cancel()
 	for app := range t.installed {
 		_, _ = t.env.Uninstall(ctx, lifecycle.UninstallOptions{App: app, DeleteData: true, Timeout: t.o.Timeout})
+	}
+	if dyn, err := t.dynamic(); err == nil {
+		for _, ns := range t.namespaces {
+			_ = dyn.Resource(namespaces).Delete(ctx, ns, metav1.DeleteOptions{})
+		}
 	}
 	os.RemoveAll(t.tmp)
 }
@@ -240,7 +289,7 @@ func (t *tester) close() {
 func (t *tester) step(name StepName, fn func() (string, error)) bool {
 	start := time.Now()
 	detail, err := fn()
-	st := Step{Name: name, Status: StatusPassed, Detail: detail, Seconds: time.Since(start).Round(time.Millisecond).Seconds()}
+	st := Step{Name: name, Status: StatusPassed, Detail: detail, Seconds: math.Round(time.Since(start).Seconds()*1000) / 1000}
 	if err != nil {
 		st.Status, st.Error = StatusFailed, err.Error()
 	}
@@ -318,7 +367,11 @@ func requiredSamples(pkg *pkgspec.Package) map[string]any {
 }
 
 func (t *tester) render(ctx context.Context) (string, error) {
-	res, err := t.s.render(ctx, renderOptions{Values: t.values, Charts: chartFetcher(t.o.ChartCache), KubeVersion: t.o.KubeVersion})
+	charts, err := chartFetcher(t.o.ChartCache)
+	if err != nil {
+		return "", err
+	}
+	res, err := t.s.render(ctx, renderOptions{Values: t.values, Charts: charts, KubeVersion: t.o.KubeVersion})
 	if err != nil {
 		return "", err
 	}
@@ -330,6 +383,9 @@ func (t *tester) render(ctx context.Context) (string, error) {
 }
 
 func (t *tester) install(ctx context.Context, app, version string) (string, error) {
+	if err := t.createNamespace(ctx, app); err != nil {
+		return "", err
+	}
 	_, err := t.env.Install(ctx, lifecycle.InstallOptions{Package: t.s.pkg.Name + "@" + version, Name: app, Namespace: app, Values: t.values})
 	if err != nil {
 		return "", err
@@ -493,7 +549,7 @@ func scan(ctx context.Context, dyn dynamic.Interface, gvrs []schema.GroupVersion
 			left = append(left, id)
 		}
 	}
-	ns, err := dyn.Resource(schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}).Get(ctx, app, metav1.GetOptions{})
+	ns, err := dyn.Resource(namespaces).Get(ctx, app, metav1.GetOptions{})
 	if err == nil && ns.GetDeletionTimestamp() == nil && !contains(left, "Namespace/"+app) {
 		left = append(left, "Namespace/"+app)
 	}

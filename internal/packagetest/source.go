@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 
 	"berth.dev/berth/internal/catalog"
@@ -112,6 +111,3 @@ func (s *subject) render(ctx context.Context, o renderOptions) (*render.AppResul
 
 // files returns the package's files.
 func (s *subject) files() fs.FS { return os.DirFS(s.dir) }
-
-// file names a file of the package in findings.
-func (s *subject) file(name string) string { return path.Join(filepath.ToSlash(s.dir), name) }
