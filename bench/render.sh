@@ -46,11 +46,30 @@ charts:
 YAML
 "$tmp/berth" catalog add bench "$tmp/catalog" >/dev/null 2>&1
 "$tmp/berth" template kps --name rel --namespace ns >/dev/null
-TIMEFORMAT=%R
+# Wall time, and CPU time (user + system) when GNU time is installed: on a
+# machine shared with other jobs the CPU time varies less than the wall time.
+measure() {
+	local out="$1"
+	shift
+	if [ -x /usr/bin/time ]; then
+		/usr/bin/time -f "%e %U %S" -a -o "$out" "$@" >/dev/null
+	else
+		local start end
+		start=$(date +%s.%N)
+		"$@" >/dev/null
+		end=$(date +%s.%N)
+		awk -v s="$start" -v e="$end" 'BEGIN { print e - s, 0, 0 }' >>"$out"
+	fi
+}
 for _ in $(seq "$count"); do
-	{ time "$tmp/berth" template kps --name rel --namespace ns >/dev/null; } 2>>"$tmp/berth.times"
-	{ time "$helm" template rel "$archive" --namespace ns --kube-version 1.34.0 --include-crds >/dev/null; } 2>>"$tmp/helm.times"
+	measure "$tmp/berth.times" "$tmp/berth" template kps --name rel --namespace ns
+	measure "$tmp/helm.times" "$helm" template rel "$archive" --namespace ns --kube-version 1.34.0 --include-crds
 done
-b=$(median <"$tmp/berth.times")
-h=$(median <"$tmp/helm.times")
-echo "berth template ${b} s, helm template ${h} s (medians of $count): berth/helm = $(awk -v b="$b" -v h="$h" 'BEGIN { printf "%.2f", b / h }')x"
+bw=$(awk '{ print $1 }' "$tmp/berth.times" | median)
+hw=$(awk '{ print $1 }' "$tmp/helm.times" | median)
+echo "berth template ${bw} s, helm template ${hw} s wall (medians of $count): berth/helm = $(awk -v b="$bw" -v h="$hw" 'BEGIN { printf "%.2f", b / h }')x"
+if [ -x /usr/bin/time ]; then
+	bc=$(awk '{ print $2 + $3 }' "$tmp/berth.times" | median)
+	hc=$(awk '{ print $2 + $3 }' "$tmp/helm.times" | median)
+	echo "berth template ${bc} s, helm template ${hc} s CPU (medians of $count): berth/helm = $(awk -v b="$bc" -v h="$hc" 'BEGIN { printf "%.2f", b / h }')x"
+fi

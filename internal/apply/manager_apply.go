@@ -239,11 +239,14 @@ func (st step) String() string {
 func (r *applyRun) steps() []step {
 	pre, post := hookEvents(r.opts.Operation)
 	byStage := make([][]*item, numStages)
-	var preHooks, postHooks, idle []*item
+	var preHooks, postHooks, idle, both []*item
 	for _, it := range r.items {
 		switch {
 		case it.hook == nil:
 			byStage[it.stage] = append(byStage[it.stage], it)
+		case it.hook.has(pre) && it.hook.has(post):
+			preHooks = append(preHooks, it)
+			both = append(both, it)
 		case it.hook.has(pre):
 			preHooks = append(preHooks, it)
 		case it.hook.has(post):
@@ -251,6 +254,13 @@ func (r *applyRun) steps() []step {
 		default:
 			idle = append(idle, it)
 		}
+	}
+	// A hook of both events runs at each, as in Helm: a ServiceAccount that
+	// a pre-install Job and a post-install Job both use, deleted each time
+	// they succeed (hook-succeeded), is there again for the second. Only
+	// with other post hooks: alone it would run again for nothing.
+	if len(postHooks) > 0 {
+		postHooks = append(postHooks, both...)
 	}
 	var out []step
 	add := func(st step) {

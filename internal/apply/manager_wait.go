@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apimachinery/pkg/watch"
 
 	"berth.dev/berth/internal/health"
 )
@@ -215,7 +216,7 @@ func (e *Engine) waitEstablished(ctx context.Context, crds []*item, opts ApplyOp
 	if timeout > time.Minute {
 		timeout = time.Minute
 	}
-	_, err := e.Wait(ctx, refs, WaitOptions{App: opts.App, Timeout: timeout, Interval: 100 * time.Millisecond})
+	err := e.watchReady(ctx, refs, WaitOptions{App: opts.App, Timeout: timeout})
 	if err == nil {
 		return
 	}
@@ -232,4 +233,105 @@ func (e *Engine) waitEstablished(ctx context.Context, crds []*item, opts ApplyOp
 		}
 		it.fail(fmt.Errorf("%s: not established: %w", it.ref, err))
 	}
+}
+
+// watchReady waits, as Wait does, until every object in refs (all of one
+// cluster-scoped kind) is healthy, but with one LIST and then a WATCH instead
+// of a LIST per round: CRDs hold megabytes of schema (those of
+// kube-prometheus-stack about 8 MB), and reading them all every 100 ms while
+// the API server establishes them kept a loaded server from doing so.
+func (e *Engine) watchReady(ctx context.Context, refs []ObjectRef, opts WaitOptions) error {
+	m, err := e.mappingFor(refs[0].GroupVersionKind())
+	if err != nil {
+		return fmt.Errorf("waiting for %s: %w", refs[0], err)
+	}
+	ri := e.resource(m, "")
+	tctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	defer cancel()
+	start := time.Now()
+	want := map[string]ObjectRef{}
+	last := map[string]health.Result{}
+	for _, r := range refs {
+		want[r.Name] = r
+		last[r.Name] = health.Result{Status: health.InProgress, Message: "not found"}
+	}
+	update := func(u *unstructured.Unstructured) {
+		r, ok := want[u.GetName()]
+		if !ok {
+			return
+		}
+		res := health.Compute(u)
+		if prev := last[r.Name]; prev != res {
+			typ := EventWaiting
+			if res.Status == health.Current {
+				typ = EventReady
+			}
+			e.emit(opts.Events, Event{Type: typ, Object: r, Message: res.Message, Elapsed: time.Since(start)})
+		}
+		last[r.Name] = res
+	}
+	state := func() (done, failed bool) {
+		done = true
+		for _, r := range last {
+			if r.Status == health.Failed {
+				return true, true
+			}
+			if r.Status != health.Current {
+				done = false
+			}
+		}
+		return done, false
+	}
+	lo := metav1.ListOptions{}
+	if opts.App != "" {
+		lo.LabelSelector = LabelApp + "=" + opts.App
+	}
+	done, failed := false, false
+	for !done && tctx.Err() == nil {
+		list, err := ri.List(tctx, lo)
+		if err != nil {
+			if tctx.Err() != nil {
+				break
+			}
+			return fmt.Errorf("reading %s: %w", m.gvr.Resource, err)
+		}
+		for i := range list.Items {
+			update(&list.Items[i])
+		}
+		if done, failed = state(); done {
+			break
+		}
+		wo := lo
+		wo.ResourceVersion = list.GetResourceVersion()
+		w, err := ri.Watch(tctx, wo)
+		if err != nil {
+			if tctx.Err() != nil {
+				break
+			}
+			return fmt.Errorf("watching %s: %w", m.gvr.Resource, err)
+		}
+		for ev := range w.ResultChan() {
+			if u, ok := ev.Object.(*unstructured.Unstructured); ok && (ev.Type == watch.Added || ev.Type == watch.Modified) {
+				update(u)
+			}
+			if done, failed = state(); done || ev.Type == watch.Error {
+				break
+			}
+		}
+		// Done, timed out, or the server ended the watch: list again.
+		w.Stop()
+	}
+	notReady := map[string]health.Result{}
+	for name, r := range last {
+		if r.Status != health.Current {
+			notReady[want[name].String()] = r
+		}
+	}
+	switch {
+	case failed:
+		return &NotReadyError{Failed: true, NotReady: notReady}
+	case len(notReady) > 0:
+		return &NotReadyError{Timeout: opts.Timeout, NotReady: notReady}
+	}
+	return nil
 }

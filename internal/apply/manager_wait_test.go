@@ -186,3 +186,33 @@ func applyCRDFixture(t *testing.T, e *Engine, file, crd string, opts ApplyOption
 	})
 	mustApply(t, e, objs, opts)
 }
+
+// TestCRDsAreWatchedUntilEstablished waits for a CRD that is not established
+// (it does not exist) for two seconds: the engine must read the CRDs once
+// and watch them, not read them all (megabytes of schema for some charts)
+// every 100 ms, which kept a loaded API server from establishing
+// kube-prometheus-stack's CRDs within the minute.
+func TestCRDsAreWatchedUntilEstablished(t *testing.T) {
+	e, c := newEngine(t)
+	ref := ObjectRef{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition", Name: "nothings.test.berth.dev"}
+	it := &item{ref: ref, change: Change{Object: ref, Action: ActionCreate}}
+	c.reset()
+	e.waitEstablished(context.Background(), []*item{it}, ApplyOptions{App: "watched", Timeout: 2 * time.Second}, time.Now())
+	if it.change.Action != ActionFail || !strings.Contains(it.change.Error, "not established") {
+		t.Fatalf("a CRD that does not exist: %s %q, want failed, not established", it.change.Action, it.change.Error)
+	}
+	var lists, watches int
+	for _, r := range c.reads() {
+		if !strings.HasPrefix(r, "GET /apis/apiextensions.k8s.io/v1/customresourcedefinitions?") {
+			continue
+		}
+		if strings.Contains(r, "watch=true") {
+			watches++
+		} else {
+			lists++
+		}
+	}
+	if lists != 1 || watches != 1 {
+		t.Errorf("the engine read the CRDs %d times and watched them %d times in 2s; want 1 and 1:\n%s", lists, watches, strings.Join(c.reads(), "\n"))
+	}
+}

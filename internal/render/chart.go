@@ -159,7 +159,7 @@ func renderChart(in Input, c pkgspec.Chart, data TemplateData, kv *common.KubeVe
 	}
 	out, err := renderHelm(ch, vals, helmOptions{
 		release: common.ReleaseOptions{Name: in.App, Namespace: in.Namespace, Revision: 1, IsInstall: true},
-		kube:    kv, apiVersions: in.APIVersions, seed: in.Seed, scope: in.Namespace + "/" + in.App + "/" + name, epoch: in.CertEpoch,
+		kube:    kv, apiVersions: in.APIVersions, seed: in.Seed, scope: in.Namespace + "/" + in.App + "/" + name, now: in.Now,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
@@ -217,7 +217,7 @@ type helmOptions struct {
 	apiVersions []string
 	seed        []byte
 	scope       string
-	epoch       time.Time
+	now         time.Time
 }
 
 // helmOutput is a chart rendered by helm's engine.
@@ -284,7 +284,7 @@ func renderHelm(ch *chart.Chart, vals map[string]any, o helmOptions) (*helmOutpu
 	}
 	e := engine.Engine{}
 	if o.seed != nil {
-		e.CustomTemplateFuncs = newSeeded(o.seed, o.scope, o.epoch).funcs()
+		e.CustomTemplateFuncs = newSeeded(o.seed, o.scope, o.now).funcs()
 	}
 	if out.files, err = e.Render(ch, rv); err != nil {
 		return nil, err

@@ -143,6 +143,12 @@ func compareValues(c mirrorChart) string {
 // wraps it with the given values.
 func renderMirrorChart(t testing.TB, c mirrorChart, archiveBytes []byte, values string, seed []byte) *Result {
 	t.Helper()
+	return renderMirrorChartAs(t, c, archiveBytes, values, seed, "rel", "ns")
+}
+
+// renderMirrorChartAs is renderMirrorChart as app in namespace.
+func renderMirrorChartAs(t testing.TB, c mirrorChart, archiveBytes []byte, values string, seed []byte, app, namespace string) *Result {
+	t.Helper()
 	vals := []byte("{}\n")
 	if values != "" {
 		var err error
@@ -171,7 +177,7 @@ func renderMirrorChart(t testing.TB, c mirrorChart, archiveBytes []byte, values 
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := Render(Input{Package: p, Files: files, App: "rel", Namespace: "ns", Config: pkgspec.Config{}, Charts: map[string][]byte{c.name: archiveBytes}, Seed: seed})
+	res, err := Render(Input{Package: p, Files: files, App: app, Namespace: namespace, Config: pkgspec.Config{}, Charts: map[string][]byte{c.name: archiveBytes}, Seed: seed})
 	if err != nil {
 		t.Fatalf("berth: %v", err)
 	}

@@ -11,9 +11,13 @@ import (
 // marshalYAML writes an object as sigs.k8s.io/yaml.Marshal does (the form
 // kubectl and berth's output always had), without its detour: that encodes
 // to JSON, parses the JSON as YAML and encodes that, which took as long as
-// rendering the chart. Values the shortcut cannot write the same way (huge
-// integers, invalid UTF-8) take the detour.
+// rendering the chart. Objects of ASCII text take appendYAML, others
+// yaml.v2's encoder; values neither can write the same way (huge integers,
+// invalid UTF-8) take the detour.
 func marshalYAML(obj map[string]any) ([]byte, error) {
+	if b, ok := appendYAML(nil, obj); ok {
+		return b, nil
+	}
 	if v, ok := yamlValue(obj); ok {
 		return yamlv2.Marshal(v)
 	}

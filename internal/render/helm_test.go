@@ -118,9 +118,13 @@ func TestRenderCapabilitiesIgnoreAndNotes(t *testing.T) {
 	}
 }
 
+// renderNow is the present of the renders of testdata/random: a fixed time,
+// so that two renders are in the same renewal period of its certificates.
+var renderNow = time.Date(2027, time.March, 10, 12, 0, 0, 0, time.UTC)
+
 func TestRenderRandomIsSeeded(t *testing.T) {
 	render := func(seed string) *unstructured.Unstructured {
-		res, err := renderTestdata(t, "random", func(in *Input) { in.Seed = []byte(seed) })
+		res, err := renderTestdata(t, "random", func(in *Input) { in.Seed, in.Now = []byte(seed), renderNow })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -178,8 +182,7 @@ func TestRenderRandomIsSeeded(t *testing.T) {
 	ca, leaf, self := parse("ca.crt"), parse("tls.crt"), parse("self.crt")
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)
-	at := DefaultCertEpoch.Add(time.Hour)
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: "random.svc", CurrentTime: at}); err != nil {
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: "random.svc", CurrentTime: renderNow}); err != nil {
 		t.Errorf("the signed certificate does not verify against the CA: %v", err)
 	}
 	if !ca.IsCA || leaf.IsCA || self.Subject.CommonName != "self.svc" {
@@ -294,5 +297,93 @@ func TestRenderUnknownHookIsSkipped(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{`ConfigMap typo (unknown hook "pre-instal")`}, res.Skipped); diff != "" {
 		t.Errorf("skipped (-want +got):\n%s", diff)
+	}
+}
+
+// TestSeededCertificateValidity checks the validity of seeded certificates
+// made at times over two decades: valid when made, with at least half their
+// days left, the same within a renewal period, periods offset per app.
+func TestSeededCertificateValidity(t *testing.T) {
+	one := newSeeded([]byte("seed of app one, 32 bytes long.."), "apps/demo/chart", time.Time{})
+	two := newSeeded([]byte("seed of app two, 32 bytes long.."), "apps/demo/chart", time.Time{})
+	start := time.Date(2026, time.December, 7, 0, 0, 0, 0, time.UTC)
+	for _, days := range []int{0, 1, 30, 365, 3650} {
+		offsetsDiffer := false
+		for now := start; now.Before(start.AddDate(20, 0, 0)); now = now.Add(37*time.Hour + 11*time.Minute) {
+			one.now, two.now = now, now
+			from, to := one.validity(days)
+			life := to.Sub(from)
+			if now.Before(from) || days > 0 && to.Sub(now) < life/2 || life != time.Duration(days)*24*time.Hour {
+				t.Fatalf("%d days made at %s: valid from %s to %s; want valid now, for the days asked, half of them left", days, now, from, to)
+			}
+			if from != from.Truncate(time.Second) {
+				t.Fatalf("%d days made at %s: valid from %s, not a whole second", days, now, from)
+			}
+			one.now = from
+			if again, _ := one.validity(days); !again.Equal(from) {
+				t.Fatalf("%d days: made at %s valid from %s, made at its start valid from %s", days, now, from, again)
+			}
+			if other, _ := two.validity(days); !other.Equal(from) {
+				offsetsDiffer = true
+			}
+		}
+		if !offsetsDiffer {
+			t.Errorf("%d days: two apps renew their certificates at the same times", days)
+		}
+	}
+}
+
+// TestSeededCertificatesStayValid renders testdata/random (a CA of 3650
+// days, certificates of 365) now, in a year and in nine: every certificate
+// is valid when rendered, with at least half its days left; renders in the
+// same renewal period give the same bytes, the next period a certificate
+// with a serial of its own.
+func TestSeededCertificatesStayValid(t *testing.T) {
+	certs := func(now time.Time) map[string]*x509.Certificate {
+		t.Helper()
+		res, err := renderTestdata(t, "random", func(in *Input) { in.Seed, in.Now = []byte("seed of app one, 32 bytes long.."), now })
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _, _ := unstructured.NestedStringMap(find(t, res, "Secret/apps/generated").Object, "stringData")
+		out := map[string]*x509.Certificate{}
+		for _, k := range []string{"ca.crt", "tls.crt", "self.crt"} {
+			b, _ := pem.Decode([]byte(data[k]))
+			if b == nil {
+				t.Fatalf("%s is not PEM", k)
+			}
+			c, err := x509.ParseCertificate(b.Bytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[k] = c
+		}
+		return out
+	}
+	start := time.Date(2026, time.December, 7, 0, 0, 0, 0, time.UTC)
+	for _, now := range []time.Time{start, start.AddDate(1, 1, 0), start.AddDate(9, 5, 0)} {
+		got := certs(now)
+		for k, c := range got {
+			life := c.NotAfter.Sub(c.NotBefore)
+			if now.Before(c.NotBefore) || c.NotAfter.Sub(now) < life/2 {
+				t.Fatalf("rendered at %s, %s is valid from %s to %s: not valid now with half its life left", now, k, c.NotBefore, c.NotAfter)
+			}
+		}
+		pool := x509.NewCertPool()
+		pool.AddCert(got["ca.crt"])
+		if _, err := got["tls.crt"].Verify(x509.VerifyOptions{Roots: pool, DNSName: "random.svc", CurrentTime: now}); err != nil {
+			t.Fatalf("rendered at %s: %v", now, err)
+		}
+	}
+
+	leaf := certs(start)["tls.crt"]
+	period := leaf.NotAfter.Sub(leaf.NotBefore) / 2
+	same := certs(leaf.NotBefore.Add(period - time.Minute))["tls.crt"]
+	if !bytes.Equal(same.Raw, leaf.Raw) {
+		t.Errorf("two renders in the renewal period from %s differ", leaf.NotBefore)
+	}
+	next := certs(leaf.NotBefore.Add(period))["tls.crt"]
+	if !next.NotBefore.Equal(leaf.NotBefore.Add(period)) || next.SerialNumber.Cmp(leaf.SerialNumber) == 0 {
+		t.Errorf("renewed certificate: from %s serial %s; the previous one from %s serial %s", next.NotBefore, next.SerialNumber, leaf.NotBefore, leaf.SerialNumber)
 	}
 }

@@ -26,10 +26,10 @@ import (
 	"time"
 )
 
-// DefaultCertEpoch is when the certificates chart templates generate (genCA,
-// genSelfSignedCert, genSignedCert) start being valid when Input sets no
-// Epoch: a fixed time, so the same inputs give the same certificate.
-var DefaultCertEpoch = time.Date(2026, time.January, 1, 0, 0, 0, 0, time.UTC)
+// certEpoch is where the renewal periods of the certificates chart templates
+// generate (genCA, genSelfSignedCert, genSignedCert) start counting; see
+// validity.
+var certEpoch = time.Date(2026, time.January, 1, 0, 0, 0, 0, time.UTC)
 
 // seeded is the source of the random functions chart templates call: every
 // value is derived with HMAC-SHA256 from the app's secret seed, the chart,
@@ -39,17 +39,44 @@ var DefaultCertEpoch = time.Date(2026, time.January, 1, 0, 0, 0, 0, time.UTC)
 type seeded struct {
 	key   []byte
 	scope string
-	epoch time.Time
+	now   time.Time
 
 	mu    sync.Mutex
 	calls map[string]int
 }
 
-func newSeeded(key []byte, scope string, epoch time.Time) *seeded {
-	if epoch.IsZero() {
-		epoch = DefaultCertEpoch
+func newSeeded(key []byte, scope string, now time.Time) *seeded {
+	if now.IsZero() {
+		now = time.Now()
 	}
-	return &seeded{key: key, scope: scope, epoch: epoch, calls: map[string]int{}}
+	return &seeded{key: key, scope: scope, now: now, calls: map[string]int{}}
+}
+
+// validity returns when a certificate of the given days made now is valid:
+// from the start of the renewal period that holds now, for the days asked.
+// A period is half the validity (at least an hour), so renders within one
+// give the same certificate, and every render gives one valid now with at
+// least half its days left; the next period renews it. The periods of each
+// app and validity are offset by the seed, so that apps do not all renew
+// their certificates at once.
+func (s *seeded) validity(days int) (from, to time.Time) {
+	const maxPeriod = 50 * 365 * 24 * time.Hour
+	period := time.Hour
+	if days > 0 {
+		period = max(time.Duration(min(days, 36500))*12*time.Hour, time.Hour)
+	}
+	period = min(period, maxPeriod)
+	var b [8]byte
+	io.ReadFull(&hmacStream{key: s.key, label: fmt.Sprintf("%s\x00certificate period\x00%d", s.scope, days)}, b[:])
+	// Whole seconds, as certificates hold their times.
+	offset := time.Duration(binary.BigEndian.Uint64(b[:])%uint64(period/time.Second)) * time.Second
+	since := s.now.Sub(certEpoch.Add(offset))
+	n := since / period
+	if since < 0 && since%period != 0 {
+		n--
+	}
+	from = certEpoch.Add(offset + n*period)
+	return from, from.Add(24 * time.Hour * time.Duration(days))
 }
 
 // stream returns the byte stream of one call of fn with args: the n-th call
@@ -336,15 +363,18 @@ func parseKey(s string) (crypto.Signer, error) {
 	return signer, nil
 }
 
-// certTemplate is sprig's base certificate, with a serial number from the
-// stream and validity from the epoch.
-func (s *seeded) certTemplate(r io.Reader, cn string, ips, dns []any, days int) (*x509.Certificate, error) {
+// certTemplate is sprig's base certificate, with its validity from
+// validity and a serial number from the stream of fn, its arguments and
+// that validity, so a renewed certificate gets a serial of its own.
+func (s *seeded) certTemplate(fn, cn string, ips, dns []any, days int) (*x509.Certificate, error) {
+	from, to := s.validity(days)
+	r := s.stream(fn+"/serial", cn, ips, dns, days, from.Format(time.RFC3339))
 	t := &x509.Certificate{
 		Subject:               pkix.Name{CommonName: cn},
 		IPAddresses:           []net.IP{},
 		DNSNames:              []string{},
-		NotBefore:             s.epoch,
-		NotAfter:              s.epoch.Add(24 * time.Hour * time.Duration(days)),
+		NotBefore:             from,
+		NotAfter:              to,
 		KeyUsage:              x509.KeyUsageKeyEncipherment | x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		BasicConstraintsValid: true,
@@ -374,7 +404,7 @@ func (s *seeded) certTemplate(r io.Reader, cn string, ips, dns []any, days int) 
 }
 
 func (s *seeded) ca(cn string, days int, priv crypto.Signer) (certificate, error) {
-	t, err := s.certTemplate(s.stream("genCA/serial", cn, days), cn, nil, nil, days)
+	t, err := s.certTemplate("genCA", cn, nil, nil, days)
 	if err != nil {
 		return certificate{}, err
 	}
@@ -386,7 +416,7 @@ func (s *seeded) ca(cn string, days int, priv crypto.Signer) (certificate, error
 // cert makes a certificate for priv, signed by ca (anything with the Cert and
 // Key of a CA, such as what genCA returns) or by itself when ca is nil.
 func (s *seeded) cert(fn, cn string, ips, dns []any, days int, ca any, priv crypto.Signer) (certificate, error) {
-	t, err := s.certTemplate(s.stream(fn+"/serial", cn, ips, dns, days), cn, ips, dns, days)
+	t, err := s.certTemplate(fn, cn, ips, dns, days)
 	if err != nil {
 		return certificate{}, err
 	}

@@ -97,9 +97,10 @@ type Input struct {
 	// so the same inputs render the same bytes. Without it they are random,
 	// as in helm.
 	Seed []byte
-	// CertEpoch is when certificates that chart templates generate start
-	// being valid; DefaultCertEpoch when zero.
-	CertEpoch time.Time
+	// Now is the present for the certificates that chart templates
+	// generate with Seed: they are valid at Now (see the docs of render);
+	// the current time when zero.
+	Now time.Time
 	// APIVersions are the API versions (group/version and
 	// group/version/kind) charts see in .Capabilities.APIVersions, such as
 	// those the target cluster serves; the built-in ones when empty. The
