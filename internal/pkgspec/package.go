@@ -106,6 +106,11 @@ type Dependency struct {
 	Package string         `yaml:"package" json:"package"`
 	Version string         `yaml:"version" json:"version"`
 	Kind    DependencyKind `yaml:"kind" json:"kind"`
+	// Optional marks a shared dependency the package uses when the workspace
+	// has it (another app needs it) and does without otherwise: it is never
+	// installed for this package, and templates see .deps.NAME only when it
+	// is there.
+	Optional bool `yaml:"optional,omitempty" json:"optional,omitempty"`
 	// Config sets a component's configuration; only for components.
 	Config map[string]any `yaml:"config,omitempty" json:"config,omitempty"`
 }

@@ -328,6 +328,9 @@ func (v *validator) dependencies() {
 				v.add(f+".config", append(at, "config"), "remove config: a shared dependency is configured where it is installed", "only components take config")
 			}
 		case Component:
+			if d.Optional {
+				v.add(f+".optional", append(at, "optional"), "remove optional: true, or make the dependency kind: shared", "a component is always part of its app; only a shared dependency can be optional")
+			}
 		default:
 			v.add(f+".kind", append(at, "kind"), "use kind: shared (one instance for every app) or kind: component (a private instance per app)", "%q is not a dependency kind", d.Kind)
 		}
