@@ -781,10 +781,14 @@ Set a component's values with its dependency name as prefix:
 			if err != nil {
 				return fmt.Errorf("the seed for generated values: %w", err)
 			}
+			mirrors, err := catalog.MirrorsFromEnv()
+			if err != nil {
+				return err
+			}
 			res, err := render.RenderApp(ctx, set.Loader(), render.AppInput{
 				Solution: sol, App: name, Namespace: namespace, Values: values, KubeVersion: kube,
 				Generator: func(scope string) pkgspec.Generator { return pkgspec.SeededGenerator(key, scope) },
-				Charts:    (&catalog.ChartFetcher{Cache: filepath.Join(home, "charts")}).Fetch,
+				Charts:    (&catalog.ChartFetcher{Cache: filepath.Join(home, "charts"), Mirrors: mirrors}).Fetch,
 				Seed:      key, APIVersions: apiVersions,
 			})
 			if err != nil {
