@@ -67,8 +67,13 @@ func TestCatalogPackagesOnTheCluster(t *testing.T) {
 			t.Cleanup(func() {
 				_ = testcluster.Clientset(t).CoreV1().Namespaces().Delete(context.Background(), name, metav1DeleteOptions)
 			})
-			if _, err := env.Install(ctx, InstallOptions{Package: tc.pkg + "@" + tc.from, Name: name, Namespace: name}); err != nil {
+			installed, err := env.Install(ctx, InstallOptions{Package: tc.pkg + "@" + tc.from, Name: name, Namespace: name})
+			if err != nil {
 				t.Fatal(err)
+			}
+			// The package's notes say how to read the generated password.
+			if want := "kubectl -n " + name + " get secret " + name; !strings.Contains(installed.Notes, want) {
+				t.Errorf("install notes %q do not say %q", installed.Notes, want)
 			}
 			res := deployHealthy(t, env, name)
 			created := 0

@@ -84,6 +84,7 @@ func TestParseErrors(t *testing.T) {
 			`:10: dependencies[0].kind: "private" is not a dependency kind; use kind: shared`}},
 		"dependency twice":   {add: "dependencies:\n  - {package: pg, version: '1', kind: shared}\n  - {package: pg, version: '1', kind: shared}\n", want: []string{`dependency "pg" is declared twice`}},
 		"shared config":      {add: "dependencies:\n  - {package: pg, version: '1', kind: shared, config: {a: 1}}\n", want: []string{"only components take config"}},
+		"notes template":     {add: "notes: 'Open {{ .app.name'\n", want: []string{"notes: template: notes:1: unclosed action; fix the Go template"}},
 		"optional component": {add: "dependencies:\n  - {package: pg, version: '1', kind: component, optional: true}\n", want: []string{"dependencies[0].optional: a component is always part of its app; only a shared dependency can be optional"}},
 		"self dependency":    {add: "dependencies:\n  - {package: demo, version: '1', kind: shared}\n", want: []string{"a package cannot depend on itself"}},
 		"missing version":    {add: "dependencies:\n  - {package: pg, kind: shared}\n", want: []string{"dependencies[0].version: is missing"}},

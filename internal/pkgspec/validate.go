@@ -363,6 +363,11 @@ func (v *validator) outputs() {
 			v.add(f+".value", append(at, "value"), "fix the Go template", "%v", err)
 		}
 	}
+	if v.p.Notes != "" {
+		if _, err := template.New("notes").Option("missingkey=error").Funcs(TemplateFuncs()).Parse(v.p.Notes); err != nil {
+			v.add("notes", []any{"notes"}, "fix the Go template", "%v", err)
+		}
+	}
 }
 
 // checkFiles checks that the files the package names exist in fsys below dir.

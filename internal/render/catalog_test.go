@@ -113,6 +113,11 @@ func checkNoSecretOutsideSecrets(t *testing.T, res *AppResult, generated []strin
 		return // a package without generated values (the hand-written cert-manager)
 	}
 	for _, p := range res.Parts {
+		for _, v := range generated {
+			if strings.Contains(p.Result.PackageNotes+p.Result.Notes, v) {
+				t.Errorf("the notes of %s %s show a generated secret value", p.Package, p.Version)
+			}
+		}
 		for _, o := range p.Result.Objects {
 			if o.Object.GetKind() == "Secret" {
 				continue
@@ -229,6 +234,10 @@ func TestCatalogPackagesRender(t *testing.T) {
 					t.Fatalf("two renders of %s %s differ (or are empty: %d bytes)", name, v.Version, a.Len())
 				}
 				checkNoSecretOutsideSecrets(t, res, generated)
+				if notes := res.Parts[len(res.Parts)-1].Result.PackageNotes; name != "cert-manager" {
+					// Post-install notes say how to read the generated password.
+					wantContains(t, "the notes", notes, "kubectl -n apps get secret "+name, "base64 -d")
+				}
 				c, ok := custom[name]
 				if !ok {
 					return

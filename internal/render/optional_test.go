@@ -2,6 +2,7 @@ package render
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"testing/fstest"
 
@@ -80,5 +81,45 @@ func TestRenderOptionalDependency(t *testing.T) {
 				t.Errorf("shared dependencies %+v, want none", res.Shared)
 			}
 		})
+	}
+}
+
+// TestRenderPackageNotes: a package's notes see its configuration and
+// outputs, with every secret parameter hidden.
+func TestRenderPackageNotes(t *testing.T) {
+	p, err := pkgspec.Parse("web/package.yaml", []byte(`apiVersion: berth.dev/v1alpha1
+kind: Package
+name: web
+version: 1.0.0
+description: Web.
+manifests: [m.yaml]
+config:
+  - {name: user, type: string, default: admin}
+  - {name: password, type: password, generate: {length: 16}}
+  - {name: token, type: string, secret: true, default: tok-value-123}
+notes: |
+  Open http://{{ .app.name }}.{{ .app.namespace }}.svc and log in as {{ .config.user }}
+  with {{ .config.password }} / {{ .config.token }}.
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := fstest.MapFS{"m.yaml": {Data: []byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\n")}}
+	cfg, err := p.Configure(pkgspec.ConfigureOptions{Generator: pkgspec.SeededGenerator(testSeed, "apps/web")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Render(Input{Package: p, Files: files, App: "web", Namespace: "apps", Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "Open http://web.apps.svc and log in as admin\nwith (secret) / (secret)."
+	if res.PackageNotes != want {
+		t.Errorf("notes = %q, want %q", res.PackageNotes, want)
+	}
+	for _, secret := range []string{cfg["password"].(string), "tok-value-123"} {
+		if strings.Contains(res.PackageNotes, secret) {
+			t.Errorf("the notes show a secret value")
+		}
 	}
 }
