@@ -7,5 +7,5 @@ import "embed"
 // FS holds the built-in packages: NAME/channels.yaml and NAME/VERSION/package.yaml
 // with the files each package names.
 //
-//go:embed all:airflow all:cert-manager all:grafana all:postgresql all:redis
+//go:embed README.md all:airflow all:cert-manager all:grafana all:postgresql all:redis
 var FS embed.FS

@@ -17,6 +17,8 @@ import (
 	"testing/fstest"
 
 	"github.com/google/go-cmp/cmp"
+
+	testcatalog "berth.dev/berth/test/catalog"
 )
 
 func pkgYAML(name, version, deps string) *fstest.MapFile {
@@ -280,6 +282,9 @@ func TestSetWithDirGitAndHTTPCatalogs(t *testing.T) {
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Skip("git is not installed")
 	}
+	// The built-in catalog here is the fixture one, whose postgresql needs
+	// no chart repository to load.
+	t.Setenv(BuiltinEnv, testcatalog.Dir())
 	ctx := context.Background()
 	home := t.TempDir()
 
@@ -407,11 +412,14 @@ func TestAddErrors(t *testing.T) {
 }
 
 func TestBuiltinCatalog(t *testing.T) {
-	ix, err := Builtin().Index(context.Background())
+	ix, err := Embedded().Index(context.Background())
 	if err != nil {
 		t.Fatalf("the built-in catalog does not load: %v", err)
 	}
-	for _, name := range []string{"airflow", "cert-manager", "grafana", "postgresql", "redis"} {
+	for _, p := range ix.Problems {
+		t.Errorf("the built-in catalog leaves out %s", p)
+	}
+	for _, name := range []string{"airflow", "grafana", "postgresql", "redis"} {
 		if _, ok := ix.Entry(name); !ok {
 			t.Errorf("the built-in catalog has no %s", name)
 		}
@@ -434,6 +442,39 @@ func TestBuiltinCatalog(t *testing.T) {
 	}
 	if multi < 2 {
 		t.Errorf("%d built-in packages have two versions on different channels, want at least 2", multi)
+	}
+}
+
+// TestBuiltinEnvReplacesTheEmbeddedCatalog: BERTH_BUILTIN_CATALOG names a
+// directory read as the catalog called builtin (the tests' fixture catalog),
+// and Embedded ignores it.
+func TestBuiltinEnvReplacesTheEmbeddedCatalog(t *testing.T) {
+	ctx := context.Background()
+	t.Setenv(BuiltinEnv, testcatalog.Dir())
+	set, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := set.Find(ctx, "postgresql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Catalog != BuiltinName || f.Entry.Channels["stable"] != "16.4.0" {
+		t.Errorf("postgresql found in %s with channels %v, want the fixture's (stable 16.4.0) in %s", f.Catalog, f.Entry.Channels, BuiltinName)
+	}
+	if _, _, err := set.Load(ctx, f, "16.4.0"); err != nil {
+		t.Errorf("Load postgresql 16.4.0 from the fixture catalog: %v", err)
+	}
+	ix, err := Embedded().Index(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ix.Packages {
+		for _, v := range e.Versions {
+			if e.Name == "postgresql" && v.Version == "16.4.0" {
+				t.Error("Embedded reads BERTH_BUILTIN_CATALOG: it has the fixture's postgresql 16.4.0")
+			}
+		}
 	}
 }
 

@@ -13,6 +13,8 @@ import (
 	"testing/fstest"
 
 	"github.com/google/go-cmp/cmp"
+
+	testcatalog "berth.dev/berth/test/catalog"
 )
 
 // linkedCatalog writes a catalog whose db 1.0.0 is fine and whose db 1.1.0
@@ -112,6 +114,7 @@ func TestOpenedPackagesCannotReadThroughALinkAddedLater(t *testing.T) {
 }
 
 func TestOneBadEntryDoesNotBreakTheOtherPackages(t *testing.T) {
+	t.Setenv(BuiltinEnv, testcatalog.Dir())
 	ctx := context.Background()
 	// A directory catalog with one broken package.
 	dirCat := t.TempDir()

@@ -26,7 +26,7 @@ func (s *Set) Universe(ctx context.Context) (*resolve.Universe, map[string]strin
 		for _, v := range f.Entry.Versions {
 			c := resolve.Candidate{Version: v.Version}
 			for _, d := range v.Dependencies {
-				c.Dependencies = append(c.Dependencies, resolve.Dependency{Name: d.Key(), Package: d.Package, Constraint: d.Version, Kind: d.Kind})
+				c.Dependencies = append(c.Dependencies, resolve.Dependency{Name: d.Key(), Package: d.Package, Constraint: d.Version, Kind: d.Kind, Optional: d.Optional})
 			}
 			pkgs[f.Entry.Name] = append(pkgs[f.Entry.Name], c)
 		}

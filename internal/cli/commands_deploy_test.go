@@ -16,9 +16,15 @@ import (
 
 	"berth.dev/berth/internal/apply"
 	"berth.dev/berth/internal/testcluster"
+	testcatalog "berth.dev/berth/test/catalog"
 )
 
-func TestMain(m *testing.M) { os.Exit(testcluster.Main(m)) }
+// TestMain runs the tests against the fixture catalog (test/catalog) as the
+// built-in one; tests of the real built-in catalog open it with catalog.Embedded.
+func TestMain(m *testing.M) {
+	testcatalog.Use()
+	os.Exit(testcluster.Main(m))
+}
 
 // kubeconfig writes a kubeconfig file for the test cluster.
 func kubeconfig(t *testing.T) string {

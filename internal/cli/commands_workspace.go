@@ -328,6 +328,9 @@ apps/APP/secrets.yaml.`,
 			} else {
 				fmt.Fprintf(app.Out, "Installed and deployed %s; 'berth status %s' shows its health.\n", res.Summary, res.App)
 			}
+			if res.Notes != "" {
+				fmt.Fprintf(app.Out, "\n%s\n", res.Notes)
+			}
 			return nil
 		},
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"berth.dev/berth/internal/catalog"
 	"berth.dev/berth/internal/controller"
 	"berth.dev/berth/internal/lifecycle"
 	"berth.dev/berth/internal/localcluster"
@@ -16,10 +17,29 @@ import (
 	"berth.dev/berth/internal/workspace"
 )
 
-// demoStack is what quickstart installs: an app with private components
-// (airflow with its PostgreSQL and Redis) and one with a shared dependency that
-// ships CRDs and a controller (grafana with cert-manager).
-var demoStack = []string{"airflow", "grafana"}
+// demoApp is an app quickstart installs, with the values it sets.
+type demoApp struct {
+	pkg    string
+	values map[string]any
+}
+
+// demoStack is what quickstart installs from the built-in catalog's upstream
+// charts: an app with private components (Apache Airflow's official chart with
+// berth's PostgreSQL and Redis) and one with a shared dependency that ships
+// CRDs and a controller (grafana behind an Ingress whose certificate the
+// shared cert-manager issues).
+var demoStack = []demoApp{
+	{pkg: "airflow"},
+	{pkg: "grafana", values: map[string]any{"ingress": true, "domain": "grafana.localhost"}},
+}
+
+func demoNames() []string {
+	var out []string
+	for _, d := range demoStack {
+		out = append(out, d.pkg)
+	}
+	return out
+}
 
 func newQuickstartCmd(app *App) *cobra.Command {
 	var dir, cluster string
@@ -29,10 +49,14 @@ func newQuickstartCmd(app *App) *cobra.Command {
 		Short: "Start a local cluster, create a workspace and install a demo stack",
 		Long: `The whole berth experience in one command, on this machine and without Docker:
 start a local Kubernetes cluster ('berth up'), create a workspace (a git
-repository) in --dir, install ` + fmt.Sprint(demoStack) + ` from the built-in catalog
-with their defaults (their databases and shared dependencies come along), deploy
-everything and wait until it is healthy. Running it again is harmless: what
-exists is kept and only what is missing is done.`,
+repository) in --dir, install ` + fmt.Sprint(demoNames()) + ` from the built-in catalog
+(their upstream charts; their databases and shared dependencies come along),
+deploy everything and wait until it is healthy. Running it again is harmless:
+what exists is kept and only what is missing is done.
+
+Without internet access, charts come from an offline mirror laid out by
+upstream repository URL: set BERTH_CHART_MIRROR to it ('make demo' sets it to
+the project's mirror when there is one).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -75,11 +99,14 @@ exists is kept and only what is missing is done.`,
 			if err != nil {
 				return err
 			}
-			for _, pkg := range demoStack {
-				if _, err := env.WS.App(pkg); err == nil {
+			if m := os.Getenv(catalog.MirrorEnv); m != "" {
+				fmt.Fprintf(app.Err, "charts come from the mirror %s (%s)\n", m, catalog.MirrorEnv)
+			}
+			for _, d := range demoStack {
+				if _, err := env.WS.App(d.pkg); err == nil {
 					continue
 				}
-				res, err := env.Install(ctx, lifecycle.InstallOptions{Package: pkg})
+				res, err := env.Install(ctx, lifecycle.InstallOptions{Package: d.pkg, Values: d.values})
 				if err != nil {
 					return err
 				}

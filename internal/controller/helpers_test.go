@@ -27,9 +27,15 @@ import (
 	berthv1 "berth.dev/berth/api/v1alpha1"
 	"berth.dev/berth/internal/testcluster"
 	"berth.dev/berth/internal/workspace"
+	testcatalog "berth.dev/berth/test/catalog"
 )
 
-func TestMain(m *testing.M) { os.Exit(testcluster.Main(m)) }
+// TestMain runs the tests against the fixture catalog (test/catalog) as the
+// built-in one; tests of the real built-in catalog open it with catalog.Embedded.
+func TestMain(m *testing.M) {
+	testcatalog.Use()
+	os.Exit(testcluster.Main(m))
+}
 
 var crdOnce sync.Once
 

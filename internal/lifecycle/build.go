@@ -26,6 +26,8 @@ type plan struct {
 	// charts fetches the charts the apps take from chart repositories and
 	// records their digests for the lock.
 	charts *catalog.ChartFetcher
+	// notes are the rendered apps' package notes (secrets hidden), by app.
+	notes map[string]string
 }
 
 // constraint is the version constraint an app is resolved with. An app that
@@ -230,6 +232,13 @@ func (e *Env) renderApp(ctx context.Context, p *plan, a *workspace.App) ([]*unst
 	})
 	if err != nil {
 		return nil, fmt.Errorf("app %s: %w", a.Name, err)
+	}
+	if n := len(res.Parts); n > 0 {
+		// The app's own part comes last, after its components.
+		if p.notes == nil {
+			p.notes = map[string]string{}
+		}
+		p.notes[a.Name] = res.Parts[n-1].Result.PackageNotes
 	}
 	var objs []*unstructured.Unstructured
 	hasNamespace := false

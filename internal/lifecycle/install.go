@@ -37,6 +37,9 @@ type InstallResult struct {
 	App     string   `json:"app"`
 	Summary string   `json:"summary"`
 	Apps    []string `json:"apps"` // the app and any shared dependencies it brought
+	// Notes are the package's post-install notes (where the app is served,
+	// how to log in), secrets hidden; empty when it has none.
+	Notes string `json:"notes,omitempty"`
 }
 
 // Install adds an app to the workspace: resolve it with what is installed,
@@ -141,7 +144,7 @@ func (e *Env) Install(ctx context.Context, opts InstallOptions) (*InstallResult,
 	if err != nil {
 		return nil, err
 	}
-	return &InstallResult{App: name, Summary: summary, Apps: written}, nil
+	return &InstallResult{App: name, Summary: summary, Apps: written, Notes: p.notes[name]}, nil
 }
 
 func cmpOr(vals ...string) string {

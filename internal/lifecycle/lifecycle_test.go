@@ -21,9 +21,15 @@ import (
 	"berth.dev/berth/internal/pkgspec"
 	"berth.dev/berth/internal/secrets"
 	"berth.dev/berth/internal/testcluster"
+	testcatalog "berth.dev/berth/test/catalog"
 )
 
-func TestMain(m *testing.M) { os.Exit(testcluster.Main(m)) }
+// TestMain runs the tests against the fixture catalog (test/catalog) as the
+// built-in one; tests of the real built-in catalog open it with catalog.Embedded.
+func TestMain(m *testing.M) {
+	testcatalog.Use()
+	os.Exit(testcluster.Main(m))
+}
 
 // filterBinary is the berth binary git runs as the encryption filter.
 func filterBinary(t *testing.T) string { return testcluster.BerthBinary(t) }

@@ -40,6 +40,12 @@ type Package struct {
 	// Upgrade says what moving to this version means for an installed app.
 	Upgrade Upgrade `yaml:"upgrade,omitempty" json:"upgrade,omitempty"`
 
+	// Notes is what the user reads after an install (where the app is
+	// served, how to log in, where its generated password is): a Go template
+	// over the same data as outputs, in which secret parameters read as
+	// SecretPlaceholder, so no secret is ever printed.
+	Notes string `yaml:"notes,omitempty" json:"notes,omitempty"`
+
 	Runbooks   []Document `yaml:"runbooks,omitempty" json:"runbooks,omitempty"`
 	Dashboards []Document `yaml:"dashboards,omitempty" json:"dashboards,omitempty"`
 
@@ -50,6 +56,9 @@ type Package struct {
 	rules []compiledRule
 	whens map[string]*compiledExpr
 }
+
+// SecretPlaceholder is what a secret parameter reads as in notes.
+const SecretPlaceholder = "(secret)"
 
 // Upgrade is a package version's upgrade metadata.
 type Upgrade struct {
@@ -108,6 +117,11 @@ type Dependency struct {
 	Package string         `yaml:"package" json:"package"`
 	Version string         `yaml:"version" json:"version"`
 	Kind    DependencyKind `yaml:"kind" json:"kind"`
+	// Optional marks a shared dependency the package uses when the workspace
+	// has it (another app needs it) and does without otherwise: it is never
+	// installed for this package, and templates see .deps.NAME only when it
+	// is there.
+	Optional bool `yaml:"optional,omitempty" json:"optional,omitempty"`
 	// Config sets a component's configuration; only for components.
 	Config map[string]any `yaml:"config,omitempty" json:"config,omitempty"`
 }

@@ -82,10 +82,12 @@ func TestParseErrors(t *testing.T) {
 		"dependency": {add: "dependencies:\n  - package: Pg\n    version: '>>1'\n    kind: private\n", want: []string{
 			`:8: dependencies[0].package: "Pg" is not a package name`, `:9: dependencies[0].version: ">>1" is not a version constraint`,
 			`:10: dependencies[0].kind: "private" is not a dependency kind; use kind: shared`}},
-		"dependency twice": {add: "dependencies:\n  - {package: pg, version: '1', kind: shared}\n  - {package: pg, version: '1', kind: shared}\n", want: []string{`dependency "pg" is declared twice`}},
-		"shared config":    {add: "dependencies:\n  - {package: pg, version: '1', kind: shared, config: {a: 1}}\n", want: []string{"only components take config"}},
-		"self dependency":  {add: "dependencies:\n  - {package: demo, version: '1', kind: shared}\n", want: []string{"a package cannot depend on itself"}},
-		"missing version":  {add: "dependencies:\n  - {package: pg, kind: shared}\n", want: []string{"dependencies[0].version: is missing"}},
+		"dependency twice":   {add: "dependencies:\n  - {package: pg, version: '1', kind: shared}\n  - {package: pg, version: '1', kind: shared}\n", want: []string{`dependency "pg" is declared twice`}},
+		"shared config":      {add: "dependencies:\n  - {package: pg, version: '1', kind: shared, config: {a: 1}}\n", want: []string{"only components take config"}},
+		"notes template":     {add: "notes: 'Open {{ .app.name'\n", want: []string{"notes: template: notes:1: unclosed action; fix the Go template"}},
+		"optional component": {add: "dependencies:\n  - {package: pg, version: '1', kind: component, optional: true}\n", want: []string{"dependencies[0].optional: a component is always part of its app; only a shared dependency can be optional"}},
+		"self dependency":    {add: "dependencies:\n  - {package: demo, version: '1', kind: shared}\n", want: []string{"a package cannot depend on itself"}},
+		"missing version":    {add: "dependencies:\n  - {package: pg, kind: shared}\n", want: []string{"dependencies[0].version: is missing"}},
 		"outputs": {add: "outputs:\n  - {name: host, value: '{{ .app.name'}\n  - {name: host, value: x}\n  - {name: '', value: x}\n", want: []string{
 			"outputs[0].value: template", `outputs[1].name: "host" is declared twice`, `outputs[2].name: "" is not a valid output name`}},
 		"output value missing": {add: "outputs: [{name: host}]\n", want: []string{"outputs[0].value: is missing"}},

@@ -330,6 +330,9 @@ func (v *validator) dependencies() {
 				v.add(f+".config", append(at, "config"), "remove config: a shared dependency is configured where it is installed", "only components take config")
 			}
 		case Component:
+			if d.Optional {
+				v.add(f+".optional", append(at, "optional"), "remove optional: true, or make the dependency kind: shared", "a component is always part of its app; only a shared dependency can be optional")
+			}
 		default:
 			v.add(f+".kind", append(at, "kind"), "use kind: shared (one instance for every app) or kind: component (a private instance per app)", "%q is not a dependency kind", d.Kind)
 		}
@@ -358,6 +361,11 @@ func (v *validator) outputs() {
 			v.add(f+".value", at, "set value: to a template such as \"{{ .app.name }}.{{ .app.namespace }}.svc\"", "is missing")
 		} else if _, err := template.New(o.Name).Option("missingkey=error").Funcs(TemplateFuncs()).Parse(o.Value); err != nil {
 			v.add(f+".value", append(at, "value"), "fix the Go template", "%v", err)
+		}
+	}
+	if v.p.Notes != "" {
+		if _, err := template.New("notes").Option("missingkey=error").Funcs(TemplateFuncs()).Parse(v.p.Notes); err != nil {
+			v.add("notes", []any{"notes"}, "fix the Go template", "%v", err)
 		}
 	}
 }

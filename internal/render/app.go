@@ -115,7 +115,10 @@ func (r *appRenderer) instance(ctx context.Context, key, app string, values map[
 	}
 	deps := map[string]Dep{}
 	for _, d := range pkg.Dependencies {
-		depKey := inst.Dependencies[d.Key()]
+		depKey, wired := inst.Dependencies[d.Key()]
+		if d.Optional && !wired {
+			continue // not installed: templates see no .deps entry
+		}
 		if d.Kind == pkgspec.Shared {
 			dep, err := r.sharedDep(ctx, depKey)
 			if err != nil {

@@ -136,6 +136,9 @@ type Result struct {
 	// Notes is the rendered NOTES.txt of the package's charts (not of their
 	// subcharts), for callers to show; empty when they have none.
 	Notes string
+	// PackageNotes are the package's own notes (package.yaml notes:), with
+	// secret parameters replaced by pkgspec.SecretPlaceholder.
+	PackageNotes string
 }
 
 // Render renders one package. Errors name the chart and file at fault.
@@ -161,6 +164,9 @@ func Render(in Input) (*Result, error) {
 		return nil, err
 	}
 	res.Outputs = outputs
+	if res.PackageNotes, err = packageNotes(in); err != nil {
+		return nil, err
+	}
 
 	var objs []Object
 	for _, c := range in.Package.Charts {
@@ -218,6 +224,27 @@ func templateData(in Input) TemplateData {
 		"config":  cfg,
 		"deps":    deps,
 	}
+}
+
+// packageNotes renders the package's notes over the template data with
+// every secret parameter hidden.
+func packageNotes(in Input) (string, error) {
+	if in.Package.Notes == "" {
+		return "", nil
+	}
+	hidden := in
+	hidden.Config = pkgspec.Config{}
+	for k, v := range in.Config {
+		if p, ok := in.Package.Param(k); ok && p.IsSecret() {
+			v = pkgspec.SecretPlaceholder
+		}
+		hidden.Config[k] = v
+	}
+	s, err := execute(in.Package.File+": notes", in.Package.Notes, templateData(hidden))
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(s), nil
 }
 
 // OutputData returns the data output templates of pkg see for an app, without

@@ -3,6 +3,7 @@ package resolve
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -368,6 +369,9 @@ func (n *node) addOrigins(conf levels) {
 func (s *solver) addDeps(n *node, c *version) (touched []*node, created []string, clash *node, ok bool) {
 	n.deps = make(map[string]string, len(c.deps))
 	for _, d := range c.deps {
+		if d.Optional {
+			continue // wired in solution, when its shared instance is there
+		}
 		if !s.u.Has(d.Package) {
 			s.record(conflict{genuine: true, text: fmt.Sprintf("%s %s needs %s %s, which is not in any catalog; add a catalog that has it ('berth catalog add') or choose another version of %s", n.pkg, c.v.Original(), d.Package, d.Constraint, n.pkg)})
 			return touched, created, nil, false
@@ -443,10 +447,42 @@ func (s *solver) record(c conflict) {
 func (s *solver) solution() *Solution {
 	sol := &Solution{}
 	for _, n := range s.nodes {
-		sol.Instances = append(sol.Instances, Instance{Key: n.key, Role: n.role, Package: n.pkg, Version: n.chosen.v.Original(), Dependencies: n.deps})
+		sol.Instances = append(sol.Instances, Instance{Key: n.key, Role: n.role, Package: n.pkg, Version: n.chosen.v.Original(), Dependencies: s.withOptional(n)})
 	}
 	sort.Slice(sol.Instances, func(i, j int) bool { return sol.Instances[i].Key < sol.Instances[j].Key })
 	return sol
+}
+
+// withOptional returns n's dependencies plus its optional ones whose shared
+// instance the solution has at a version their constraint allows; the others
+// are left out, as if that package were not installed.
+func (s *solver) withOptional(n *node) map[string]string {
+	deps, cloned := n.deps, false
+	for _, d := range n.chosen.deps {
+		if !d.Optional {
+			continue
+		}
+		t, ok := s.nodes[SharedKey(d.Package)]
+		if !ok || t.chosen == nil {
+			continue
+		}
+		raw := d.Constraint
+		if raw == "" {
+			raw = "*"
+		}
+		c, err := s.constraint(raw)
+		if err != nil || !c.Check(t.chosen.v) {
+			continue
+		}
+		if !cloned {
+			deps, cloned = maps.Clone(n.deps), true
+			if deps == nil {
+				deps = map[string]string{}
+			}
+		}
+		deps[d.key()] = t.key
+	}
+	return deps
 }
 
 func findCycle(sol *Solution) error {

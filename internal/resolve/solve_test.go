@@ -29,6 +29,9 @@ func cat(t testing.TB, lines ...string) *Universe {
 			if len(f) > 2 && f[2] == "component" {
 				dep.Kind = pkgspec.Component
 			}
+			if len(f) > 2 && f[2] == "optional" {
+				dep.Optional = true
+			}
 			c.Dependencies = append(c.Dependencies, dep)
 		}
 		pkgs[name] = append(pkgs[name], c)
@@ -47,6 +50,55 @@ func versions(s *Solution) []string {
 		out = append(out, fmt.Sprintf("%s=%s", in.Key, in.Version))
 	}
 	return out
+}
+
+// TestOptionalSharedDependency: an optional shared dependency is wired to the
+// shared instance when another app brings it (at a version its constraint
+// allows), and is never installed for its own sake.
+func TestOptionalSharedDependency(t *testing.T) {
+	u := cat(t, "grafana@10.5.8: loki ^6 optional, prometheus ^80 optional",
+		"starter@1.0.0: loki ^6", "old-starter@1.0.0: loki ^5",
+		"loki@5.0.0:", "loki@6.49.0:", "prometheus@80.14.4:")
+	tests := map[string]struct {
+		requests []Request
+		want     []string
+		deps     map[string]string
+	}{
+		"alone: nothing is installed for it": {
+			requests: []Request{{Package: "grafana"}},
+			want:     []string{"app:grafana=10.5.8"},
+			deps:     map[string]string{},
+		},
+		"with an app that brings loki: wired to it": {
+			requests: []Request{{Package: "grafana"}, {Package: "starter"}},
+			want:     []string{"app:grafana=10.5.8", "app:starter=1.0.0", "shared:loki=6.49.0"},
+			deps:     map[string]string{"loki": "shared:loki"},
+		},
+		"loki at a version outside the constraint: left out": {
+			requests: []Request{{Package: "grafana"}, {Package: "old-starter"}},
+			want:     []string{"app:grafana=10.5.8", "app:old-starter=1.0.0", "shared:loki=5.0.0"},
+			deps:     map[string]string{},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			sol, err := Solve(u, Input{Requests: tc.requests})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, versions(sol)); diff != "" {
+				t.Errorf("solution (-want +got):\n%s", diff)
+			}
+			g, _ := sol.Get("app:grafana")
+			got := g.Dependencies
+			if got == nil {
+				got = map[string]string{}
+			}
+			if diff := cmp.Diff(tc.deps, got); diff != "" {
+				t.Errorf("grafana's dependencies (-want +got):\n%s", diff)
+			}
+		})
+	}
 }
 
 func TestSolve(t *testing.T) {

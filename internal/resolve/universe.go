@@ -16,6 +16,9 @@ type Dependency struct {
 	Package    string
 	Constraint string
 	Kind       pkgspec.DependencyKind
+	// Optional marks a shared dependency that is used when the solution has
+	// its shared instance for another reason, and never added for this one.
+	Optional bool
 }
 
 func (d Dependency) key() string {

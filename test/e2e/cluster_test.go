@@ -23,9 +23,15 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"berth.dev/berth/internal/testcluster"
+	testcatalog "berth.dev/berth/test/catalog"
 )
 
-func TestMain(m *testing.M) { os.Exit(testcluster.Main(m)) }
+// TestMain runs the tests against the fixture catalog (test/catalog) as the
+// built-in one; tests of the real built-in catalog open it with catalog.Embedded.
+func TestMain(m *testing.M) {
+	testcatalog.Use()
+	os.Exit(testcluster.Main(m))
+}
 
 func TestServerSideApplyDeploymentBecomesAvailableOnKwokNodes(t *testing.T) {
 	ns := testcluster.Namespace(t)

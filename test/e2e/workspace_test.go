@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"berth.dev/berth/internal/catalog"
 	"berth.dev/berth/internal/testcluster"
 )
 
@@ -315,7 +316,10 @@ current-context: c
 	}
 }
 
+// TestQuickstartTwiceIsHarmless runs the demo as 'make demo' does: over the
+// real built-in catalog (not the fixture one), its charts from the mirror.
 func TestQuickstartTwiceIsHarmless(t *testing.T) {
+	t.Setenv(catalog.BuiltinEnv, "")
 	t.Setenv("BERTH_FILTER_EXECUTABLE", testcluster.BerthBinary(t))
 	home := testcluster.Home(t)
 	cluster := testcluster.UniqueName(t, 20)
@@ -323,7 +327,7 @@ func TestQuickstartTwiceIsHarmless(t *testing.T) {
 	t.Cleanup(func() { berthResult(home, "down", "--name", cluster, "--purge") })
 
 	out := berth(t, home, "quickstart", "--dir", ws, "--cluster", cluster)
-	for _, want := range []string{"airflow", "grafana", "cert-manager", "Healthy", "Try next"} {
+	for _, want := range []string{"airflow 1.17.0", "grafana 10.5.7", "cert-manager", "Healthy", "Try next"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("quickstart output lacks %q:\n%s", want, out)
 		}
@@ -342,15 +346,15 @@ func TestQuickstartTwiceIsHarmless(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	old, err := cs.AppsV1().Deployments("airflow").Get(ctx, "airflow-webserver", metav1.GetOptions{})
+	old, err := cs.AppsV1().Deployments("airflow").Get(ctx, "airflow-scheduler", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cs.AppsV1().Deployments("airflow").Delete(ctx, "airflow-webserver", metav1.DeleteOptions{}); err != nil {
+	if err := cs.AppsV1().Deployments("airflow").Delete(ctx, "airflow-scheduler", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	testcluster.WaitFor(t, 60*time.Second, func(ctx context.Context) (bool, string, error) {
-		d, err := cs.AppsV1().Deployments("airflow").Get(ctx, "airflow-webserver", metav1.GetOptions{})
+		d, err := cs.AppsV1().Deployments("airflow").Get(ctx, "airflow-scheduler", metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return false, "deleted, not yet re-created", nil
 		}
