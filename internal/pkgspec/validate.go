@@ -133,7 +133,9 @@ func (v *validator) content() {
 			if c.Chart == "" {
 				v.add(f+".chart", at, "name the chart in the repository", "is missing")
 			}
-			if _, err := semver.StrictNewVersion(c.Version); err != nil {
+			// Some repositories publish versions with a leading v (cert-manager's
+			// v1.19.2); Helm accepts them, and the index is matched verbatim.
+			if _, err := semver.StrictNewVersion(strings.TrimPrefix(c.Version, "v")); err != nil {
 				v.add(f+".version", append(at, "version"), "pin an exact chart version such as 1.2.3", "%q is not an exact version", c.Version)
 			}
 			if !sha256Spec.MatchString(c.Digest) {
