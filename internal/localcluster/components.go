@@ -67,32 +67,32 @@ func etcdArgs(c *Cluster) []string {
 
 func apiServerArgs(c *Cluster) []string {
 	pki := c.pkiDir()
-	var egress []string
-	if f := c.egressConfigFile(); f != "" {
-		// Webhooks and kubelets are reached through the stand-ins (standins_admission.go).
-		egress = []string{"--egress-selector-config-file=" + f}
-	}
-	return append(egress,
-		"--etcd-servers="+url(c.State.Ports.Etcd),
-		"--etcd-cafile="+certPath(pki, etcdCAName),
-		"--etcd-certfile="+certPath(pki, "apiserver-etcd-client"),
-		"--etcd-keyfile="+keyPath(pki, "apiserver-etcd-client"),
+	args := []string{
+		"--etcd-servers=" + url(c.State.Ports.Etcd),
+		"--etcd-cafile=" + certPath(pki, etcdCAName),
+		"--etcd-certfile=" + certPath(pki, "apiserver-etcd-client"),
+		"--etcd-keyfile=" + keyPath(pki, "apiserver-etcd-client"),
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
-		"--secure-port="+strconv.Itoa(c.State.Ports.APIServer),
-		"--tls-cert-file="+certPath(pki, "apiserver"),
-		"--tls-private-key-file="+keyPath(pki, "apiserver"),
-		"--client-ca-file="+certPath(pki, caName),
+		"--secure-port=" + strconv.Itoa(c.State.Ports.APIServer),
+		"--tls-cert-file=" + certPath(pki, "apiserver"),
+		"--tls-private-key-file=" + keyPath(pki, "apiserver"),
+		"--client-ca-file=" + certPath(pki, caName),
 		"--authorization-mode=Node,RBAC",
 		"--enable-admission-plugins=NodeRestriction",
 		"--allow-privileged=true",
-		"--service-cluster-ip-range="+serviceCIDR,
+		"--service-cluster-ip-range=" + serviceCIDR,
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-		"--service-account-key-file="+filepath.Join(pki, saKeyName+".pub"),
-		"--service-account-signing-key-file="+keyPath(pki, saKeyName),
+		"--service-account-key-file=" + filepath.Join(pki, saKeyName+".pub"),
+		"--service-account-signing-key-file=" + keyPath(pki, saKeyName),
 		"--profiling=false",
 		"--v=1",
-	)
+	}
+	if f := c.egressConfigFile(); f != "" {
+		// Webhooks and kubelets are reached through the stand-ins (standins_admission.go).
+		args = append(args, "--egress-selector-config-file="+f)
+	}
+	return args
 }
 
 // componentQPS and componentBurst are the client rate limits of
