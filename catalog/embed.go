@@ -8,4 +8,5 @@ import "embed"
 // with the files each package names.
 //
 //go:embed README.md all:airflow all:cert-manager all:grafana all:postgresql all:redis
+//go:embed all:traefik all:kube-prometheus-stack all:loki all:vault all:starter
 var FS embed.FS

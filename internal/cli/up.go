@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -157,6 +156,7 @@ func startStandIns(ctx context.Context, c *localcluster.Cluster) error {
 
 func newStandInsCmd(app *App) *cobra.Command {
 	var kf kubeFlags
+	opts := localcluster.DefaultStandInOptions()
 	cmd := &cobra.Command{
 		Use:    "local-cluster-stand-ins",
 		Short:  "Play the controllers of custom resources a local cluster cannot run (berth up starts it)",
@@ -167,9 +167,11 @@ func newStandInsCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return localcluster.RunStandIns(cmd.Context(), cfg, time.Second, app.Err)
+			opts.Log = app.Err
+			return localcluster.RunStandIns(cmd.Context(), cfg, opts)
 		},
 	}
 	kf.add(cmd)
+	cmd.Flags().StringVar(&opts.EgressSocket, "egress-socket", "", "serve the API server's egress to the cluster network on this Unix socket")
 	return cmd
 }

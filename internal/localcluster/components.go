@@ -67,7 +67,7 @@ func etcdArgs(c *Cluster) []string {
 
 func apiServerArgs(c *Cluster) []string {
 	pki := c.pkiDir()
-	return []string{
+	args := []string{
 		"--etcd-servers=" + url(c.State.Ports.Etcd),
 		"--etcd-cafile=" + certPath(pki, etcdCAName),
 		"--etcd-certfile=" + certPath(pki, "apiserver-etcd-client"),
@@ -88,6 +88,11 @@ func apiServerArgs(c *Cluster) []string {
 		"--profiling=false",
 		"--v=1",
 	}
+	if f := c.egressConfigFile(); f != "" {
+		// Webhooks and kubelets are reached through the stand-ins (standins_admission.go).
+		args = append(args, "--egress-selector-config-file="+f)
+	}
+	return args
 }
 
 // componentQPS and componentBurst are the client rate limits of

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -36,31 +37,79 @@ type standIn struct {
 	what      string
 }
 
+var (
+	certificatesGVR = schema.GroupVersionResource{Group: "cert-manager.io", Version: "v1", Resource: "certificates"}
+	prometheusesGVR = schema.GroupVersionResource{Group: "monitoring.coreos.com", Version: "v1", Resource: "prometheuses"}
+	alertmanagerGVR = schema.GroupVersionResource{Group: "monitoring.coreos.com", Version: "v1", Resource: "alertmanagers"}
+)
+
 var standIns = []standIn{
-	{schema.GroupVersionResource{Group: "cert-manager.io", Version: "v1", Resource: "certificates"}, "Ready", "cert-manager issued the certificate"},
+	{certificatesGVR, "Ready", "cert-manager issued the certificate"},
 	{schema.GroupVersionResource{Group: "cert-manager.io", Version: "v1", Resource: "issuers"}, "Ready", "cert-manager accepted the issuer"},
 	{schema.GroupVersionResource{Group: "cert-manager.io", Version: "v1", Resource: "clusterissuers"}, "Ready", "cert-manager accepted the issuer"},
+	// The Prometheus Operator reconciles these into StatefulSets and reports
+	// them Reconciled, then Available once their pods are ready. No operator
+	// runs here, so no StatefulSet, Prometheus or Alertmanager exists.
+	{prometheusesGVR, "Reconciled", "the Prometheus Operator created the Prometheus StatefulSet (none exists on the local cluster)"},
+	{prometheusesGVR, "Available", "the Prometheus Operator reports the Prometheus pods ready (none runs on the local cluster)"},
+	{alertmanagerGVR, "Reconciled", "the Prometheus Operator created the Alertmanager StatefulSet (none exists on the local cluster)"},
+	{alertmanagerGVR, "Available", "the Prometheus Operator reports the Alertmanager pods ready (none runs on the local cluster)"},
 }
 
 // StartStandIns starts the stand-ins as an add-on of the cluster, run by bin
-// (the berth binary) as 'berth local-cluster-stand-ins'.
+// (the berth binary) as 'berth local-cluster-stand-ins'. They serve the API
+// server's egress to the cluster network on the cluster's stand-ins socket
+// (see EgressSocket).
 func (c *Cluster) StartStandIns(ctx context.Context, bin string) error {
-	_, err := c.StartAddon(ctx, StandInsAddon, bin, []string{"local-cluster-stand-ins", "--kubeconfig", c.KubeconfigPath()})
-	if err != nil {
+	args := []string{"local-cluster-stand-ins", "--kubeconfig", c.KubeconfigPath(), "--egress-socket", c.EgressSocket()}
+	if _, err := c.StartAddon(ctx, StandInsAddon, bin, args); err != nil {
 		return fmt.Errorf("starting the local cluster's stand-ins: %w", err)
 	}
 	return nil
 }
 
-// RunStandIns sets, every interval until ctx ends, the success condition on
-// every object of the stand-ins' kinds that lacks it. Kinds the cluster does
-// not serve (yet) are skipped. It logs what it does to log.
-func RunStandIns(ctx context.Context, cfg *rest.Config, interval time.Duration, log io.Writer) error {
+// StandInOptions configure RunStandIns.
+type StandInOptions struct {
+	// Interval is how often the stand-ins look for objects to settle.
+	Interval time.Duration
+	// EgressSocket is the Unix socket the API server sends its traffic to the
+	// cluster network through (webhooks, kubelets); empty serves none.
+	EgressSocket string
+	// Log receives a line for each thing the stand-ins do.
+	Log io.Writer
+}
+
+// DefaultStandInOptions returns options with a one second interval that log
+// nowhere.
+func DefaultStandInOptions() StandInOptions {
+	return StandInOptions{Interval: time.Second, Log: io.Discard}
+}
+
+// RunStandIns plays, until ctx ends, the controllers a local cluster cannot
+// run. Every interval it sets the success condition on every object of the
+// stand-ins' kinds that lacks it (kinds the cluster does not serve yet are
+// skipped) and, as cert-manager's webhook and CA injector would, gives
+// cert-manager's webhook configurations a CA. With an egress socket it also
+// serves the API server's connections to the cluster network: cert-manager's
+// webhook is answered by the stand-ins, a Service nothing else answers is
+// refused at once, anything else is passed through (see serveEgress).
+func RunStandIns(ctx context.Context, cfg *rest.Config, opts StandInOptions) error {
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return err
 	}
-	t := time.NewTicker(interval)
+	log := &syncWriter{w: opts.Log}
+	cas := newWebhookCAs(dyn, log)
+	if opts.EgressSocket != "" {
+		l, err := listenEgress(opts.EgressSocket)
+		if err != nil {
+			return err
+		}
+		e := &egress{dyn: dyn, cas: cas, log: log}
+		go e.serve(ctx, l)
+		defer l.Close()
+	}
+	t := time.NewTicker(opts.Interval)
 	defer t.Stop()
 	for {
 		for _, s := range standIns {
@@ -68,12 +117,27 @@ func RunStandIns(ctx context.Context, cfg *rest.Config, interval time.Duration, 
 				fmt.Fprintf(log, "%s: %v\n", s.gvr.Resource, err)
 			}
 		}
+		if err := cas.inject(ctx); err != nil && ctx.Err() == nil {
+			fmt.Fprintf(log, "webhook CAs: %v\n", err)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 		}
 	}
+}
+
+// syncWriter serialises the writes of the stand-ins' goroutines.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
 
 func (s standIn) settle(ctx context.Context, dyn dynamic.Interface, log io.Writer) error {

@@ -237,6 +237,9 @@ func (c *Cluster) prepareFiles() error {
 	if err := c.writeKubeconfigs(); err != nil {
 		return err
 	}
+	if err := c.writeEgressConfig(); err != nil {
+		return err
+	}
 	return writeFileAtomic(filepath.Join(c.Dir, "kwok.yaml"), []byte(kwokConfig), 0o644)
 }
 

@@ -2,6 +2,7 @@ package pkgspec
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -114,6 +115,19 @@ func TestParseErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A chart version with a leading v, as cert-manager publishes them, is exact;
+// the v does not make any other string a version.
+func TestChartVersionWithV(t *testing.T) {
+	const chart = "charts:\n  - repo: https://charts.example.com\n    chart: c\n    version: %s\n    digest: sha256:" + "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n"
+	for v, ok := range map[string]bool{"v1.19.2": true, "1.19.2": true, "v1.19": false, "vv1.2.3": false, "V1.2.3": false} {
+		doc := strings.Replace(base, "manifests: [all.yaml]\n", fmt.Sprintf(chart, v), 1)
+		_, err := Parse("demo/package.yaml", []byte(doc))
+		if (err == nil) != ok {
+			t.Errorf("chart version %q: Parse error = %v, want ok = %v", v, err, ok)
+		}
 	}
 }
 
