@@ -267,8 +267,8 @@ func (c *Cluster) node(i int) *corev1.Node {
 				{Type: corev1.NodeHostName, Address: name},
 			},
 			DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: int32(c.State.Ports.Kwok)}},
-			Capacity:    capacity,
-			Allocatable: capacity,
+			Capacity:        capacity,
+			Allocatable:     capacity,
 			NodeInfo: corev1.NodeSystemInfo{
 				KubeletVersion:  c.State.Versions.Kubernetes,
 				OperatingSystem: "linux",
