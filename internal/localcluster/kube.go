@@ -207,6 +207,7 @@ const StorageClassName = "standard"
 func (c *Cluster) ensureStorageClass(ctx context.Context, cs *kubernetes.Clientset) error {
 	immediate := storagev1.VolumeBindingImmediate
 	deletePolicy := corev1.PersistentVolumeReclaimDelete
+	expand := true
 	sc := &storagev1.StorageClass{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        StorageClassName,
@@ -216,6 +217,8 @@ func (c *Cluster) ensureStorageClass(ctx context.Context, cs *kubernetes.Clients
 		Provisioner:       "kubernetes.io/host-path",
 		ReclaimPolicy:     &deletePolicy,
 		VolumeBindingMode: &immediate,
+		// Claims grow as on a cloud's classes, so that resizing runbooks work.
+		AllowVolumeExpansion: &expand,
 	}
 	_, err := cs.StorageV1().StorageClasses().Create(ctx, sc, metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
