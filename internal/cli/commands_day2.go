@@ -3,9 +3,12 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"io"
+	"io/fs"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -16,6 +19,8 @@ import (
 
 	"berth.dev/berth/internal/apply"
 	"berth.dev/berth/internal/logs"
+	"berth.dev/berth/internal/pkgspec"
+	"berth.dev/berth/internal/runbook"
 	"berth.dev/berth/internal/workspace"
 )
 
@@ -25,6 +30,7 @@ func day2Commands(app *App) []*cobra.Command {
 	return []*cobra.Command{
 		newLogsCmd(app),
 		newEventsCmd(app),
+		newRunbookCmd(app),
 	}
 }
 
@@ -225,4 +231,315 @@ func ago(t time.Time) string {
 		return fmt.Sprintf("%dh", int(d.Hours()))
 	}
 	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+func newRunbookCmd(app *App) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "runbook",
+		Short: "List, show and run an app's runbooks; list the runs",
+		Long: `Runbooks are a package's day-2 procedures. A documentation runbook is a page
+to read ('berth runbook show' prints it). An executable runbook has typed
+parameters and steps berth runs: configuration commits, deploys, Jobs, scaling,
+growing a StatefulSet's volumes. Every run is recorded in the workspace
+(runs/APP/) as a commit: who, when, the parameters, each step's result, the
+commits it made.`,
+	}
+	cmd.AddCommand(newRunbookListCmd(app), newRunbookShowCmd(app), newRunbookRunCmd(app), newRunbookRunsCmd(app))
+	return cmd
+}
+
+func newRunbookListCmd(app *App) *cobra.Command {
+	var f wsFlags
+	var out output
+	cmd := &cobra.Command{
+		Use:     "list APP",
+		Short:   "List the runbooks of an app's package",
+		Example: `  berth runbook list db`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			env, err := app.env(&f, nil)
+			if err != nil {
+				return err
+			}
+			inst, err := env.Installed(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			rbs := inst.Package.Runbooks
+			if out == outputJSON {
+				if rbs == nil {
+					rbs = []pkgspec.Runbook{}
+				}
+				return writeJSON(app.Out, rbs)
+			}
+			if len(rbs) == 0 {
+				fmt.Fprintf(app.Out, "Package %s has no runbooks.\n", inst.Package.Name)
+				return nil
+			}
+			tw := tabwriter.NewWriter(app.Out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tKIND\tTITLE")
+			for _, r := range rbs {
+				kind := "document"
+				if r.Executable() {
+					kind = "steps"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Name, kind, r.Title)
+			}
+			return tw.Flush()
+		},
+	}
+	f.add(cmd)
+	addOutputFlag(cmd, &out)
+	return cmd
+}
+
+func newRunbookShowCmd(app *App) *cobra.Command {
+	var f wsFlags
+	var out output
+	cmd := &cobra.Command{
+		Use:     "show APP NAME",
+		Short:   "Show a runbook: its parameters and steps, or its document",
+		Example: `  berth runbook show db resize-storage`,
+		Args:    cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			env, err := app.env(&f, nil)
+			if err != nil {
+				return err
+			}
+			inst, err := env.Installed(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			rb, err := runbook.Find(inst, args[1])
+			if err != nil {
+				return err
+			}
+			if out == outputJSON {
+				return writeJSON(app.Out, rb)
+			}
+			return printRunbook(app.Out, inst.Files, rb)
+		},
+	}
+	f.add(cmd)
+	addOutputFlag(cmd, &out)
+	return cmd
+}
+
+func printRunbook(w io.Writer, files fs.FS, rb pkgspec.Runbook) error {
+	fmt.Fprintf(w, "%s", rb.Name)
+	if rb.Title != "" {
+		fmt.Fprintf(w, ": %s", rb.Title)
+	}
+	fmt.Fprintln(w)
+	if rb.Description != "" {
+		fmt.Fprintf(w, "\n%s\n", rb.Description)
+	}
+	if len(rb.Parameters) > 0 {
+		fmt.Fprintf(w, "\nPARAMETERS\n")
+		for _, q := range rb.Parameters {
+			var attrs []string
+			if q.Required {
+				attrs = append(attrs, "required")
+			}
+			if q.Default != nil {
+				attrs = append(attrs, fmt.Sprintf("default %v", q.Default))
+			}
+			if q.Generate != nil {
+				attrs = append(attrs, "generated when not given")
+			}
+			if q.Min != nil {
+				attrs = append(attrs, fmt.Sprintf("min %v", q.Min))
+			}
+			if q.Max != nil {
+				attrs = append(attrs, fmt.Sprintf("max %v", q.Max))
+			}
+			fmt.Fprintf(w, "  %s (%s%s)  %s\n", q.Name, q.Type, prefixed(", ", strings.Join(attrs, ", ")), q.Description)
+		}
+	}
+	if len(rb.Checks) > 0 {
+		fmt.Fprintf(w, "\nCHECKS (before anything changes)\n")
+		for _, c := range rb.Checks {
+			cond := ""
+			if c.Condition != "" {
+				cond = " with condition " + c.Condition
+			}
+			fmt.Fprintf(w, "  %s %s exists%s\n", c.Kind, c.Name, cond)
+		}
+	}
+	if len(rb.Steps) > 0 {
+		fmt.Fprintf(w, "\nSTEPS\n")
+		for i, s := range rb.Steps {
+			action, _ := s.Action()
+			name := s.Name
+			if name == "" {
+				name = action
+			}
+			fmt.Fprintf(w, "  %d. %s (%s)\n", i+1, name, action)
+		}
+	}
+	if rb.File != "" {
+		doc, err := fs.ReadFile(files, rb.File)
+		if err != nil {
+			return fmt.Errorf("reading %s of the package: %w", rb.File, err)
+		}
+		fmt.Fprintf(w, "\n%s", doc)
+	}
+	return nil
+}
+
+func prefixed(p, s string) string {
+	if s == "" {
+		return ""
+	}
+	return p + s
+}
+
+func newRunbookRunCmd(app *App) *cobra.Command {
+	var f wsFlags
+	var sets []string
+	var dryRun bool
+	var out output
+	cmd := &cobra.Command{
+		Use:   "run APP NAME [--set PARAM=VALUE...] [--dry-run]",
+		Short: "Run a runbook: check everything, run its steps, record the run",
+		Long: `Run an executable runbook against an app. berth first checks the parameters
+(types, bounds), the runbook's preconditions and that each step can run as
+things are; any failure there changes nothing. Then the steps run in order.
+A step that fails stops the run, and berth says what state things are in and
+how to go on. The run is recorded in runs/APP/ and committed, whatever its
+outcome. --dry-run prints the steps and what each would do, and changes nothing.`,
+		Example: `  berth runbook run db resize-storage --set size=16Gi --dry-run
+  berth runbook run db resize-storage --set size=16Gi
+  berth runbook run db backup
+  berth runbook run db restore --set backup=nightly`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			env, err := app.env(&f, nil)
+			if err != nil {
+				return err
+			}
+			values := map[string]any{}
+			for _, kv := range sets {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok || k == "" {
+					return fmt.Errorf("--set %q: use PARAM=VALUE, e.g. --set size=16Gi", kv)
+				}
+				values[k] = v
+			}
+			opts := runbook.Options{App: args[0], Runbook: args[1], Values: values, DryRun: dryRun}
+			if out == outputText {
+				opts.Events = func(ev runbook.Event) {
+					switch {
+					case !ev.Done:
+						fmt.Fprintf(app.Err, "• step %d/%d: %s\n", ev.Step, ev.Of, ev.Name)
+					case ev.Err != nil:
+						fmt.Fprintf(app.Err, "✗ step %d/%d: %s (%s)\n", ev.Step, ev.Of, ev.Name, time.Since(ev.Start).Round(time.Second))
+					default:
+						fmt.Fprintf(app.Err, "✓ step %d/%d: %s (%s)\n", ev.Step, ev.Of, ev.Name, time.Since(ev.Start).Round(time.Second))
+					}
+				}
+			}
+			rec, err := runbook.Run(ctx, env, opts)
+			if rec == nil {
+				var ue *runbook.UnknownRunbookError
+				if errors.As(err, &ue) {
+					return fmt.Errorf("%w; 'berth runbook list %s' shows them", err, args[0])
+				}
+				return err
+			}
+			if out == outputJSON {
+				if werr := writeJSON(app.Out, rec); werr != nil {
+					return werr
+				}
+				if err != nil {
+					fmt.Fprintf(app.Err, "Error: %v\n", err)
+					return &exitCodeError{code: 1}
+				}
+				return nil
+			}
+			printRecord(app.Out, rec)
+			if err != nil {
+				return fmt.Errorf("%w\nState: %s\nTo go on: %s\nThe run is recorded in %s", err, rec.State, rec.Next, rec.Path())
+			}
+			return nil
+		},
+	}
+	f.add(cmd)
+	addOutputFlag(cmd, &out)
+	cmd.Flags().StringArrayVar(&sets, "set", nil, "a parameter, PARAM=VALUE (repeatable)")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "check everything and print the steps and what each would do; change nothing")
+	return cmd
+}
+
+func printRecord(w io.Writer, rec *runbook.Record) {
+	if rec.Status == runbook.Planned {
+		fmt.Fprintf(w, "Plan of runbook %s on %s (dry run: nothing changed)\n", rec.Runbook, rec.App)
+	} else {
+		fmt.Fprintf(w, "Runbook %s on %s: %s (recorded in %s)\n", rec.Runbook, rec.App, rec.Status, rec.Path())
+	}
+	for _, k := range sortedParamNames(rec.Parameters) {
+		fmt.Fprintf(w, "  %s = %s\n", k, rec.Parameters[k])
+	}
+	for i, s := range rec.Steps {
+		fmt.Fprintf(w, "%d. %s [%s]\n", i+1, s.Name, s.Status)
+		for _, d := range s.Detail {
+			fmt.Fprintf(w, "     %s\n", d)
+		}
+		if s.Error != "" {
+			fmt.Fprintf(w, "     error: %s\n", s.Error)
+		}
+	}
+	if len(rec.Commits) > 0 {
+		fmt.Fprintf(w, "Commits: %s\n", strings.Join(rec.Commits, ", "))
+	}
+}
+
+func sortedParamNames(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func newRunbookRunsCmd(app *App) *cobra.Command {
+	var f wsFlags
+	var out output
+	cmd := &cobra.Command{
+		Use:     "runs APP",
+		Short:   "List the recorded runs of an app's runbooks, oldest first",
+		Example: `  berth runbook runs db -o json`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ws, err := workspace.Open(f.dir)
+			if err != nil {
+				return err
+			}
+			recs, err := runbook.Records(ws, args[0])
+			if err != nil {
+				return err
+			}
+			if out == outputJSON {
+				if recs == nil {
+					recs = []*runbook.Record{}
+				}
+				return writeJSON(app.Out, recs)
+			}
+			if len(recs) == 0 {
+				fmt.Fprintf(app.Out, "No runbook runs recorded for %s.\n", args[0])
+				return nil
+			}
+			tw := tabwriter.NewWriter(app.Out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tRUNBOOK\tSTATUS\tWHO\tSTARTED")
+			for _, r := range recs {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.ID, r.Runbook, r.Status, r.Who, r.Started.Format(time.RFC3339))
+			}
+			return tw.Flush()
+		},
+	}
+	f.add(cmd)
+	addOutputFlag(cmd, &out)
+	return cmd
 }
