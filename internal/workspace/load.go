@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"berth.dev/berth/internal/apply"
+	"berth.dev/berth/internal/catalog"
 	"berth.dev/berth/internal/secrets"
 )
 
@@ -113,6 +114,11 @@ func ParseConfig(file string, data []byte, cfg *Config) error {
 	}
 	if cfg.Kind != "Workspace" || cfg.APIVersion != APIVersion {
 		return fmt.Errorf("%s: %w", file, fmt.Errorf("want apiVersion %s and kind Workspace, got %q and %q", APIVersion, cfg.APIVersion, cfg.Kind))
+	}
+	for i, m := range cfg.Mirrors {
+		if _, err := catalog.ValidateMirror(m, "."); err != nil {
+			return fmt.Errorf("%s: %w", file, fmt.Errorf("mirrors[%d]: %w", i, err))
+		}
 	}
 	return nil
 }
