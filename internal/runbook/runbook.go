@@ -101,11 +101,6 @@ func (e *StepError) Error() string {
 
 func (e *StepError) Unwrap() error { return e.Err }
 
-// Runbooks returns an app's package and its runbooks.
-func Runbooks(ctx context.Context, env *lifecycle.Env, app string) (*lifecycle.InstalledApp, error) {
-	return env.Installed(ctx, app)
-}
-
 // Find returns the app's runbook called name.
 func Find(inst *lifecycle.InstalledApp, name string) (pkgspec.Runbook, error) {
 	rb, ok := inst.Package.Runbook(name)
