@@ -62,6 +62,16 @@ type RunbookStep struct {
 	// ExpandVolumes grows a StatefulSet's claims and re-creates it with the
 	// larger claim template, keeping its pods and claims.
 	ExpandVolumes *ExpandVolumesAction `yaml:"expandVolumes,omitempty" json:"expandVolumes,omitempty"`
+	// Secret creates a Secret for the run's later steps (a Job that needs a
+	// new password, say), so a value never appears in a Job's manifest; berth
+	// deletes it when the run ends, however it ends.
+	Secret *SecretAction `yaml:"secret,omitempty" json:"secret,omitempty"`
+}
+
+// SecretAction creates a Secret that lives as long as the run.
+type SecretAction struct {
+	Name string            `yaml:"name" json:"name"`
+	Data map[string]string `yaml:"data" json:"data"`
 }
 
 // DeployAction deploys the app.
@@ -95,7 +105,7 @@ type ExpandVolumesAction struct {
 }
 
 // Action returns the name of the step's action (config, deploy, job, scale,
-// expandVolumes) and how many actions it sets.
+// expandVolumes, secret) and how many actions it sets.
 func (s RunbookStep) Action() (string, int) {
 	var set []string
 	if s.Config != nil {
@@ -112,6 +122,9 @@ func (s RunbookStep) Action() (string, int) {
 	}
 	if s.ExpandVolumes != nil {
 		set = append(set, "expandVolumes")
+	}
+	if s.Secret != nil {
+		set = append(set, "secret")
 	}
 	if len(set) == 0 {
 		return "", 0
@@ -332,7 +345,7 @@ func (v *validator) runbookParams(f string, at []any, r Runbook) {
 func (v *validator) runbookStep(f string, at []any, s RunbookStep) {
 	action, n := s.Action()
 	if n != 1 {
-		v.add(f, at, "set exactly one of config, deploy, job, scale, expandVolumes", "has %d actions", n)
+		v.add(f, at, "set exactly one of config, deploy, job, scale, expandVolumes, secret", "has %d actions", n)
 		return
 	}
 	timeout := func(t string) {
@@ -376,6 +389,14 @@ func (v *validator) runbookStep(f string, at []any, s RunbookStep) {
 		v.template(f+".expandVolumes.statefulSet", at, s.ExpandVolumes.StatefulSet)
 		v.template(f+".expandVolumes.size", at, s.ExpandVolumes.Size)
 		timeout(s.ExpandVolumes.Timeout)
+	case "secret":
+		if s.Secret.Name == "" || len(s.Secret.Data) == 0 {
+			v.add(f+".secret", at, "set name and data", "is incomplete")
+		}
+		v.template(f+".secret.name", at, s.Secret.Name)
+		for k, val := range s.Secret.Data {
+			v.template(f+".secret.data."+k, at, val)
+		}
 	}
 }
 

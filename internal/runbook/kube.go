@@ -403,3 +403,22 @@ func (k *kube) expand(ctx context.Context, r *run, x expansion) result {
 	res.detail = append(res.detail, fmt.Sprintf("re-created statefulset/%s with claim template %s at %s; %d claim(s) kept; healthy", sts.Name, p.template, p.size.String(), len(p.all)))
 	return res
 }
+
+func (k *kube) createSecret(ctx context.Context, r *run, name string, data map[string]string) error {
+	sec := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: r.ns(), Labels: map[string]string{LabelRunbook: r.rec.Runbook, LabelRun: r.rec.ID, LabelRunApp: r.app()}},
+		StringData: data,
+	}
+	if _, err := k.cs.CoreV1().Secrets(r.ns()).Create(ctx, sec, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("creating secret/%s: %w", name, err)
+	}
+	return nil
+}
+
+func (k *kube) deleteSecret(ctx context.Context, ns, name string) error {
+	err := k.cs.CoreV1().Secrets(ns).Delete(ctx, name, metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("deleting secret/%s of the run: %w", name, err)
+	}
+	return nil
+}

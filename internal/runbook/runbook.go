@@ -195,6 +195,14 @@ func Run(ctx context.Context, env *lifecycle.Env, opts Options) (*Record, error)
 		emit(opts.Events, Event{Step: i + 1, Of: len(steps), Name: s.name, Done: true, Err: out.err, Start: sr.Started})
 		rec.Steps = append(rec.Steps, sr)
 	}
+	for _, undo := range r.cleanup {
+		if err := undo(context.WithoutCancel(ctx)); err != nil {
+			rec.State = strings.TrimSpace(rec.State + " " + err.Error() + ": delete it by hand.")
+			if failed == nil {
+				failed = &StepError{Step: len(steps), Name: "clean up", Record: rec.Path(), Err: err}
+			}
+		}
+	}
 	rec.Finished = time.Now().UTC().Truncate(time.Second)
 	rec.Status = Succeeded
 	if failed != nil {

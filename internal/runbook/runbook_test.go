@@ -315,3 +315,43 @@ func jobNamed(ns, name string) *batchv1.Job {
 		}}},
 	}
 }
+
+// TestRotatePasswordKeepsTheValueOutOfGitAndManifests rotates the password:
+// the Job reads it from the run's Secret (deleted after the run), the
+// configuration commit stores it encrypted, the deploy puts it in the app's
+// Secret, and the record shows "(secret)".
+func TestRotatePasswordKeepsTheValueOutOfGitAndManifests(t *testing.T) {
+	f := install(t, nil)
+	ctx := context.Background()
+	const pw = "rotated-Pa55word-for-the-test"
+	rec, err := runbook.Run(ctx, f.env, runbook.Options{App: f.app, Runbook: "rotate-password", Values: map[string]any{"password": pw}})
+	if err != nil {
+		t.Fatalf("rotate: %v (%s)", err, rec.State)
+	}
+	if got := steps(rec); got != "secret:Succeeded job:Succeeded config:Succeeded deploy:Succeeded" {
+		t.Errorf("steps %s", got)
+	}
+	if rec.Parameters["password"] != "(secret)" {
+		t.Errorf("recorded password %q", rec.Parameters["password"])
+	}
+	sec, err := f.cs.CoreV1().Secrets(f.ns).Get(ctx, "stash", metav1.GetOptions{})
+	if err != nil || string(sec.Data["password"]) != pw {
+		t.Errorf("the app's Secret does not hold the new password (%v)", err)
+	}
+	secrets, err := f.cs.CoreV1().Secrets(f.ns).List(ctx, metav1.ListOptions{LabelSelector: runbook.LabelRun + "=" + rec.ID})
+	if err != nil || len(secrets.Items) != 0 {
+		t.Errorf("the run's Secret outlived it: %v %v", secrets, err)
+	}
+	job, err := f.cs.BatchV1().Jobs(f.ns).Get(ctx, "stash-rotate-"+rec.ID, metav1.GetOptions{})
+	if err != nil || job.Status.Succeeded != 1 || strings.Contains(job.String(), pw) {
+		t.Errorf("rotate job: %v (or it carries the password)", err)
+	}
+	// No stored object holds the password in the clear (the diff of an unlocked
+	// clone decrypts; the stored bytes must not).
+	if out, err := exec.Command("git", "-C", f.env.WS.Root, "grep", "-I", pw, "HEAD").CombinedOutput(); err == nil {
+		t.Errorf("the password is in git:\n%s", out)
+	}
+	if log := git(t, f.env.WS.Root, "log", "-p", "--no-textconv", "--all"); strings.Contains(log, pw) {
+		t.Error("the password is in a commit")
+	}
+}

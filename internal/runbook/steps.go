@@ -21,6 +21,8 @@ type run struct {
 	k    *kube
 	inst *lifecycle.InstalledApp
 	rec  *Record
+	// cleanup undoes what lives only as long as the run (its Secrets).
+	cleanup []func(ctx context.Context) error
 }
 
 func (r *run) app() string { return r.inst.App.Name }
@@ -75,6 +77,8 @@ func prepare(rb pkgspec.Runbook, files fs.FS, data map[string]any) ([]step, erro
 			st, err = scaleStep(field, s.Scale, data)
 		case "expandVolumes":
 			st, err = expandStep(field, s.ExpandVolumes, data)
+		case "secret":
+			st, err = secretStep(field, s.Secret, data)
 		default:
 			err = fmt.Errorf("%s: no action", field)
 		}
@@ -270,5 +274,32 @@ func expandStep(field string, a *pkgspec.ExpandVolumesAction, data map[string]an
 			return err
 		},
 		exec: func(ctx context.Context, r *run) result { return r.k.expand(ctx, r, x) },
+	}, nil
+}
+
+func secretStep(field string, a *pkgspec.SecretAction, data map[string]any) (step, error) {
+	name, err := render(field+" name", a.Name, data)
+	if err != nil {
+		return step{}, err
+	}
+	values := map[string]string{}
+	for _, k := range sortedKeys(a.Data) {
+		if values[k], err = render(field+" data."+k, a.Data[k], data); err != nil {
+			return step{}, err
+		}
+	}
+	keys := strings.Join(sortedKeys(values), ", ")
+	return step{
+		name: "create secret/" + name + " for the run",
+		plan: func(ctx context.Context, r *run) []string {
+			return []string{fmt.Sprintf("create secret/%s (keys %s), deleted when the run ends", name, keys)}
+		},
+		exec: func(ctx context.Context, r *run) result {
+			if err := r.k.createSecret(ctx, r, name, values); err != nil {
+				return result{err: err, state: "Nothing was changed by this step.", next: "Fix the cause and run the runbook again."}
+			}
+			r.cleanup = append(r.cleanup, func(ctx context.Context) error { return r.k.deleteSecret(ctx, r.ns(), name) })
+			return result{detail: []string{fmt.Sprintf("created secret/%s (keys %s) for the run", name, keys)}}
+		},
 	}, nil
 }
