@@ -10,6 +10,11 @@ import _ "embed"
 //go:embed crd/berth.dev_workspaces.yaml
 var WorkspaceCRD []byte
 
+// IncidentCRD is the CustomResourceDefinition of berth.dev Incidents.
+//
+//go:embed crd/berth.dev_incidents.yaml
+var IncidentCRD []byte
+
 // ControllerTemplate is the controller's manifests as a text/template over
 // .Namespace, .Image and .Replicas.
 //

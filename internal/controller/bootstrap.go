@@ -98,7 +98,11 @@ func BootstrapManifests(opts BootstrapOptions) ([]*unstructured.Unstructured, er
 	if err != nil {
 		return nil, err
 	}
-	objs := crd
+	incidents, err := apply.DecodeManifests("embedded CRD", bytes.NewReader(config.IncidentCRD))
+	if err != nil {
+		return nil, err
+	}
+	objs := append(crd, incidents...)
 	tmpl, err := template.New("controller").Option("missingkey=error").Parse(config.ControllerTemplate)
 	if err != nil {
 		return nil, err

@@ -198,7 +198,7 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 		return nil, err
 	}
 	rec := &reconciler{
-		client: mgr.GetClient(), engine: engine, deployer: deploy.New(engine, clients.Dynamic), drift: drift, metrics: m, opts: opts,
+		client: mgr.GetClient(), reader: mgr.GetAPIReader(), engine: engine, deployer: deploy.New(engine, clients.Dynamic), drift: drift, metrics: m, opts: opts,
 		recorder:   mgr.GetEventRecorderFor("berth-controller"),
 		fullSynced: map[types.NamespacedName]bool{},
 		snapshots:  map[types.NamespacedName]*snapshotCache{},

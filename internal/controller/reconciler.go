@@ -34,6 +34,7 @@ import (
 // reconciler keeps the cluster equal to a Workspace's branch.
 type reconciler struct {
 	client   client.Client
+	reader   client.Reader // uncached: pods and incidents
 	engine   *apply.Engine
 	deployer *deploy.Deployer
 	drift    *driftRepairer
@@ -148,6 +149,7 @@ func (r *reconciler) reconcile(ctx context.Context, ws *berthv1.Workspace, wsKey
 		"fetch+read", fetched.Round(time.Millisecond).String(), "apply", time.Since(astart).Round(time.Millisecond).String())
 	pruneErrs := r.removeApps(ctx, ws, wsKey, snap, previous, outcomes)
 	counts := r.recordOutcomes(ws, wsKey, snap, outcomes)
+	r.observeIncidents(ctx, ws, snap, outcomes)
 	if full && counts[stateFailed] == 0 {
 		now := metav1.Now()
 		ws.Status.LastFullSyncTime = &now
