@@ -14,10 +14,17 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	berthv1 "berth.dev/berth/api/v1alpha1"
 	"berth.dev/berth/internal/apply"
+	"berth.dev/berth/internal/controller"
+	"berth.dev/berth/internal/gitcmd"
+	"berth.dev/berth/internal/incident"
 	"berth.dev/berth/internal/logs"
 	"berth.dev/berth/internal/pkgspec"
 	"berth.dev/berth/internal/runbook"
@@ -31,6 +38,7 @@ func day2Commands(app *App) []*cobra.Command {
 		newLogsCmd(app),
 		newEventsCmd(app),
 		newRunbookCmd(app),
+		newIncidentsCmd(app),
 	}
 }
 
@@ -541,5 +549,239 @@ func newRunbookRunsCmd(app *App) *cobra.Command {
 	}
 	f.add(cmd)
 	addOutputFlag(cmd, &out)
+	return cmd
+}
+
+// incidentFlags are the flags of the incidents commands.
+type incidentFlags struct {
+	ws        wsFlags
+	namespace string
+}
+
+func (f *incidentFlags) add(cmd *cobra.Command) {
+	f.ws.add(cmd)
+	cmd.Flags().StringVarP(&f.namespace, "namespace", "n", "", "namespace of the incidents (that of the controller's Workspace); all when empty")
+}
+
+// recorder opens the workspace's cluster for incidents, and says who is
+// acting (the workspace's git identity).
+func (f *incidentFlags) recorder(ctx context.Context) (*incident.Recorder, string, error) {
+	ws, err := workspace.Open(f.ws.dir)
+	if err != nil {
+		return nil, "", err
+	}
+	cfg, err := clusterConfig(ws.Config.Cluster)()
+	if err != nil {
+		return nil, "", err
+	}
+	c, err := client.New(cfg, client.Options{Scheme: controller.Scheme()})
+	if err != nil {
+		return nil, "", err
+	}
+	name, _ := gitcmd.Run(ctx, ws.Root, nil, "config", "user.name")
+	email, _ := gitcmd.Run(ctx, ws.Root, nil, "config", "user.email")
+	who := strings.TrimSpace(strings.TrimSpace(string(name)) + " <" + strings.TrimSpace(string(email)) + ">")
+	if strings.TrimSpace(string(email)) == "" {
+		who = strings.TrimSpace(string(name))
+	}
+	return &incident.Recorder{Client: c}, who, nil
+}
+
+// find returns the incident called name.
+func (f *incidentFlags) find(ctx context.Context, rec *incident.Recorder, name string) (*berthv1.Incident, error) {
+	list, err := rec.List(ctx, f.namespace, "")
+	if err != nil {
+		return nil, explainIncidents(err)
+	}
+	var found []berthv1.Incident
+	var names []string
+	for _, i := range list {
+		names = append(names, i.Name)
+		if i.Name == name {
+			found = append(found, i)
+		}
+	}
+	switch len(found) {
+	case 0:
+		sort.Strings(names)
+		if len(names) == 0 {
+			return nil, fmt.Errorf("no incident %q: there are no incidents", name)
+		}
+		return nil, fmt.Errorf("no incident %q; the incidents are %s", name, strings.Join(names, ", "))
+	case 1:
+		return &found[0], nil
+	}
+	return nil, fmt.Errorf("%d incidents are called %q, in different namespaces; choose one with --namespace", len(found), name)
+}
+
+// explainIncidents says what a missing Incident API means.
+func explainIncidents(err error) error {
+	if meta.IsNoMatchError(err) {
+		return fmt.Errorf("%w: the cluster has no Incident API; the berth controller installs it ('berth bootstrap')", err)
+	}
+	return err
+}
+
+func newIncidentsCmd(app *App) *cobra.Command {
+	var f incidentFlags
+	var out output
+	var appName string
+	var all bool
+	list := func(cmd *cobra.Command, args []string) error {
+		rec, _, err := f.recorder(cmd.Context())
+		if err != nil {
+			return err
+		}
+		incs, err := rec.List(cmd.Context(), f.namespace, appName)
+		if err != nil {
+			return explainIncidents(err)
+		}
+		shown := []berthv1.Incident{}
+		for _, i := range incs {
+			if all || i.Status.State != berthv1.IncidentResolved {
+				shown = append(shown, i)
+			}
+		}
+		if out == outputJSON {
+			return writeJSON(app.Out, shown)
+		}
+		if len(shown) == 0 {
+			fmt.Fprintln(app.Out, "No open incidents.")
+			return nil
+		}
+		tw := tabwriter.NewWriter(app.Out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tAPP\tCAUSE\tSTATE\tCOUNT\tLAST SEEN\tMESSAGE")
+		for _, i := range shown {
+			last := time.Time{}
+			if i.Status.LastSeen != nil {
+				last = i.Status.LastSeen.Time
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", i.Name, i.Spec.App, i.Spec.Cause, i.Status.State, i.Status.Count, ago(last), firstLine(i.Status.Message, 100))
+		}
+		return tw.Flush()
+	}
+	cmd := &cobra.Command{
+		Use:   "incidents",
+		Short: "List, show, acknowledge and resolve incidents",
+		Long: `Incidents are what needs a person: a failed deploy, a crash-looping or
+unschedulable workload. The berth controller opens one per cause (a repeated
+failure counts on the same one, with a timeline) and resolves it when the app
+is healthy again. Without a subcommand, lists the incidents that are not
+resolved (--all includes them).`,
+		Example: `  berth incidents
+  berth incidents show web-crashlooping-deployment-web
+  berth incidents ack web-crashlooping-deployment-web --note "looking at it"
+  berth incidents resolve web-deployfailed`,
+		Args: cobra.NoArgs,
+		RunE: list,
+	}
+	f.add(cmd)
+	addOutputFlag(cmd, &out)
+	cmd.Flags().StringVar(&appName, "app", "", "only this app's incidents")
+	cmd.Flags().BoolVar(&all, "all", false, "include resolved incidents")
+	listCmd := &cobra.Command{Use: "list", Short: "List incidents (those not resolved; --all for every one)", Args: cobra.NoArgs, RunE: list}
+	f.add(listCmd)
+	addOutputFlag(listCmd, &out)
+	listCmd.Flags().StringVar(&appName, "app", "", "only this app's incidents")
+	listCmd.Flags().BoolVar(&all, "all", false, "include resolved incidents")
+	cmd.AddCommand(listCmd, newIncidentShowCmd(app), newIncidentActCmd(app, "ack"), newIncidentActCmd(app, "resolve"))
+	return cmd
+}
+
+func firstLine(s string, max int) string {
+	s, _, _ = strings.Cut(s, "\n")
+	if len(s) > max {
+		s = s[:max-1] + "…"
+	}
+	return s
+}
+
+func newIncidentShowCmd(app *App) *cobra.Command {
+	var f incidentFlags
+	var out output
+	cmd := &cobra.Command{
+		Use:   "show NAME",
+		Short: "Show an incident with its timeline",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rec, _, err := f.recorder(cmd.Context())
+			if err != nil {
+				return err
+			}
+			inc, err := f.find(cmd.Context(), rec, args[0])
+			if err != nil {
+				return err
+			}
+			if out == outputJSON {
+				return writeJSON(app.Out, inc)
+			}
+			printIncident(app.Out, inc)
+			return nil
+		},
+	}
+	f.add(cmd)
+	addOutputFlag(cmd, &out)
+	return cmd
+}
+
+func printIncident(w io.Writer, inc *berthv1.Incident) {
+	fmt.Fprintf(w, "Incident %s (namespace %s)\n", inc.Name, inc.Namespace)
+	fmt.Fprintf(w, "  app:     %s\n  cause:   %s\n", inc.Spec.App, inc.Spec.Cause)
+	if inc.Spec.Object != "" {
+		fmt.Fprintf(w, "  object:  %s\n", inc.Spec.Object)
+	}
+	fmt.Fprintf(w, "  state:   %s\n  count:   %d\n", inc.Status.State, inc.Status.Count)
+	if inc.Status.FirstSeen != nil && inc.Status.LastSeen != nil {
+		fmt.Fprintf(w, "  seen:    %s to %s\n", inc.Status.FirstSeen.UTC().Format(time.RFC3339), inc.Status.LastSeen.UTC().Format(time.RFC3339))
+	}
+	fmt.Fprintf(w, "  message: %s\n\nTIMELINE\n", inc.Status.Message)
+	for _, e := range inc.Status.Timeline {
+		by := ""
+		if e.By != "" {
+			by = " by " + e.By
+		}
+		fmt.Fprintf(w, "  %s  %s%s  %s\n", e.Time.UTC().Format(time.RFC3339), e.Type, by, e.Message)
+	}
+}
+
+func newIncidentActCmd(app *App, verb string) *cobra.Command {
+	var f incidentFlags
+	var note string
+	short := "Acknowledge an incident: someone is looking at it"
+	if verb == "resolve" {
+		short = "Resolve an incident by hand (it opens again if its cause is seen again)"
+	}
+	cmd := &cobra.Command{
+		Use:   verb + " NAME",
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			rec, who, err := f.recorder(ctx)
+			if err != nil {
+				return err
+			}
+			inc, err := f.find(ctx, rec, args[0])
+			if err != nil {
+				return err
+			}
+			act := rec.Acknowledge
+			if verb == "resolve" {
+				act = rec.Resolve
+			}
+			err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+				var err error
+				inc, err = act(ctx, inc.Namespace, inc.Name, who, note)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(app.Out, "Incident %s is %s.\n", inc.Name, strings.ToLower(string(inc.Status.State)))
+			return nil
+		},
+	}
+	f.add(cmd)
+	cmd.Flags().StringVar(&note, "note", "", "a note for the incident's timeline")
 	return cmd
 }

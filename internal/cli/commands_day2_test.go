@@ -8,9 +8,19 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiextclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	sigsyaml "sigs.k8s.io/yaml"
 
+	berthv1 "berth.dev/berth/api/v1alpha1"
+	"berth.dev/berth/config"
+	"berth.dev/berth/internal/incident"
 	"berth.dev/berth/internal/testcluster"
 )
 
@@ -130,5 +140,100 @@ func TestRunbookCommands(t *testing.T) {
 	}
 	if out := mustBerth(t, home, "runbook", "runs", name, "-C", ws); !strings.Contains(out, "backup") || !strings.Contains(out, "Succeeded") {
 		t.Errorf("runbook runs:\n%s", out)
+	}
+}
+
+// installIncidentCRD installs the Incident CRD, as bootstrap does.
+func installIncidentCRD(t *testing.T) {
+	t.Helper()
+	var crd apiextensionsv1.CustomResourceDefinition
+	if err := sigsyaml.Unmarshal(config.IncidentCRD, &crd); err != nil {
+		t.Fatal(err)
+	}
+	cs := apiextclient.NewForConfigOrDie(testcluster.Config(t))
+	if _, err := cs.ApiextensionsV1().CustomResourceDefinitions().Create(context.Background(), &crd, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	testcluster.WaitFor(t, 30*time.Second, func(ctx context.Context) (bool, string, error) {
+		c, err := cs.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		for _, cond := range c.Status.Conditions {
+			if cond.Type == apiextensionsv1.Established && cond.Status == apiextensionsv1.ConditionTrue {
+				return true, "", nil
+			}
+		}
+		return false, "not established", nil
+	})
+}
+
+// TestIncidentsCommandsAndACrashLoopInStatus: a crash-looping pod (its status
+// made so through the API) is named in 'berth status'; the incident the
+// controller would open for it is listed, shown, acknowledged and resolved
+// by hand.
+func TestIncidentsCommandsAndACrashLoopInStatus(t *testing.T) {
+	home, ws, name := day2App(t)
+	ctx := context.Background()
+	cs := testcluster.Clientset(t)
+	pod, err := cs.CoreV1().Pods(name).Get(ctx, name+"-0", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &pod.Status.ContainerStatuses[0]
+	st.Ready, st.RestartCount = false, 6
+	st.State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}}
+	st.LastTerminationState = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 2, Reason: "Error", FinishedAt: metav1.Now()}}
+	for i, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady || c.Type == corev1.ContainersReady {
+			pod.Status.Conditions[i].Status = corev1.ConditionFalse
+		}
+	}
+	if _, err := cs.CoreV1().Pods(name).UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testcluster.WaitFor(t, time.Minute, func(context.Context) (bool, string, error) {
+		r := berth(t, home, "status", name, "-C", ws)
+		return strings.Contains(r.out, "statefulset/"+name) && strings.Contains(r.out, "CrashLoopBackOff (restarted 6 times)"), r.out + r.err, nil
+	})
+
+	installIncidentCRD(t)
+	s := runtime.NewScheme()
+	_ = berthv1.AddToScheme(s)
+	c, err := client.New(testcluster.Config(t), client.Options{Scheme: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pods corev1.PodList
+	pods.Items = []corev1.Pod{*pod}
+	causes := incident.Detect(name, name, pods.Items, func(*corev1.Pod) (string, bool) { return "statefulset/" + name, true }, time.Now())
+	if len(causes) != 1 {
+		t.Fatalf("causes %+v", causes)
+	}
+	if _, err := (&incident.Recorder{Client: c}).Observe(ctx, causes[0]); err != nil {
+		t.Fatal(err)
+	}
+	inc := causes[0].Name()
+	if out := mustBerth(t, home, "incidents", "-C", ws, "--app", name); !strings.Contains(out, inc) || !strings.Contains(out, "CrashLooping") || !strings.Contains(out, "Open") {
+		t.Errorf("incidents:\n%s", out)
+	}
+	var listed []berthv1.Incident
+	if err := json.Unmarshal([]byte(mustBerth(t, home, "incidents", "list", "-o", "json", "-C", ws, "--app", name)), &listed); err != nil || len(listed) != 1 || listed[0].Spec.Object != "statefulset/"+name {
+		t.Errorf("incidents -o json: %+v %v", listed, err)
+	}
+	mustBerth(t, home, "incidents", "ack", inc, "--note", "looking", "-C", ws)
+	out := mustBerth(t, home, "incidents", "show", inc, "-C", ws)
+	if !strings.Contains(out, "state:   Acknowledged") || !strings.Contains(out, "Acknowledged by berth test <test@berth.invalid>  looking") {
+		t.Errorf("show after ack:\n%s", out)
+	}
+	mustBerth(t, home, "incidents", "resolve", inc, "-C", ws)
+	if out := mustBerth(t, home, "incidents", "-C", ws, "--app", name); !strings.Contains(out, "No open incidents") {
+		t.Errorf("incidents after resolve:\n%s", out)
+	}
+	if out := mustBerth(t, home, "incidents", "--all", "-C", ws, "--app", name); !strings.Contains(out, "Resolved") {
+		t.Errorf("incidents --all:\n%s", out)
+	}
+	if r := berth(t, home, "incidents", "show", "nope-"+name, "-C", ws, "-n", name); r.code == 0 || !strings.Contains(r.err, "no incident \"nope-"+name+"\"; the incidents are "+inc) {
+		t.Errorf("show of an unknown incident: exit %d\n%s", r.code, r.err)
 	}
 }
