@@ -303,8 +303,8 @@ func (k *kube) planExpansion(ctx context.Context, ns string, x expansion) (*expa
 		if c.Spec.StorageClassName != nil {
 			sc = *c.Spec.StorageClassName
 		}
-		if ok, seen := classes[sc]; !seen {
-			ok, err = k.expandable(ctx, sc)
+		if _, seen := classes[sc]; !seen {
+			ok, err := k.expandable(ctx, sc)
 			if err != nil {
 				return nil, err
 			}
