@@ -26,6 +26,8 @@ const (
 	CauseCrashLooping IncidentCause = "CrashLooping"
 	// CauseUnschedulable: a pod of a workload cannot be scheduled.
 	CauseUnschedulable IncidentCause = "Unschedulable"
+	// CauseAlert: an alert fired (Alertmanager's webhook).
+	CauseAlert IncidentCause = "Alert"
 )
 
 // LabelIncidentApp labels an Incident with the app it is about.
@@ -37,10 +39,11 @@ type IncidentSpec struct {
 	// App the incident is about.
 	// +kubebuilder:validation:MinLength=1
 	App string `json:"app"`
-	// Cause is what opened it: DeployFailed, CrashLooping or Unschedulable.
-	// +kubebuilder:validation:Enum=DeployFailed;CrashLooping;Unschedulable
+	// Cause is what opened it: DeployFailed, CrashLooping, Unschedulable or Alert.
+	// +kubebuilder:validation:Enum=DeployFailed;CrashLooping;Unschedulable;Alert
 	Cause IncidentCause `json:"cause"`
-	// Object is the workload (kind/name) the cause is about, when there is one.
+	// Object is the workload (kind/name) the cause is about, or the alert's
+	// name (alert/NAME), when there is one.
 	// +optional
 	Object string `json:"object,omitempty"`
 }
@@ -88,7 +91,7 @@ type IncidentStatus struct {
 }
 
 // Incident is something about an app that needs a person: a failed deploy, a
-// crash-looping or unschedulable workload. The controller opens it, records
+// crash-looping or unschedulable workload, a firing alert. The controller opens it, records
 // each repetition on it, and resolves it when the app is healthy again.
 //
 // +kubebuilder:object:root=true

@@ -257,6 +257,7 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 func (c *Controller) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/hooks/git", c.hooks)
+	mux.Handle("/hooks/alertmanager", &alertHook{client: c.hooks.client, reader: c.hooks.reader, log: c.opts.Logger.WithName("alertmanager")})
 	return mux
 }
 

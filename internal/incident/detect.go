@@ -32,7 +32,8 @@ type Cause struct {
 func (c Cause) Name() string {
 	parts := []string{c.App, strings.ToLower(string(c.Cause))}
 	if c.Object != "" {
-		parts = append(parts, strings.ReplaceAll(c.Object, "/", "-"))
+		// alert/NAME says alert once: APP-alert-NAME.
+		parts = append(parts, strings.ReplaceAll(strings.TrimPrefix(c.Object, "alert/"), "/", "-"))
 	}
 	name := strings.ToLower(strings.Join(parts, "-"))
 	if len(name) > 63 {
