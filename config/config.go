@@ -10,6 +10,11 @@ import _ "embed"
 //go:embed crd/berth.dev_workspaces.yaml
 var WorkspaceCRD []byte
 
+// IncidentCRD is the CustomResourceDefinition of berth.dev Incidents.
+//
+//go:embed crd/berth.dev_incidents.yaml
+var IncidentCRD []byte
+
 // WorkspaceAppCRD is the CustomResourceDefinition of berth.dev WorkspaceApps,
 // the state of each app of a Workspace.
 //
@@ -17,7 +22,7 @@ var WorkspaceCRD []byte
 var WorkspaceAppCRD []byte
 
 // CRDs are the CustomResourceDefinitions of berth's API, as berth installs them.
-var CRDs = [][]byte{WorkspaceCRD, WorkspaceAppCRD}
+var CRDs = [][]byte{WorkspaceCRD, WorkspaceAppCRD, IncidentCRD}
 
 // ControllerTemplate is the controller's manifests as a text/template over
 // .Namespace, .Image and .Replicas.

@@ -1,6 +1,6 @@
 // Package v1alpha1 holds berth's Kubernetes API (group berth.dev, version
 // v1alpha1): the Workspace, a git repository that the berth controller keeps a
-// cluster equal to.
+// cluster equal to, and the Incident, something about an app that needs a person.
 //
 // +kubebuilder:object:generate=true
 // +groupName=berth.dev

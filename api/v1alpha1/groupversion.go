@@ -11,7 +11,7 @@ var GroupVersion = schema.GroupVersion{Group: "berth.dev", Version: "v1alpha1"}
 
 // AddToScheme adds berth's types to a scheme.
 func AddToScheme(s *runtime.Scheme) error {
-	s.AddKnownTypes(GroupVersion, &Workspace{}, &WorkspaceList{}, &WorkspaceApp{}, &WorkspaceAppList{})
+	s.AddKnownTypes(GroupVersion, &Workspace{}, &WorkspaceList{}, &WorkspaceApp{}, &WorkspaceAppList{}, &Incident{}, &IncidentList{})
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
 }

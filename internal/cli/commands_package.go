@@ -502,7 +502,7 @@ type shownPackage struct {
 	Dependencies []pkgspec.Dependency `json:"dependencies"`
 	Outputs      []pkgspec.Output     `json:"outputs,omitempty"`
 	Health       []pkgspec.HealthRule `json:"health,omitempty"`
-	Runbooks     []pkgspec.Document   `json:"runbooks,omitempty"`
+	Runbooks     []pkgspec.Runbook    `json:"runbooks,omitempty"`
 }
 
 func newShowCmd(app *App) *cobra.Command {

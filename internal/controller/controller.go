@@ -209,7 +209,7 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 		return nil, err
 	}
 	rec := &reconciler{
-		client: mgr.GetClient(), engine: engine, deployer: deploy.New(engine, clients.Dynamic), drift: drift, metrics: m, opts: opts,
+		client: mgr.GetClient(), reader: mgr.GetAPIReader(), engine: engine, deployer: deploy.New(engine, clients.Dynamic), drift: drift, metrics: m, opts: opts,
 		recorder:   mgr.GetEventRecorderFor("berth-controller"),
 		fullSynced: map[types.NamespacedName]bool{},
 		snapshots:  map[types.NamespacedName]*snapshotCache{},
@@ -269,6 +269,7 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 func (c *Controller) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/hooks/git", c.hooks)
+	mux.Handle("/hooks/alertmanager", &alertHook{client: c.hooks.client, reader: c.hooks.reader, log: c.opts.Logger.WithName("alertmanager")})
 	return mux
 }
 

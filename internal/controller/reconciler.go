@@ -34,6 +34,7 @@ import (
 // reconciler keeps the cluster equal to a Workspace's branch.
 type reconciler struct {
 	client   client.Client
+	reader   client.Reader // uncached: pods and incidents
 	engine   *apply.Engine
 	deployer *deploy.Deployer
 	drift    *driftRepairer
@@ -160,6 +161,7 @@ func (r *reconciler) reconcile(ctx context.Context, ws *berthv1.Workspace, wsKey
 	if err := r.apps.write(ctx, ws, statuses); err != nil {
 		return ctrl.Result{}, err
 	}
+	r.observeIncidents(ctx, ws, snap, outcomes)
 	if full && counts[stateFailed] == 0 {
 		now := metav1.Now()
 		ws.Status.LastFullSyncTime = &now

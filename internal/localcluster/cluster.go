@@ -32,10 +32,17 @@ type Ports struct {
 	EtcdPeer          int `json:"etcdPeer"`
 	ControllerManager int `json:"controllerManager"`
 	Scheduler         int `json:"scheduler"`
+	// Kwok is the port of kwok's kubelet server, where the API server reads pod
+	// logs. Zero in clusters created before berth served logs: they run without.
+	Kwok int `json:"kwok,omitempty"`
 }
 
 func (p Ports) all() []int {
-	return []int{p.APIServer, p.Etcd, p.EtcdPeer, p.ControllerManager, p.Scheduler}
+	all := []int{p.APIServer, p.Etcd, p.EtcdPeer, p.ControllerManager, p.Scheduler}
+	if p.Kwok != 0 {
+		all = append(all, p.Kwok)
+	}
+	return all
 }
 
 // Cluster is a local cluster's state directory, and its recorded state once loaded.

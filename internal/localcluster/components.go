@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -34,7 +35,7 @@ func components() []component {
 		{name: BinAPIServer, ports: func(p Ports) []int { return []int{p.APIServer} }, args: apiServerArgs, probe: probeAPIServer, grace: 10 * time.Second},
 		{name: BinControllerManager, ports: func(p Ports) []int { return []int{p.ControllerManager} }, args: controllerManagerArgs, probe: probeHealthz(func(p Ports) int { return p.ControllerManager }), grace: 5 * time.Second},
 		{name: BinScheduler, ports: func(p Ports) []int { return []int{p.Scheduler} }, args: schedulerArgs, probe: probeHealthz(func(p Ports) int { return p.Scheduler }), grace: 5 * time.Second},
-		{name: BinKwok, ports: func(Ports) []int { return nil }, args: kwokArgs, grace: 5 * time.Second},
+		{name: BinKwok, ports: kwokPorts, args: kwokArgs, grace: 5 * time.Second},
 	}
 }
 
@@ -85,6 +86,10 @@ func apiServerArgs(c *Cluster) []string {
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 		"--service-account-key-file=" + filepath.Join(pki, saKeyName+".pub"),
 		"--service-account-signing-key-file=" + keyPath(pki, saKeyName),
+		// kwok plays every node's kubelet on one loopback port (see node()), so
+		// pods/log reaches it through the node's InternalIP; the node's host name
+		// resolves nowhere.
+		"--kubelet-preferred-address-types=InternalIP",
 		"--profiling=false",
 		"--v=1",
 	}
@@ -154,8 +159,15 @@ func schedulerArgs(c *Cluster) []string {
 	}
 }
 
+func kwokPorts(p Ports) []int {
+	if p.Kwok == 0 {
+		return nil
+	}
+	return []int{p.Kwok}
+}
+
 func kwokArgs(c *Cluster) []string {
-	return []string{
+	args := []string{
 		// An explicit configuration keeps a user's ~/.kwok/kwok.yaml out of berth's cluster.
 		"--config=" + filepath.Join(c.Dir, "kwok.yaml"),
 		"--kubeconfig=" + c.componentKubeconfig(BinKwok),
@@ -163,12 +175,53 @@ func kwokArgs(c *Cluster) []string {
 		"--manage-nodes-with-annotation-selector=" + kwokNodeAnnotation + "=fake",
 		"--node-lease-duration-seconds=40",
 	}
+	if p := c.State.Ports.Kwok; p != 0 {
+		// kwok's kubelet server: the API server's pods/log lands here. It serves
+		// TLS with a certificate of its own; the API server, given no
+		// --kubelet-certificate-authority, does not verify it (as on kind).
+		args = append(args, "--server-address=127.0.0.1:"+strconv.Itoa(p), "--node-port="+strconv.Itoa(p))
+	}
+	return args
 }
 
-const kwokConfig = `apiVersion: config.kwok.x-k8s.io/v1alpha1
+// kwokConfig is kwok's configuration: its defaults, and one ClusterLogs that
+// serves the simulated log file for every container of every pod, so that
+// 'kubectl logs' and 'berth logs' read lines through the real API server.
+func (c *Cluster) kwokConfig() []byte {
+	return []byte(`apiVersion: config.kwok.x-k8s.io/v1alpha1
 kind: KwokConfiguration
 options: {}
-`
+---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterLogs
+metadata:
+  name: berth-simulated
+spec:
+  logs:
+  - logsFile: ` + strconv.Quote(c.simulatedLogPath()) + `
+    previousLogsFile: ` + strconv.Quote(c.simulatedLogPath()) + `
+    follow: true
+`)
+}
+
+func (c *Cluster) simulatedLogPath() string { return filepath.Join(c.Dir, "kwok", "container.log") }
+
+// simulatedLog is the log every simulated container prints, in the CRI log
+// format kwok reads (timestamp, stream, tag, line), stamped from the cluster's
+// creation so that --since selects as it would on a real node.
+func simulatedLog(created time.Time) []byte {
+	lines := []string{
+		"starting (simulated by kwok on a berth local cluster)",
+		"configuration loaded",
+		"listening",
+		"ready",
+	}
+	var b strings.Builder
+	for i, l := range lines {
+		b.WriteString(created.Add(time.Duration(i)*time.Millisecond).UTC().Format(time.RFC3339Nano) + " stdout F " + l + "\n")
+	}
+	return []byte(b.String())
+}
 
 // httpsGet performs one GET against a loopback endpoint and requires a 200.
 func httpsGet(ctx context.Context, tlsConfig *tls.Config, endpoint string) error {

@@ -125,6 +125,16 @@ func (c *Cluster) ensureKwokRBAC(ctx context.Context) error {
 	return nil
 }
 
+// nodeIP is the i-th node's InternalIP. Every node's kubelet is the one kwok
+// process on loopback, so the API server finds it there; clusters created
+// before kwok served logs keep their unroutable addresses.
+func (c *Cluster) nodeIP(i int) string {
+	if c.State.Ports.Kwok != 0 {
+		return "127.0.0.1"
+	}
+	return fmt.Sprintf("172.30.%d.%d", i/250, i%250+1)
+}
+
 // NodeName is the name of a local cluster's i-th node (from 1).
 func NodeName(cluster string, i int) string { return cluster + "-node-" + strconv.Itoa(i) }
 
@@ -197,6 +207,7 @@ const StorageClassName = "standard"
 func (c *Cluster) ensureStorageClass(ctx context.Context, cs *kubernetes.Clientset) error {
 	immediate := storagev1.VolumeBindingImmediate
 	deletePolicy := corev1.PersistentVolumeReclaimDelete
+	expand := true
 	sc := &storagev1.StorageClass{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        StorageClassName,
@@ -206,6 +217,8 @@ func (c *Cluster) ensureStorageClass(ctx context.Context, cs *kubernetes.Clients
 		Provisioner:       "kubernetes.io/host-path",
 		ReclaimPolicy:     &deletePolicy,
 		VolumeBindingMode: &immediate,
+		// Claims grow as on a cloud's classes, so that resizing runbooks work.
+		AllowVolumeExpansion: &expand,
 	}
 	_, err := cs.StorageV1().StorageClasses().Create(ctx, sc, metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
@@ -253,11 +266,12 @@ func (c *Cluster) node(i int) *corev1.Node {
 		},
 		Status: corev1.NodeStatus{
 			Addresses: []corev1.NodeAddress{
-				{Type: corev1.NodeInternalIP, Address: fmt.Sprintf("172.30.%d.%d", i/250, i%250+1)},
+				{Type: corev1.NodeInternalIP, Address: c.nodeIP(i)},
 				{Type: corev1.NodeHostName, Address: name},
 			},
-			Capacity:    capacity,
-			Allocatable: capacity,
+			DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: int32(c.State.Ports.Kwok)}},
+			Capacity:        capacity,
+			Allocatable:     capacity,
 			NodeInfo: corev1.NodeSystemInfo{
 				KubeletVersion:  c.State.Versions.Kubernetes,
 				OperatingSystem: "linux",

@@ -226,7 +226,7 @@ func (c *Cluster) ensureBinDir(ctx context.Context, opts UpOptions) error {
 // prepareFiles (re)creates everything derived from the state: certificates and
 // keys that are missing or near expiry, kubeconfigs, the kwok configuration.
 func (c *Cluster) prepareFiles() error {
-	for _, d := range []string{"logs", "pids", "kubeconfigs"} {
+	for _, d := range []string{"logs", "pids", "kubeconfigs", "kwok"} {
 		if err := os.MkdirAll(filepath.Join(c.Dir, d), 0o755); err != nil {
 			return err
 		}
@@ -240,7 +240,10 @@ func (c *Cluster) prepareFiles() error {
 	if err := c.writeEgressConfig(); err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(c.Dir, "kwok.yaml"), []byte(kwokConfig), 0o644)
+	if err := writeFileAtomic(c.simulatedLogPath(), simulatedLog(c.State.Created), 0o644); err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(c.Dir, "kwok.yaml"), c.kwokConfig(), 0o644)
 }
 
 // pickPorts reserves free loopback ports by listening on port 0 for all of them
@@ -262,7 +265,7 @@ func pickPorts(apiServer int) (Ports, error) {
 	}
 	var p Ports
 	var err error
-	for _, f := range []*int{&p.Etcd, &p.EtcdPeer, &p.ControllerManager, &p.Scheduler} {
+	for _, f := range []*int{&p.Etcd, &p.EtcdPeer, &p.ControllerManager, &p.Scheduler, &p.Kwok} {
 		if *f, err = next(); err != nil {
 			return p, err
 		}

@@ -46,7 +46,9 @@ type Package struct {
 	// SecretPlaceholder, so no secret is ever printed.
 	Notes string `yaml:"notes,omitempty" json:"notes,omitempty"`
 
-	Runbooks   []Document `yaml:"runbooks,omitempty" json:"runbooks,omitempty"`
+	// Runbooks are documentation runbooks (a file to read) and executable
+	// ones (parameters and steps berth runs).
+	Runbooks   []Runbook  `yaml:"runbooks,omitempty" json:"runbooks,omitempty"`
 	Dashboards []Document `yaml:"dashboards,omitempty" json:"dashboards,omitempty"`
 
 	// File is where the package was loaded from, for error messages.
@@ -157,7 +159,7 @@ type HealthRule struct {
 	Status    string `yaml:"status,omitempty" json:"status,omitempty"`
 }
 
-// Document is a runbook or dashboard shipped in the package.
+// Document is a dashboard shipped in the package.
 type Document struct {
 	Name  string `yaml:"name" json:"name"`
 	Title string `yaml:"title,omitempty" json:"title,omitempty"`

@@ -79,10 +79,11 @@ func (p *Package) validate() error {
 			v.add(fmt.Sprintf("health[%d].status", i), append(at, "status"), "use \"True\", \"False\" or \"Unknown\"", "%q is not a condition status", h.Status)
 		}
 	}
+	v.runbooks()
 	for _, docs := range []struct {
 		field string
 		list  []Document
-	}{{"runbooks", p.Runbooks}, {"dashboards", p.Dashboards}} {
+	}{{"dashboards", p.Dashboards}} {
 		for i, d := range docs.list {
 			if d.Name == "" || d.File == "" {
 				v.add(fmt.Sprintf("%s[%d]", docs.field, i), []any{docs.field, i}, "set name and file", "is incomplete")
@@ -400,10 +401,20 @@ func (p *Package) checkFiles(fsys fs.FS, dir string) error {
 			exists(fmt.Sprintf("manifests[%d]", i), []any{"manifests", i}, m, false)
 		}
 	}
+	for i, r := range p.Runbooks {
+		if r.File != "" && localPath(r.File) {
+			exists(fmt.Sprintf("runbooks[%d].file", i), []any{"runbooks", i, "file"}, r.File, false)
+		}
+		for j, s := range r.Steps {
+			if s.Job != nil && localPath(s.Job.Template) {
+				exists(fmt.Sprintf("runbooks[%d].steps[%d].job.template", i, j), []any{"runbooks", i, "steps", j}, s.Job.Template, false)
+			}
+		}
+	}
 	for _, docs := range []struct {
 		field string
 		list  []Document
-	}{{"runbooks", p.Runbooks}, {"dashboards", p.Dashboards}} {
+	}{{"dashboards", p.Dashboards}} {
 		for i, d := range docs.list {
 			if localPath(d.File) {
 				exists(fmt.Sprintf("%s[%d].file", docs.field, i), []any{docs.field, i, "file"}, d.File, false)
