@@ -141,15 +141,15 @@ func (u *Upgrader) lock(key string) func() {
 
 // cycle is the state of one check cycle.
 type cycle struct {
-	u      *Upgrader
-	t      Target
-	cl     *clone
-	env    *lifecycle.Env
-	now    time.Time
-	prev   berthv1.UpgradesStatus
-	apps   map[string]berthv1.AppStatus
-	res    *Result
-	pushOK bool
+	u       *Upgrader
+	t       Target
+	cl      *clone
+	env     *lifecycle.Env
+	now     time.Time
+	prev    berthv1.UpgradesStatus
+	apps    map[string]berthv1.AppStatus
+	res     *Result
+	pushOK  bool
 	pushErr error
 }
 
@@ -212,6 +212,15 @@ func (c *cycle) run(ctx context.Context) error {
 		return err
 	}
 	c.env = &lifecycle.Env{WS: ws, Catalogs: poll.Set, ChartCache: c.u.opts.ChartCache, LockTimeout: time.Minute}
+	// Roll back first: what is then available starts from the rolled back state.
+	if rolledBack := c.watchInFlight(ctx, records); rolledBack {
+		if snap, err = workspace.Load(os.DirFS(root)); err != nil {
+			return err
+		}
+		if records, err = ReadRecords(os.DirFS(root)); err != nil {
+			return err
+		}
+	}
 	cands, problems := Check(ctx, c.env, snap, records, c.now)
 	for _, r := range snap.UnmatchedRules() {
 		problems = append(problems, errors.New(r))
@@ -224,9 +233,6 @@ func (c *cycle) run(ctx context.Context) error {
 		c.condition(berthv1.ConditionPoliciesValid, false, berthv1.ReasonInvalidPolicy, strings.Join(msgs, "; "))
 	} else {
 		c.condition(berthv1.ConditionPoliciesValid, true, berthv1.ReasonSucceeded, "upgrade settings are valid")
-	}
-	if err := c.watchInFlight(ctx, records); err != nil {
-		return err
 	}
 	for i := range cands {
 		if err := c.act(ctx, &cands[i]); err != nil {
@@ -428,7 +434,7 @@ func (c *cycle) land(ctx context.Context, cd *Candidate) error {
 // watchInFlight follows the automatic upgrades committed earlier: healthy
 // ones are done; one not healthy by its deadline is rolled back by a commit
 // (rollback auto) and its version held until a person approves it.
-func (c *cycle) watchInFlight(ctx context.Context, records *Records) error {
+func (c *cycle) watchInFlight(ctx context.Context, records *Records) (rolledBack bool) {
 	for _, f := range c.prev.InFlight {
 		st, ok := c.apps[f.App]
 		if ok && apimeta.IsStatusConditionTrue(st.Conditions, berthv1.ConditionReady) && st.AppliedRevision != "" && c.cl.isAncestor(ctx, f.Commit, st.AppliedRevision) {
@@ -449,9 +455,11 @@ func (c *cycle) watchInFlight(ctx context.Context, records *Records) error {
 		if err := c.rollback(ctx, f, why, records); err != nil {
 			c.res.Status.InFlight = append(c.res.Status.InFlight, f)
 			c.event(Event{Type: EventFailed, App: f.App, From: f.From, To: f.To, Commit: f.Commit, Message: "rolling back failed: " + err.Error()})
+			continue
 		}
+		rolledBack = true
 	}
-	return nil
+	return rolledBack
 }
 
 // rollback reverts an automatic upgrade through lifecycle's rollback, and
