@@ -102,6 +102,8 @@ type Result struct {
 	Notifications []workspace.Notification
 	// Revision is the branch head the cycle read.
 	Revision string
+	// Interval is berth.yaml's upgrades.interval; zero when it has none.
+	Interval time.Duration
 }
 
 // Upgrader runs check cycles over workspaces; one value serves many.
@@ -190,8 +192,11 @@ func (c *cycle) run(ctx context.Context) error {
 		c.res.Status.Available, c.res.Status.Proposals, c.res.Status.InFlight = c.prev.Available, c.prev.Proposals, c.prev.InFlight
 		return nil
 	}
-	if snap.Config.Upgrades != nil {
-		c.res.Notifications = snap.Config.Upgrades.Notifications
+	if u := snap.Config.Upgrades; u != nil {
+		c.res.Notifications = u.Notifications
+		if u.Interval != nil {
+			c.res.Interval = u.Interval.Duration
+		}
 	}
 	records, err := ReadRecords(os.DirFS(root))
 	if err != nil {
