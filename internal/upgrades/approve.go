@@ -139,8 +139,8 @@ func Reject(ctx context.Context, ws *workspace.Workspace, app, version, reason s
 	if _, err := ws.App(app); err != nil {
 		return false, err
 	}
-	if _, err := semver.NewVersion(version); err != nil {
-		return false, fmt.Errorf("%q is not a version", version)
+	if _, err := semver.StrictNewVersion(version); err != nil {
+		return false, fmt.Errorf("%q is not a version of the catalog (such as 1.2.3)", version)
 	}
 	release, err := ws.Acquire(ctx, workspace.LockOptions{})
 	if err != nil {
