@@ -34,8 +34,9 @@ type Catalogs struct {
 	// Client makes the HTTP requests; a client with a 2 minute timeout when nil.
 	Client *http.Client
 
-	mu    sync.Mutex
-	state map[string]*polled
+	mu      sync.Mutex
+	state   map[string]*polled
+	builtin catalog.Source
 }
 
 // polled is what is known of one catalog since its last poll.
@@ -83,10 +84,12 @@ func (c *Catalogs) Poll(ctx context.Context, root string, refs []workspace.Catal
 	defer c.mu.Unlock()
 	if c.state == nil {
 		c.state = map[string]*polled{}
+		// Built into this binary: read once.
+		c.builtin = catalog.Builtin()
 	}
 	out := &Poll{}
 	crefs := []catalog.Ref{{Name: catalog.BuiltinName, Type: catalog.TypeBuiltin, URL: "embedded in berth"}}
-	sources := map[string]catalog.Source{catalog.BuiltinName: catalog.Builtin()}
+	sources := map[string]catalog.Source{catalog.BuiltinName: c.builtin}
 	for _, r := range refs {
 		ref := catalog.Ref{Name: r.Name, Type: catalog.Type(r.Type), URL: r.URL}
 		if ref.Type == "" {

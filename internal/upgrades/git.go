@@ -136,8 +136,18 @@ func (c *clone) sync(ctx context.Context, key *secrets.Key, opts *Options) error
 		if err := os.Rename(tmp, c.dir); err != nil {
 			return err
 		}
-	} else if _, err := c.git(ctx, "fetch", "--quiet", "--prune", "origin", "+refs/heads/*:refs/remotes/origin/*"); err != nil {
-		return fmt.Errorf("fetching %s: %w", c.url, err)
+	} else {
+		if _, err := c.git(ctx, "fetch", "--quiet", "--prune", "origin", "+refs/heads/*:refs/remotes/origin/*"); err != nil {
+			return fmt.Errorf("fetching %s: %w", c.url, err)
+		}
+		// Every change resets the clone when it ends: on the branch as
+		// fetched, the clone is as the remote has it.
+		out, err := c.git(ctx, "rev-parse", "HEAD", "refs/remotes/origin/"+c.branch)
+		if f := strings.Fields(out); err == nil && len(f) == 2 && f[0] == f[1] {
+			if _, err := os.Stat(filepath.Join(c.dir, ".git", "berth-journal.json")); err != nil {
+				return nil
+			}
+		}
 	}
 	return c.reset(ctx)
 }
