@@ -2,15 +2,19 @@ package controller
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	berthv1 "berth.dev/berth/api/v1alpha1"
 	"berth.dev/berth/internal/secrets"
@@ -168,5 +172,47 @@ func TestUpgradesNeverHealthyIsRolledBackAndNotRetried(t *testing.T) {
 	})
 	if got := f.w.Git(t, "rev-parse", "main"); got != head {
 		t.Errorf("the rolled back version was tried again: main moved to %s", got)
+	}
+}
+
+// POST /hooks/catalog asks every Workspace whose webhook token it carries
+// for a check of its catalogs; another token is refused.
+func TestCatalogHookAsksTheWorkspacesWithTheToken(t *testing.T) {
+	installCRD(t)
+	ctx := context.Background()
+	ns := testcluster.Namespace(t)
+	k := kube(t)
+	if err := k.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hook"}, Data: map[string][]byte{berthv1.WebhookTokenKey: []byte("s3cret")}}); err != nil {
+		t.Fatal(err)
+	}
+	createWorkspace(t, k, ns, "signed", "https://git.example.com/a.git", func(w *berthv1.Workspace) {
+		w.Spec.WebhookSecretRef = &berthv1.LocalSecretReference{Name: "hook"}
+	})
+	createWorkspace(t, k, ns, "unsigned", "https://git.example.com/b.git", nil)
+	h := &catalogHook{client: k, reader: k, log: logr.Discard()}
+	post := func(auth string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodPost, "/hooks/catalog", strings.NewReader(`{}`))
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	for _, auth := range []string{"", "Bearer wrong"} {
+		if rec := post(auth); rec.Code != http.StatusUnauthorized {
+			t.Errorf("token %q: %d %s", auth, rec.Code, rec.Body)
+		}
+	}
+	rec := post("Bearer s3cret")
+	if rec.Code != http.StatusAccepted || !strings.Contains(rec.Body.String(), ns+"/signed") || strings.Contains(rec.Body.String(), "unsigned") {
+		t.Fatalf("good token: %d %s", rec.Code, rec.Body)
+	}
+	var ws berthv1.Workspace
+	if err := k.Get(ctx, client.ObjectKey{Namespace: ns, Name: "signed"}, &ws); err != nil {
+		t.Fatal(err)
+	}
+	if ws.Annotations[berthv1.AnnotationUpgradeCheckRequestedAt] == "" {
+		t.Error("the check was not recorded on the Workspace")
 	}
 }
