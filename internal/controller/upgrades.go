@@ -217,9 +217,7 @@ func (l *upgradeLoop) target(ctx context.Context, ws *berthv1.Workspace) (upgrad
 				Identity: data[berthv1.GitIdentityKey], KnownHosts: data[berthv1.GitKnownHostsKey]}
 		}
 	}
-	if strings.HasPrefix(t.URL, "file://") {
-		t.URL = strings.TrimPrefix(t.URL, "file://")
-	}
+	t.URL = strings.TrimPrefix(t.URL, "file://")
 	return t, nil
 }
 
