@@ -3,9 +3,10 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"berth.dev/berth/internal/testcluster"
 	"berth.dev/berth/internal/upgrades"
@@ -17,11 +18,17 @@ import (
 // controller's proposal and allows the version again.
 func TestUpgradesApproveRejectCommandLines(t *testing.T) {
 	cryptoEnv(t)
-	t.Setenv("KUBECONFIG", filepath.Join(t.TempDir(), "none")) // no cluster, no controller
+	// The test cluster, where no controller follows this workspace: approve
+	// deploys by itself.
+	t.Setenv("KUBECONFIG", testcluster.Kubeconfig(t))
 	home := t.TempDir()
 	cat := upgradestest.NewCatalog(t, "1.0.0", "1.0.0")
 	w := upgradestest.NewWorkspace(t, cat, "")
-	w.Install(t, "web", "")
+	app := testcluster.UniqueName(t, 30)
+	t.Cleanup(func() {
+		_ = testcluster.Clientset(t).CoreV1().Namespaces().Delete(context.Background(), app, metav1.DeleteOptions{})
+	})
+	w.Install(t, app, "")
 	root := w.WS.Root
 	cat.Publish(t, "1.1.0", "1.1.0")
 
@@ -34,10 +41,10 @@ func TestUpgradesApproveRejectCommandLines(t *testing.T) {
 		return v
 	}
 	v := view()
-	if v.Source != "workspace" || len(v.Available) != 1 || v.Available[0].App != "web" || v.Available[0].To != "1.1.0" || v.Available[0].State != "proposed" || v.Available[0].Policy != "approve" {
+	if v.Source != "workspace" || len(v.Available) != 1 || v.Available[0].App != app || v.Available[0].To != "1.1.0" || v.Available[0].State != "proposed" || v.Available[0].Policy != "approve" {
 		t.Fatalf("berth upgrades = %+v", v)
 	}
-	if out := mustBerth(t, home, "upgrades", "-C", root); !strings.Contains(out, "web  upfixture  1.0.0  1.1.0  stable   approve  proposed") || !strings.Contains(out, "No berth controller manages this workspace") {
+	if out := mustBerth(t, home, "upgrades", "-C", root); !strings.Contains(out, app+"  upfixture  1.0.0  1.1.0  stable   approve  proposed") || !strings.Contains(out, "No berth controller manages this workspace") {
 		t.Errorf("berth upgrades:\n%s", out)
 	}
 
@@ -48,31 +55,34 @@ func TestUpgradesApproveRejectCommandLines(t *testing.T) {
 		t.Fatalf("cycle = %+v, %v", res, err)
 	}
 
-	out := mustBerth(t, home, "reject", "web", "1.1.0", "--reason", "not this one", "-C", root)
-	if !strings.Contains(out, "Rejected web 1.1.0") || !strings.Contains(read(t, root, "upgrades.yaml"), "reason: not this one") {
+	out := mustBerth(t, home, "reject", app, "1.1.0", "--reason", "not this one", "-C", root)
+	if !strings.Contains(out, "Rejected "+app+" 1.1.0") || !strings.Contains(read(t, root, "upgrades.yaml"), "reason: not this one") {
 		t.Errorf("reject:\n%s\n%s", out, read(t, root, "upgrades.yaml"))
 	}
 	if v := view(); v.Available[0].State != "rejected" {
 		t.Errorf("after reject: %+v", v.Available)
 	}
-	if r := berth(t, home, "reject", "web", "9.9", "-C", root); r.code != 1 || !strings.Contains(r.err, `"9.9" is not a version of the catalog`) {
+	if r := berth(t, home, "reject", app, "9.9", "-C", root); r.code != 1 || !strings.Contains(r.err, `"9.9" is not a version of the catalog`) {
 		t.Errorf("reject of a bad version: exit %d, %s", r.code, r.err)
 	}
 
-	out = mustBerth(t, home, "approve", "web", "1.1.0", "--no-deploy", "-C", root)
-	for _, want := range []string{"Approved web 1.1.0: berth/upgrade/web/1.1.0 landed (merge commit)", "web 1.1.0 is allowed again"} {
+	out = mustBerth(t, home, "approve", app, "1.1.0", "-C", root)
+	for _, want := range []string{"Approved " + app + " 1.1.0: berth/upgrade/" + app + "/1.1.0 landed (merge commit)", app + " 1.1.0 is allowed again"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("approve does not say %q:\n%s", want, out)
 		}
 	}
-	if !strings.Contains(read(t, root, "berth.lock"), "version: 1.1.0") || strings.Contains(read(t, root, "upgrades.yaml"), "web") {
+	if cm, err := testcluster.Clientset(t).CoreV1().ConfigMaps(app).Get(context.Background(), "hello-extra", metav1.GetOptions{}); err != nil || cm.Data["added"] != "1.1.0" {
+		t.Errorf("approve did not deploy 1.1.0: %v", err)
+	}
+	if !strings.Contains(read(t, root, "berth.lock"), "version: 1.1.0") || strings.Contains(read(t, root, "upgrades.yaml"), app) {
 		t.Errorf("after approve the lock or the holds are wrong:\n%s\n%s", read(t, root, "berth.lock"), read(t, root, "upgrades.yaml"))
 	}
 	if st := git(t, root, "status", "--porcelain"); st != "" {
 		t.Errorf("approve left the workspace dirty:\n%s", st)
 	}
-	r := berth(t, home, "approve", "web", "--no-deploy", "-C", root)
-	if r.code != 1 || !strings.Contains(r.err, "no upgrade of web is proposed") || !strings.Contains(r.err, "'berth upgrades' lists what is proposed") {
+	r := berth(t, home, "approve", app, "--no-deploy", "-C", root)
+	if r.code != 1 || !strings.Contains(r.err, "no upgrade of "+app+" is proposed") || !strings.Contains(r.err, "'berth upgrades' lists what is proposed") {
 		t.Errorf("approve with nothing proposed: exit %d\n%s", r.code, r.err)
 	}
 }
