@@ -75,6 +75,8 @@ type Poll struct {
 	// Failed are the catalogs that could not be polled (their last index,
 	// if any, is kept), each error naming the catalog.
 	Failed []error
+	// Fingerprint changes when any catalog's content does.
+	Fingerprint string
 }
 
 // Poll polls the catalogs refs of the workspace at root (a directory
@@ -120,6 +122,7 @@ func (c *Catalogs) Poll(ctx context.Context, root string, refs []workspace.Catal
 			out.Changed = append(out.Changed, r.Name)
 		}
 		sources[r.Name] = memSource{p}
+		out.Fingerprint += key + "=" + p.version + ";"
 	}
 	out.Set = catalog.NewSet(crefs, sources)
 	return out

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/Masterminds/semver/v3"
@@ -53,6 +54,41 @@ type Candidate struct {
 // upgrade settings are wrong or whose catalogs cannot say; the other apps
 // are checked.
 func Check(ctx context.Context, env *lifecycle.Env, snap *workspace.Snapshot, records *Records, now time.Time) ([]Candidate, []error) {
+	return check(ctx, env, snap, records, now, nil)
+}
+
+// memo keeps what a candidate's versions say (breaking or not, release
+// notes) while the catalogs do not change: computing it loads the package of
+// every version crossed.
+type memo struct {
+	mu          sync.Mutex
+	fingerprint string
+	m           map[string][2]string
+}
+
+func (m *memo) get(fingerprint, key string) ([2]string, bool) {
+	if m == nil {
+		return [2]string{}, false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fingerprint != fingerprint {
+		m.fingerprint, m.m = fingerprint, map[string][2]string{}
+	}
+	v, ok := m.m[key]
+	return v, ok
+}
+
+func (m *memo) put(key string, v [2]string) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.m[key] = v
+}
+
+func check(ctx context.Context, env *lifecycle.Env, snap *workspace.Snapshot, records *Records, now time.Time, mm *memoFor) ([]Candidate, []error) {
 	var out []Candidate
 	var problems []error
 	names := make([]string, 0, len(snap.Apps))
@@ -95,22 +131,47 @@ func Check(ctx context.Context, env *lifecycle.Env, snap *workspace.Snapshot, re
 		} else if c.Channel == "" {
 			c.Channel = "stable"
 		}
-		bad, err := env.Breaking(ctx, []lifecycle.VersionChange{{Key: "app:" + n, Package: a.Package, From: c.From, To: c.To}})
-		if err != nil {
-			problems = append(problems, fmt.Errorf("app %s: %w", n, err))
-			continue
-		}
-		if len(bad) > 0 {
-			c.Breaking = bad[0].Why
-			if note := strings.TrimSpace(bad[0].Note); note != "" {
-				c.Breaking += ": " + note
+		key := a.Package + " " + c.From + " " + c.To
+		if v, ok := mm.get(key); ok {
+			c.Breaking, c.Notes = v[0], v[1]
+		} else {
+			bad, err := env.Breaking(ctx, []lifecycle.VersionChange{{Key: "app:" + n, Package: a.Package, From: c.From, To: c.To}})
+			if err != nil {
+				problems = append(problems, fmt.Errorf("app %s: %w", n, err))
+				continue
 			}
+			if len(bad) > 0 {
+				c.Breaking = bad[0].Why
+				if note := strings.TrimSpace(bad[0].Note); note != "" {
+					c.Breaking += ": " + note
+				}
+			}
+			c.Notes = releaseNotes(ctx, env, a.Package, c.From, c.To)
+			mm.put(key, [2]string{c.Breaking, c.Notes})
 		}
-		c.Notes = releaseNotes(ctx, env, a.Package, c.From, c.To)
 		decide(&c, records, now)
 		out = append(out, c)
 	}
 	return out, problems
+}
+
+// memoFor is a memo for catalogs of one fingerprint; nil memoizes nothing.
+type memoFor struct {
+	m           *memo
+	fingerprint string
+}
+
+func (f *memoFor) get(key string) ([2]string, bool) {
+	if f == nil {
+		return [2]string{}, false
+	}
+	return f.m.get(f.fingerprint, key)
+}
+
+func (f *memoFor) put(key string, v [2]string) {
+	if f != nil {
+		f.m.put(key, v)
+	}
 }
 
 // decide sets what the policy makes of a candidate at now.

@@ -112,6 +112,19 @@ type Upgrader struct {
 	catalogs *Catalogs
 	mu       sync.Mutex
 	locks    map[string]*sync.Mutex
+	memos    map[string]*memo
+}
+
+// memo returns the memo of a workspace.
+func (u *Upgrader) memo(key string) *memo {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	m := u.memos[key]
+	if m == nil {
+		m = &memo{}
+		u.memos[key] = m
+	}
+	return m
 }
 
 // New returns an Upgrader.
@@ -126,7 +139,7 @@ func New(opts Options) *Upgrader {
 	if opts.AuthorName == "" {
 		opts.AuthorName, opts.AuthorEmail = def.AuthorName, def.AuthorEmail
 	}
-	return &Upgrader{opts: opts, catalogs: &Catalogs{Cache: filepath.Join(opts.CacheDir, "catalogs"), Client: opts.HTTPClient}, locks: map[string]*sync.Mutex{}}
+	return &Upgrader{opts: opts, catalogs: &Catalogs{Cache: filepath.Join(opts.CacheDir, "catalogs"), Client: opts.HTTPClient}, locks: map[string]*sync.Mutex{}, memos: map[string]*memo{}}
 }
 
 func (u *Upgrader) lock(key string) func() {
@@ -226,7 +239,7 @@ func (c *cycle) run(ctx context.Context) error {
 			return err
 		}
 	}
-	cands, problems := Check(ctx, c.env, snap, records, c.now)
+	cands, problems := check(ctx, c.env, snap, records, c.now, &memoFor{m: c.u.memo(c.t.Key), fingerprint: poll.Fingerprint})
 	for _, r := range snap.UnmatchedRules() {
 		problems = append(problems, errors.New(r))
 	}
