@@ -2,6 +2,7 @@ package upgrades
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -99,7 +100,8 @@ func check(ctx context.Context, env *lifecycle.Env, snap *workspace.Snapshot, re
 	for _, n := range names {
 		e := snap.Apps[n]
 		if e.Err != nil {
-			if strings.Contains(e.Err.Error(), "upgrade.") {
+			var se *workspace.UpgradeSettingsError
+			if errors.As(e.Err, &se) {
 				problems = append(problems, e.Err)
 			}
 			continue

@@ -75,7 +75,7 @@ func (w *Workspace) App(name string) (*App, error) {
 	}
 	if a.Upgrade != nil {
 		if err := a.Upgrade.validate("upgrade", nil); err != nil {
-			return nil, fmt.Errorf("%s: %w", w.Abs(rel), err)
+			return nil, fmt.Errorf("%s: %w", w.Abs(rel), &UpgradeSettingsError{err})
 		}
 	}
 	return &a, nil

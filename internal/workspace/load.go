@@ -137,7 +137,7 @@ func ParseApp(name string, data []byte) (*App, error) {
 	}
 	if a.Upgrade != nil {
 		if err := a.Upgrade.validate("upgrade", nil); err != nil {
-			return nil, fmt.Errorf("%s: %w", rel, err)
+			return nil, fmt.Errorf("%s: %w", rel, &UpgradeSettingsError{err})
 		}
 	}
 	return &a, nil

@@ -267,6 +267,13 @@ func (s *UpgradeSettings) validate(field string, windows map[string]bool) error 
 	return nil
 }
 
+// UpgradeSettingsError is a wrong upgrade setting of an app.yaml: only the
+// upgrades of that app are affected.
+type UpgradeSettingsError struct{ Err error }
+
+func (e *UpgradeSettingsError) Error() string { return e.Err.Error() }
+func (e *UpgradeSettingsError) Unwrap() error { return e.Err }
+
 // UnmatchedRules names the upgrade rules of berth.yaml that match no app of
 // the snapshot: a glob that matches nothing is most often a typo. They are
 // not load errors, so a rule may be written before its app is installed.

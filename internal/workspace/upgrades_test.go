@@ -82,7 +82,8 @@ func TestLoadRejectsABadAppUpgradeOnlyForThatApp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Apps["a"].Err; err == nil || !strings.Contains(err.Error(), `apps/a/app.yaml: upgrade.policy: "always" is not a policy`) {
+	var se *UpgradeSettingsError
+	if err := s.Apps["a"].Err; !errors.As(err, &se) || !strings.Contains(err.Error(), `apps/a/app.yaml: upgrade.policy: "always" is not a policy`) {
 		t.Errorf("app a error = %v", err)
 	}
 	if s.Apps["b"].Err != nil {
