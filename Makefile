@@ -21,8 +21,9 @@ build:
 
 ## demo: the main job on the embedded default: berth quickstart (local cluster,
 ## workspace in ~/berth-quickstart, demo stack deployed and healthy)
+# Charts come from the offline mirror (scripts/chart-mirror.sh) when there is one.
 demo: build deps
-	./bin/berth quickstart
+	BERTH_CHART_MIRROR="$$(./scripts/chart-mirror.sh 2>/dev/null || true)" ./bin/berth quickstart
 
 ## test: the whole test suite against one shared local cluster, cleaned up after
 test: build deps

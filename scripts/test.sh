@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 berth=./bin/berth
 home=$(mktemp -d "${TMPDIR:-/tmp}/berth-test-XXXXXX")
 export BERTH_HOME=$home
+# Upstream charts are read from the offline mirror.
+BERTH_CHART_MIRROR=$(./scripts/chart-mirror.sh)
+export BERTH_CHART_MIRROR
 
 cleanup() {
   local code=$?

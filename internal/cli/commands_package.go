@@ -31,6 +31,7 @@ func packageCommands(app *App) []*cobra.Command {
 		newSearchCmd(app),
 		newShowCmd(app),
 		newTemplateCmd(app),
+		newPackageCmd(app),
 	}
 }
 
@@ -150,6 +151,7 @@ controller resolve from the same catalogs. Outside a workspace they are kept in
 berth's home (catalogs.yaml), for search, show and template.`,
 	}
 	cmd.AddCommand(newCatalogAddCmd(app), newCatalogListCmd(app), newCatalogUpdateCmd(app), newCatalogRemoveCmd(app))
+	cmd.AddCommand(newCatalogIndexCmd(app), newCatalogPromoteCmd(app))
 	return cmd
 }
 
@@ -781,10 +783,14 @@ Set a component's values with its dependency name as prefix:
 			if err != nil {
 				return fmt.Errorf("the seed for generated values: %w", err)
 			}
+			mirrors, err := catalog.MirrorsFromEnv()
+			if err != nil {
+				return err
+			}
 			res, err := render.RenderApp(ctx, set.Loader(), render.AppInput{
 				Solution: sol, App: name, Namespace: namespace, Values: values, KubeVersion: kube,
 				Generator: func(scope string) pkgspec.Generator { return pkgspec.SeededGenerator(key, scope) },
-				Charts:    (&catalog.ChartFetcher{Cache: filepath.Join(home, "charts")}).Fetch,
+				Charts:    (&catalog.ChartFetcher{Cache: filepath.Join(home, "charts"), Mirrors: mirrors}).Fetch,
 				Seed:      key, APIVersions: apiVersions,
 			})
 			if err != nil {

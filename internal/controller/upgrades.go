@@ -138,8 +138,12 @@ func (l *upgradeLoop) check(ctx context.Context, ws *berthv1.Workspace, nn types
 	log := l.log.WithValues("workspace", nn.String())
 	target, err := l.target(ctx, ws)
 	var res *upgrades.Result
+	var apps []berthv1.AppStatus
 	if err == nil {
-		res, err = l.up.Cycle(ctx, target, upgrades.Observed{Status: ws.Status.Upgrades, Apps: ws.Status.Apps})
+		apps, err = l.apps(ctx, ws)
+	}
+	if err == nil {
+		res, err = l.up.Cycle(ctx, target, upgrades.Observed{Status: ws.Status.Upgrades, Apps: apps})
 	}
 	status := ws.Status.Upgrades.DeepCopy()
 	if err != nil {
@@ -176,6 +180,20 @@ func (l *upgradeLoop) check(ctx context.Context, ws *berthv1.Workspace, nn types
 	for _, err := range upgrades.Notify(ctx, nil, nn.String(), res.Notifications, l.secretURL(ws.Namespace), res.Events) {
 		log.Error(err, "sending an upgrade notification")
 	}
+}
+
+// apps returns the state of the Workspace's apps, from their WorkspaceApps.
+func (l *upgradeLoop) apps(ctx context.Context, ws *berthv1.Workspace) ([]berthv1.AppStatus, error) {
+	items, err := ListWorkspaceApps(ctx, l.rec.client, ws)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]berthv1.AppStatus, len(items))
+	for i, a := range items {
+		out[i] = a.Status
+		out[i].Name = a.Spec.App
+	}
+	return out, nil
 }
 
 // rememberInterval keeps berth.yaml's upgrades.interval for the next ticks.

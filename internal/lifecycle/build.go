@@ -23,6 +23,9 @@ type plan struct {
 	apps     map[string]*workspace.App
 	solution *resolve.Solution
 	lock     *workspace.Lock
+	// charts fetches the charts the apps take from chart repositories and
+	// records their digests for the lock.
+	charts *catalog.ChartFetcher
 }
 
 // constraint is the version constraint an app is resolved with. An app that
@@ -133,7 +136,11 @@ func (e *Env) solve(ctx context.Context, apps map[string]*workspace.App, lock *w
 			return nil, err
 		}
 	}
-	return &plan{apps: out, solution: sol, lock: lock}, nil
+	charts, err := e.chartFetcher(lock)
+	if err != nil {
+		return nil, err
+	}
+	return &plan{apps: out, solution: sol, lock: lock, charts: charts}, nil
 }
 
 // checkLockCatalogs fails when a locked package comes from a catalog the
@@ -218,7 +225,7 @@ func (e *Env) renderApp(ctx context.Context, p *plan, a *workspace.App) ([]*unst
 	res, err := render.RenderApp(ctx, e.Catalogs.Loader(), render.AppInput{
 		Solution: p.solution, App: a.Name, Namespace: a.Namespace, Values: vals, KubeVersion: e.KubeVersion,
 		Generator: func(scope string) pkgspec.Generator { return pkgspec.SeededGenerator(seed, scope) },
-		Charts:    e.charts(),
+		Charts:    p.charts.Fetch,
 		Seed:      seed,
 	})
 	if err != nil {
@@ -296,7 +303,7 @@ func (e *Env) lockOf(ctx context.Context, p *plan) (*workspace.Lock, error) {
 		if err != nil {
 			return nil, err
 		}
-		_, fsys, err := e.Catalogs.Load(ctx, f, in.Version)
+		pkg, fsys, err := e.Catalogs.Load(ctx, f, in.Version)
 		if err != nil {
 			return nil, err
 		}
@@ -308,8 +315,31 @@ func (e *Env) lockOf(ctx context.Context, p *plan) (*workspace.Lock, error) {
 			Key: in.Key, Role: string(in.Role), Package: in.Package, Version: in.Version,
 			Catalog: f.Catalog, Digest: digest, Dependencies: in.Dependencies,
 		})
+		l.Charts = appendChartDigests(l.Charts, pkg, p)
 	}
 	return l, nil
+}
+
+// appendChartDigests adds the digests of pkg's repository charts to charts:
+// those this build resolved, else those the lock recorded before (for apps
+// this build did not render), each chart once.
+func appendChartDigests(charts []workspace.LockedChart, pkg *pkgspec.Package, p *plan) []workspace.LockedChart {
+	resolved, before := p.charts.Resolved(), p.lock.ChartDigests()
+	for _, c := range pkg.Charts {
+		if c.Repo == "" {
+			continue
+		}
+		ref := catalog.ChartRef{Repo: c.Repo, Chart: c.Chart, Version: c.Version}
+		digest := resolved[ref]
+		if digest == "" {
+			digest = before[ref]
+		}
+		if digest == "" || slices.ContainsFunc(charts, func(lc workspace.LockedChart) bool { return lc.ChartRef == ref }) {
+			continue
+		}
+		charts = append(charts, workspace.LockedChart{ChartRef: ref, Digest: digest})
+	}
+	return charts
 }
 
 // appPaths are the workspace paths that hold an app.

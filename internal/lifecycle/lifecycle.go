@@ -20,7 +20,6 @@ import (
 
 	"berth.dev/berth/internal/catalog"
 	"berth.dev/berth/internal/deploy"
-	"berth.dev/berth/internal/pkgspec"
 	"berth.dev/berth/internal/render"
 	"berth.dev/berth/internal/secrets"
 	"berth.dev/berth/internal/workspace"
@@ -44,20 +43,31 @@ type Env struct {
 	Preflight bool
 	// KubeVersion is the Kubernetes version charts are rendered for.
 	KubeVersion string
-	// ChartCache is where charts that packages pin in Helm chart repositories
-	// are kept once downloaded; empty means such packages cannot be rendered.
+	// ChartCache is where charts that packages take from Helm chart
+	// repositories are kept once downloaded; empty means no cache.
 	ChartCache string
 	// LockTimeout bounds how long an operation that changes the workspace
 	// waits for another one; workspace.DefaultLockTimeout when zero.
 	LockTimeout time.Duration
 }
 
-// charts returns the fetcher of remote charts for rendering.
-func (e *Env) charts() func(context.Context, *pkgspec.Package) (map[string][]byte, error) {
-	if e.ChartCache == "" {
-		return nil
+// chartFetcher returns the fetcher of a build's remote charts: from the
+// workspace's mirrors and the process's (BERTH_CHART_MIRROR), checked against
+// the digests lock recorded.
+func (e *Env) chartFetcher(lock *workspace.Lock) (*catalog.ChartFetcher, error) {
+	var mirrors catalog.Mirrors
+	for i, m := range e.WS.Config.Mirrors {
+		m, err := catalog.ValidateMirror(m, e.WS.Root)
+		if err != nil {
+			return nil, fmt.Errorf("%s: mirrors[%d]: %w", workspace.ConfigFile, i, err)
+		}
+		mirrors = append(mirrors, m)
 	}
-	return (&catalog.ChartFetcher{Cache: e.ChartCache}).Fetch
+	env, err := catalog.MirrorsFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	return &catalog.ChartFetcher{Cache: e.ChartCache, Mirrors: append(env, mirrors...), Locked: lock.ChartDigests()}, nil
 }
 
 // Event reports progress: a step starting, a step done, or (Note) what a running

@@ -79,7 +79,9 @@ type Chart struct {
 	Repo    string `yaml:"repo,omitempty" json:"repo,omitempty"`
 	Chart   string `yaml:"chart,omitempty" json:"chart,omitempty"`
 	Version string `yaml:"version,omitempty" json:"version,omitempty"`
-	// Digest is "sha256:<hex>" of the chart archive; required with Repo.
+	// Digest, optional with Repo, pins "sha256:<hex>" of the chart archive:
+	// only that archive is accepted. Without it berth.lock records the
+	// digest the first time the chart is resolved.
 	Digest string `yaml:"digest,omitempty" json:"digest,omitempty"`
 	// Values is a file inside the package holding a Go template that maps the
 	// package's configuration to the chart's values.

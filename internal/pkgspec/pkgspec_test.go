@@ -174,3 +174,10 @@ outputs:
 		t.Errorf("compiled %d rules, want 1", len(p.rules))
 	}
 }
+
+func TestRepoChartsNeedNoDigest(t *testing.T) {
+	p := mustParse(t, "charts:\n  - repo: https://charts.jetstack.io\n    chart: cert-manager\n    version: v1.19.2\n")
+	if c := p.Charts[0]; c.Digest != "" || c.Version != "v1.19.2" {
+		t.Errorf("chart = %+v; want the v-prefixed version kept and no digest", c)
+	}
+}

@@ -117,7 +117,7 @@ func (v *validator) content() {
 		at := []any{"charts", i}
 		switch {
 		case c.Path != "" && c.Repo != "":
-			v.add(f, at, "set path for a chart inside the package, or repo, chart, version and digest for a chart from a repository", "has both path and repo")
+			v.add(f, at, "set path for a chart inside the package, or repo, chart and version (and optionally digest) for a chart from a repository", "has both path and repo")
 		case c.Path != "":
 			if !localPath(c.Path) {
 				v.add(f+".path", append(at, "path"), "use a relative path inside the package", "%q leaves the package", c.Path)
@@ -133,14 +133,16 @@ func (v *validator) content() {
 			if c.Chart == "" {
 				v.add(f+".chart", at, "name the chart in the repository", "is missing")
 			}
-			if _, err := semver.StrictNewVersion(c.Version); err != nil {
+			if _, err := semver.StrictNewVersion(strings.TrimPrefix(c.Version, "v")); err != nil {
 				v.add(f+".version", append(at, "version"), "pin an exact chart version such as 1.2.3", "%q is not an exact version", c.Version)
 			}
-			if !sha256Spec.MatchString(c.Digest) {
+			// A digest is optional: berth.lock records the archive's digest the
+			// first time the chart is resolved and refuses another afterwards.
+			if c.Digest != "" && !sha256Spec.MatchString(c.Digest) {
 				v.add(f+".digest", append(at, "digest"), "set digest: sha256:<64 hex digits> of the chart archive (sha256sum CHART.tgz)", "%q is not a sha256 digest", c.Digest)
 			}
 		default:
-			v.add(f, at, "set path (a chart directory inside the package) or repo, chart, version and digest", "has neither path nor repo")
+			v.add(f, at, "set path (a chart directory inside the package) or repo, chart and version (and optionally digest)", "has neither path nor repo")
 		}
 		if c.Values != "" && !localPath(c.Values) {
 			v.add(f+".values", append(at, "values"), "use a relative path inside the package", "%q leaves the package", c.Values)

@@ -51,6 +51,7 @@ var shared struct {
 // Main runs a package's tests and then stops the cluster this binary started, if
 // any. Use it from TestMain: func TestMain(m *testing.M) { os.Exit(testcluster.Main(m)) }.
 func Main(m *testing.M) int {
+	useChartMirror()
 	code := m.Run()
 	if shared.started {
 		_, err := localcluster.Down(context.Background(), localcluster.DownOptions{Home: shared.home, Name: "shared", Purge: true})

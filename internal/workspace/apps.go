@@ -15,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
+	"berth.dev/berth/internal/catalog"
+
 	"berth.dev/berth/internal/apply"
 	"berth.dev/berth/internal/secrets"
 )
@@ -140,6 +142,25 @@ type Lock struct {
 	APIVersion string         `json:"apiVersion"`
 	Kind       string         `json:"kind"`
 	Instances  []LockInstance `json:"instances"`
+	// Charts records the digest of every chart archive the packages take
+	// from chart repositories, the first time it is resolved; a different
+	// archive is refused afterwards.
+	Charts []LockedChart `json:"charts,omitempty"`
+}
+
+// LockedChart is the digest recorded for one chart version of a repository.
+type LockedChart struct {
+	catalog.ChartRef `json:",inline"`
+	Digest           string `json:"digest"`
+}
+
+// ChartDigests returns the recorded digests by chart.
+func (l *Lock) ChartDigests() map[catalog.ChartRef]string {
+	out := map[catalog.ChartRef]string{}
+	for _, c := range l.Charts {
+		out[c.ChartRef] = c.Digest
+	}
+	return out
 }
 
 // LockInstance is one resolved package instance.
@@ -183,6 +204,16 @@ func parseLock(file string, data []byte) (*Lock, error) {
 func (w *Workspace) WriteLock(l *Lock) error {
 	l.APIVersion, l.Kind = APIVersion, "Lock"
 	sort.Slice(l.Instances, func(i, j int) bool { return l.Instances[i].Key < l.Instances[j].Key })
+	sort.Slice(l.Charts, func(i, j int) bool {
+		a, b := l.Charts[i].ChartRef, l.Charts[j].ChartRef
+		if a.Repo != b.Repo {
+			return a.Repo < b.Repo
+		}
+		if a.Chart != b.Chart {
+			return a.Chart < b.Chart
+		}
+		return a.Version < b.Version
+	})
 	return w.WriteFile(LockFile, mustYAML(l))
 }
 

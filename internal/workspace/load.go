@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"berth.dev/berth/internal/apply"
+	"berth.dev/berth/internal/catalog"
 	"berth.dev/berth/internal/secrets"
 )
 
@@ -117,6 +118,11 @@ func ParseConfig(file string, data []byte, cfg *Config) error {
 	if cfg.Upgrades != nil {
 		if err := cfg.Upgrades.validate("upgrades"); err != nil {
 			return fmt.Errorf("%s: %w", file, err)
+		}
+	}
+	for i, m := range cfg.Mirrors {
+		if _, err := catalog.ValidateMirror(m, "."); err != nil {
+			return fmt.Errorf("%s: %w", file, fmt.Errorf("mirrors[%d]: %w", i, err))
 		}
 	}
 	return nil

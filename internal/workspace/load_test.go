@@ -167,7 +167,11 @@ func TestLoadIsStrictAndNamesTheFile(t *testing.T) {
 	}{
 		"no berth.yaml":           {files: map[string]string{}, wantErr: "berth.yaml: missing"},
 		"unknown field in config": {files: map[string]string{ConfigFile: testConfig + "catalogz: []\n"}, wantErr: `berth.yaml: error unmarshaling JSON: while decoding JSON: json: unknown field "catalogz"`},
-		"wrong kind":              {files: map[string]string{ConfigFile: "apiVersion: berth.dev/v1alpha1\nkind: App\n"}, wantErr: "want apiVersion berth.dev/v1alpha1 and kind Workspace"},
+		"mirror without location": {files: map[string]string{ConfigFile: testConfig + "mirrors:\n- upstream: https://charts.jetstack.io\n"}, wantErr: "berth.yaml: mirrors[0]: location is empty"},
+		"mirror of no repository": {files: map[string]string{ConfigFile: testConfig + "mirrors:\n- upstream: charts.jetstack.io\n  location: m\n"}, wantErr: `berth.yaml: mirrors[0]: upstream "charts.jetstack.io" is neither`},
+		"typo in a locked chart": {files: map[string]string{ConfigFile: testConfig,
+			LockFile: "apiVersion: berth.dev/v1alpha1\nkind: Lock\ninstances: []\ncharts:\n- repo: https://r\n  chart: c\n  version: 1.0.0\n  digets: x\n"}, wantErr: `unknown field "digets"`},
+		"wrong kind": {files: map[string]string{ConfigFile: "apiVersion: berth.dev/v1alpha1\nkind: App\n"}, wantErr: "want apiVersion berth.dev/v1alpha1 and kind Workspace"},
 		"typo in the lock": {files: map[string]string{ConfigFile: testConfig,
 			LockFile: "apiVersion: berth.dev/v1alpha1\nkind: Lock\ninstances:\n- key: app:a\n  versoin: 1.0.0\n"}, wantErr: `berth.lock: error unmarshaling JSON: while decoding JSON: json: unknown field "versoin"`},
 		"malformed key in the lock": {files: map[string]string{ConfigFile: testConfig,

@@ -20,6 +20,8 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"berth.dev/berth/internal/catalog"
+
 	"berth.dev/berth/internal/atomicfile"
 )
 
@@ -44,6 +46,9 @@ type Config struct {
 	Catalogs   []CatalogRef `json:"catalogs,omitempty"`
 	Cluster    ClusterRef   `json:"cluster"`
 	Defaults   Defaults     `json:"defaults"`
+	// Mirrors read upstream chart repositories from elsewhere (an offline
+	// copy); BERTH_CHART_MIRROR adds to them for one process.
+	Mirrors []catalog.Mirror `json:"mirrors,omitempty"`
 	// Upgrades says how new catalog versions reach the apps (docs/upgrades.md).
 	Upgrades *UpgradesConfig `json:"upgrades,omitempty"`
 }
