@@ -50,12 +50,16 @@ type polled struct {
 	git      *catalog.GitSource
 }
 
-// memSource serves a polled index from memory.
-type memSource struct{ p *polled }
+// memSource serves a polled index from memory: the index as the poll left
+// it, so a later poll does not change it under a running check.
+type memSource struct {
+	ix   *catalog.Index
+	open func(ctx context.Context, name, version string) (fs.FS, error)
+}
 
-func (m memSource) Index(context.Context) (*catalog.Index, error) { return m.p.ix, nil }
+func (m memSource) Index(context.Context) (*catalog.Index, error) { return m.ix, nil }
 func (m memSource) Open(ctx context.Context, name, version string) (fs.FS, error) {
-	return m.p.open(ctx, name, version)
+	return m.open(ctx, name, version)
 }
 
 // failedSource is a catalog that could never be read.
@@ -121,7 +125,13 @@ func (c *Catalogs) Poll(ctx context.Context, root string, refs []workspace.Catal
 		case changed:
 			out.Changed = append(out.Changed, r.Name)
 		}
-		sources[r.Name] = memSource{p}
+		src := memSource{ix: p.ix, open: p.open}
+		if p.http != nil {
+			// Archives are found in this index, not in one read again.
+			h, ix := p.http, p.ix
+			src.open = func(ctx context.Context, name, version string) (fs.FS, error) { return h.OpenIn(ctx, ix, name, version) }
+		}
+		sources[r.Name] = src
 		out.Fingerprint += key + "=" + p.version + ";"
 	}
 	out.Set = catalog.NewSet(crefs, sources)
@@ -153,7 +163,6 @@ var defaultClient = &http.Client{Timeout: 2 * time.Minute}
 func (c *Catalogs) pollHTTP(ctx context.Context, p *polled, u, cache string) (bool, error) {
 	if p.http == nil {
 		p.http = &catalog.HTTPSource{URL: u, Cache: cache, Client: c.Client}
-		p.open = p.http.Open
 	}
 	iu := u
 	if !strings.HasSuffix(iu, ".yaml") && !strings.HasSuffix(iu, ".yml") {
