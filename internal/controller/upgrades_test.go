@@ -66,7 +66,7 @@ func newUpgradesFixture(t *testing.T, rules, appUpgrade string) *upgradesFixture
 		w.Spec.Timeout = metav1.Duration{Duration: 3 * time.Second}
 		w.Spec.Upgrades = &berthv1.UpgradesSpec{Interval: metav1.Duration{Duration: 500 * time.Millisecond}}
 	})
-	waitWorkspace(t, k, f.ns, "ws", 2*time.Minute, readyAt(f.w.Git(t, "rev-parse", "main")))
+	waitWorkspace(t, k, f.ns, "ws", 5*time.Minute, readyAt(f.w.Git(t, "rev-parse", "main")))
 	return f
 }
 
@@ -98,7 +98,7 @@ default: {policy: auto}
 	before := f.w.Git(t, "rev-parse", "main")
 	f.cat.Publish(t, "1.1.0", "1.1.0")
 	var head string
-	ws := waitWorkspace(t, k, f.ns, "ws", 2*time.Minute, func(ws *berthv1.Workspace) (bool, string) {
+	ws := waitWorkspace(t, k, f.ns, "ws", 5*time.Minute, func(ws *berthv1.Workspace) (bool, string) {
 		head = f.w.Git(t, "rev-parse", "main")
 		if head == before {
 			return false, "main not moved yet; " + describe(ws)
@@ -128,7 +128,7 @@ func TestUpgradesNeverHealthyIsRolledBackAndNotRetried(t *testing.T) {
 	before := f.w.Git(t, "rev-parse", "main")
 	f.cat.Publish(t, "1.2.0", "1.2.0")
 	// Committed, deployed, and not healthy.
-	waitWorkspace(t, k, f.ns, "ws", 2*time.Minute, func(ws *berthv1.Workspace) (bool, string) {
+	waitWorkspace(t, k, f.ns, "ws", 5*time.Minute, func(ws *berthv1.Workspace) (bool, string) {
 		u := ws.Status.Upgrades
 		a := appStatus(ws, f.app)
 		return u != nil && len(u.InFlight) == 1 && u.InFlight[0].To == "1.2.0" && a != nil && a.Health != "" &&
@@ -141,7 +141,7 @@ func TestUpgradesNeverHealthyIsRolledBackAndNotRetried(t *testing.T) {
 	// Past the deadline on the controller's clock.
 	f.clock.Add(3 * time.Minute)
 	var head string
-	ws := waitWorkspace(t, k, f.ns, "ws", 2*time.Minute, func(ws *berthv1.Workspace) (bool, string) {
+	ws := waitWorkspace(t, k, f.ns, "ws", 5*time.Minute, func(ws *berthv1.Workspace) (bool, string) {
 		head = f.w.Git(t, "rev-parse", "main")
 		ok, state := readyAt(head)(ws)
 		return ok && head != upgraded && ws.Status.Upgrades != nil && len(ws.Status.Upgrades.InFlight) == 0, state
@@ -167,7 +167,7 @@ func TestUpgradesNeverHealthyIsRolledBackAndNotRetried(t *testing.T) {
 	}
 	// Three more checks (three more polls of the catalog): main stays.
 	polls := f.cat.Requests.Load()
-	testcluster.WaitFor(t, time.Minute, func(context.Context) (bool, string, error) {
+	testcluster.WaitFor(t, 3*time.Minute, func(context.Context) (bool, string, error) {
 		return f.cat.Requests.Load() >= polls+3, "waiting for three more checks", nil
 	})
 	if got := f.w.Git(t, "rev-parse", "main"); got != head {
