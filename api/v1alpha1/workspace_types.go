@@ -107,6 +107,9 @@ type WorkspaceSpec struct {
 	// +optional
 	// +listType=set
 	SuspendedApps []string `json:"suspendedApps,omitempty"`
+	// Upgrades configures upgrades over the air (docs/upgrades.md).
+	// +optional
+	Upgrades *UpgradesSpec `json:"upgrades,omitempty"`
 }
 
 // InventorySummary counts what berth applied for an app.
@@ -180,6 +183,9 @@ type WorkspaceStatus struct {
 	// its WorkspaceApp (label berth.dev/workspace=NAME).
 	// +optional
 	Apps AppCounts `json:"apps,omitempty"`
+	// Upgrades lists available versions, proposals and upgrades in flight.
+	// +optional
+	Upgrades *UpgradesStatus `json:"upgrades,omitempty"`
 }
 
 // AppCounts counts a workspace's apps by state.

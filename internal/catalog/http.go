@@ -220,6 +220,12 @@ func (s *HTTPSource) Open(ctx context.Context, name, version string) (fs.FS, err
 	if err != nil {
 		return nil, err
 	}
+	return s.OpenIn(ctx, ix, name, version)
+}
+
+// OpenIn is Open with the index already read (and kept by the caller), so
+// that opening many versions does not read and parse the index each time.
+func (s *HTTPSource) OpenIn(ctx context.Context, ix *Index, name, version string) (fs.FS, error) {
 	e, ok := ix.Entry(name)
 	if !ok {
 		return nil, &NotFoundError{Package: name}

@@ -65,6 +65,7 @@ trying berth and for testing.`,
 	root.AddCommand(controllerCommands(app)...)
 	root.AddCommand(debugCommands(app)...)
 	root.AddCommand(day2Commands(app)...)
+	root.AddCommand(upgradesCommands(app)...)
 	return root
 }
 

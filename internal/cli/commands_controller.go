@@ -149,6 +149,7 @@ local process ('berth bootstrap --local').`,
 	f.BoolVar(&opts.LeaderElection, "leader-elect", false, "elect a leader among replicas with a Lease")
 	f.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default: --namespace)")
 	f.StringVar(&logFormat, "log-format", logFormat, "log format: json or text")
+	f.BoolVar(&opts.Upgrades.Enabled, "upgrades", true, "poll the Workspaces' catalogs and bring upgrades under their policies (docs/upgrades.md); also serves /hooks/catalog")
 	return cmd
 }
 

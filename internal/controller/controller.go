@@ -81,6 +81,8 @@ type Options struct {
 	// DeployEvents, when set, receives the deploy library's events of every
 	// reconcile, with the Workspace's namespace/name.
 	DeployEvents func(workspace string, ev deploy.Event)
+	// Upgrades configures upgrades over the air (docs/upgrades.md).
+	Upgrades UpgradeOptions
 }
 
 // DefaultOptions returns the options of the controller as deployed.
@@ -104,6 +106,7 @@ type Controller struct {
 	mgr     manager.Manager
 	rec     *reconciler
 	hooks   *webhook
+	catalog *catalogHook
 	webAddr string
 	webLis  net.Listener
 }
@@ -252,6 +255,29 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 			}
 		}}
 	c := &Controller{opts: opts, mgr: mgr, rec: rec, hooks: hooks, webAddr: opts.WebhookAddr}
+	if opts.Upgrades.Enabled {
+		loop, err := newUpgradeLoop(rec, opts, opts.Logger.WithName("upgrades"), rec.recorder, hooks.trigger)
+		if err != nil {
+			return nil, err
+		}
+		if err := mgr.Add(loop); err != nil {
+			return nil, err
+		}
+		c.catalog = &catalogHook{client: mgr.GetClient(), reader: mgr.GetAPIReader(), log: opts.Logger.WithName("webhook"),
+			trigger: func(nn types.NamespacedName) bool {
+				select {
+				case <-mgr.Elected():
+				default:
+					return false
+				}
+				select {
+				case loop.trigger <- nn:
+					return true
+				default:
+					return false
+				}
+			}}
+	}
 	if opts.WebhookAddr != "" && opts.WebhookAddr != "0" {
 		lis, err := net.Listen("tcp", opts.WebhookAddr)
 		if err != nil {
@@ -270,6 +296,9 @@ func (c *Controller) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/hooks/git", c.hooks)
 	mux.Handle("/hooks/alertmanager", &alertHook{client: c.hooks.client, reader: c.hooks.reader, log: c.opts.Logger.WithName("alertmanager")})
+	if c.catalog != nil {
+		mux.Handle("/hooks/catalog", c.catalog)
+	}
 	return mux
 }
 

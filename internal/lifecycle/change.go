@@ -177,6 +177,9 @@ type UpgradeOptions struct {
 	AllowBreaking bool
 	// DryRun computes the upgrade and returns it in Preview, committing nothing.
 	DryRun bool
+	// Reason, when set, is the body of the commit message: why the upgrade
+	// was made (the upgrades controller says which policy and channel).
+	Reason string
 }
 
 // VersionChange is one package instance moving between versions.
@@ -302,6 +305,9 @@ func (e *Env) Upgrade(ctx context.Context, opts UpgradeOptions) (*UpgradeResult,
 		parts = append(parts, "unpin")
 	}
 	msg := "upgrade " + strings.Join(names, ", ") + ": " + strings.Join(parts, ", ")
+	if opts.Reason != "" {
+		msg += "\n\n" + strings.TrimSpace(opts.Reason) + "\n"
+	}
 	write := func() error { return e.writePlan(ctx, p, rebuild) }
 	if opts.DryRun {
 		res.Preview, err = e.preview(ctx, msg, e.allPaths(p, rebuild), write)
@@ -377,6 +383,9 @@ type RollbackOptions struct {
 	To string
 	// AllowBreaking lets the rollback cross a breaking version boundary.
 	AllowBreaking bool
+	// Reason, when set, is recorded in the commit message: why the app was
+	// rolled back (the upgrades controller says which health check failed).
+	Reason string
 }
 
 // Rollback restores an app's files (its choices, secrets and rendered objects)
@@ -462,6 +471,9 @@ func (e *Env) Rollback(ctx context.Context, opts RollbackOptions) (*RollbackResu
 	msg := fmt.Sprintf("rollback %s to %.8s", app, hash)
 	if subject != "" {
 		msg += " (" + subject + ")"
+	}
+	if opts.Reason != "" {
+		msg += "\n\n" + strings.TrimSpace(opts.Reason)
 	}
 	msg += "\n\n" + TrailerRollbackTo + ": " + hash + "\n"
 	committed, err := e.WS.ChangeCommitted(ctx, msg, append(appPaths(app), workspace.LockFile), func() error {

@@ -38,6 +38,8 @@ type App struct {
 	// Shared marks an app berth installed as a shared dependency of other apps;
 	// it is removed when the last of them is.
 	Shared bool `json:"shared,omitempty"`
+	// Upgrade overrides berth.yaml's upgrade settings for this app.
+	Upgrade *UpgradeSettings `json:"upgrade,omitempty"`
 }
 
 // ValidateAppName checks an app name by the one rule for app names,
@@ -72,6 +74,11 @@ func (w *Workspace) App(name string) (*App, error) {
 	}
 	if a.Name != name {
 		return nil, fmt.Errorf("%s: name is %q, want %q (the directory's name)", w.Abs(rel), a.Name, name)
+	}
+	if a.Upgrade != nil {
+		if err := a.Upgrade.validate("upgrade", nil); err != nil {
+			return nil, fmt.Errorf("%s: %w", w.Abs(rel), &UpgradeSettingsError{err})
+		}
 	}
 	return &a, nil
 }

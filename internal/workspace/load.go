@@ -115,6 +115,11 @@ func ParseConfig(file string, data []byte, cfg *Config) error {
 	if cfg.Kind != "Workspace" || cfg.APIVersion != APIVersion {
 		return fmt.Errorf("%s: %w", file, fmt.Errorf("want apiVersion %s and kind Workspace, got %q and %q", APIVersion, cfg.APIVersion, cfg.Kind))
 	}
+	if cfg.Upgrades != nil {
+		if err := cfg.Upgrades.validate("upgrades"); err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
+	}
 	for i, m := range cfg.Mirrors {
 		if _, err := catalog.ValidateMirror(m, "."); err != nil {
 			return fmt.Errorf("%s: %w", file, fmt.Errorf("mirrors[%d]: %w", i, err))
@@ -135,6 +140,11 @@ func ParseApp(name string, data []byte) (*App, error) {
 	}
 	if err := ValidateNamespace(a.Namespace); err != nil {
 		return nil, fmt.Errorf("%s: %w", rel, err)
+	}
+	if a.Upgrade != nil {
+		if err := a.Upgrade.validate("upgrade", nil); err != nil {
+			return nil, fmt.Errorf("%s: %w", rel, &UpgradeSettingsError{err})
+		}
 	}
 	return &a, nil
 }

@@ -49,6 +49,8 @@ type Config struct {
 	// Mirrors read upstream chart repositories from elsewhere (an offline
 	// copy); BERTH_CHART_MIRROR adds to them for one process.
 	Mirrors []catalog.Mirror `json:"mirrors,omitempty"`
+	// Upgrades says how new catalog versions reach the apps (docs/upgrades.md).
+	Upgrades *UpgradesConfig `json:"upgrades,omitempty"`
 }
 
 // CatalogRef names a catalog by name and location; the built-in catalog is
@@ -199,6 +201,11 @@ func Open(dir string) (*Workspace, error) {
 			}
 			if w.Config.Kind != "Workspace" || w.Config.APIVersion != APIVersion {
 				return nil, fmt.Errorf("%s: want apiVersion %s and kind Workspace, got %q and %q", filepath.Join(d, ConfigFile), APIVersion, w.Config.APIVersion, w.Config.Kind)
+			}
+			if u := w.Config.Upgrades; u != nil {
+				if err := u.validate("upgrades"); err != nil {
+					return nil, fmt.Errorf("%s: %w", filepath.Join(d, ConfigFile), err)
+				}
 			}
 			return w, nil
 		}
