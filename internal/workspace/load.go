@@ -114,6 +114,9 @@ func ParseConfig(file string, data []byte, cfg *Config) error {
 	if cfg.Kind != "Workspace" || cfg.APIVersion != APIVersion {
 		return fmt.Errorf("%s: %w", file, fmt.Errorf("want apiVersion %s and kind Workspace, got %q and %q", APIVersion, cfg.APIVersion, cfg.Kind))
 	}
+	if err := cfg.Console.validate(); err != nil {
+		return fmt.Errorf("%s: console.%w", file, err)
+	}
 	return nil
 }
 

@@ -44,6 +44,8 @@ type Config struct {
 	Catalogs   []CatalogRef `json:"catalogs,omitempty"`
 	Cluster    ClusterRef   `json:"cluster"`
 	Defaults   Defaults     `json:"defaults"`
+	// Console configures 'berth console': sign-in and roles.
+	Console *ConsoleConfig `json:"console,omitempty"`
 }
 
 // CatalogRef names a catalog by name and location; the built-in catalog is
@@ -194,6 +196,9 @@ func Open(dir string) (*Workspace, error) {
 			}
 			if w.Config.Kind != "Workspace" || w.Config.APIVersion != APIVersion {
 				return nil, fmt.Errorf("%s: want apiVersion %s and kind Workspace, got %q and %q", filepath.Join(d, ConfigFile), APIVersion, w.Config.APIVersion, w.Config.Kind)
+			}
+			if err := w.Config.Console.validate(); err != nil {
+				return nil, fmt.Errorf("%s: console.%w", filepath.Join(d, ConfigFile), err)
 			}
 			return w, nil
 		}
