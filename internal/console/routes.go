@@ -64,6 +64,13 @@ func (s *Server) signedIn(role Role, h func(http.ResponseWriter, *request)) http
 			http.Redirect(w, r, "/signin?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 			return
 		}
+		if r.Method != http.MethodGet {
+			r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
+			if err := r.ParseForm(); err != nil {
+				http.Error(w, "the form could not be read: "+err.Error(), http.StatusBadRequest)
+				return
+			}
+		}
 		if r.Method != http.MethodGet && !checkCSRF(r, sess) {
 			slog.Warn("console: refused a request without a valid CSRF token", "path", r.URL.Path, "user", sess.user.Name)
 			http.Error(w, "refused: the request lacks this session's CSRF token; reload the page and try again", http.StatusForbidden)
