@@ -216,6 +216,9 @@ func TestBrowserSignInOperateAndInstall(t *testing.T) {
 	if author, subject := f.lastCommit(); author != ada || subject != "install "+notes+" (notes 0.1.0)" {
 		t.Errorf("install commit = %q by %q, want 'install %s (notes 0.1.0)' by %s", subject, author, notes, ada)
 	}
+	if a, err := f.env.WS.App(notes); err != nil || a.Channel != "stable" || a.Version != "" {
+		t.Errorf("installed app = %+v, %v; want it to follow the stable channel, as 'berth install notes' does", a, err)
+	}
 	cm, err := testcluster.Clientset(t).CoreV1().ConfigMaps(notesNS).Get(context.Background(), notes, metav1.GetOptions{})
 	if err != nil {
 		t.Fatalf("the installed app's ConfigMap: %v", err)

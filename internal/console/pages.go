@@ -509,7 +509,11 @@ func (s *Server) serveCatalog(w http.ResponseWriter, r *request) {
 	s.render(w, r, "catalog", data)
 }
 
+// packageData describes a package at version, or without one at the
+// version the workspace's default channel points to (what 'berth install
+// NAME' installs, following that channel).
 func (s *Server) packageData(r *request, name, version string) (map[string]any, *pkgspec.Package, error) {
+	pinned := version
 	f, err := s.env.Catalogs.Find(r.Context(), name)
 	if err != nil {
 		return nil, nil, err
@@ -532,7 +536,7 @@ func (s *Server) packageData(r *request, name, version string) (map[string]any, 
 	for _, c := range f.Entry.ChannelNames() {
 		channels = append(channels, c+" → "+f.Entry.Channels[c])
 	}
-	return map[string]any{"Title": f.Entry.Name, "Nav": "catalog", "Entry": f.Entry, "Catalog": f.Catalog, "Package": pkg, "Version": version, "Channels": channels, "Fields": formFields(pkg, nil, nil, nil)}, pkg, nil
+	return map[string]any{"Title": f.Entry.Name, "Nav": "catalog", "Entry": f.Entry, "Catalog": f.Catalog, "Package": pkg, "Version": version, "Pinned": pinned, "Channels": channels, "Fields": formFields(pkg, nil, nil, nil)}, pkg, nil
 }
 
 func (s *Server) servePackage(w http.ResponseWriter, r *request) {
@@ -557,7 +561,13 @@ func (s *Server) postInstall(w http.ResponseWriter, r *request) {
 	for k, v := range posted {
 		values[k] = v
 	}
-	opts := lifecycle.InstallOptions{Package: name + "@" + data["Version"].(string), Name: strings.TrimSpace(r.PostFormValue("name")), Namespace: strings.TrimSpace(r.PostFormValue("namespace")), Values: values}
+	// As 'berth install NAME[@VERSION]': without a chosen version the app
+	// follows the workspace's default channel.
+	pkgArg := name
+	if version != "" {
+		pkgArg += "@" + version
+	}
+	opts := lifecycle.InstallOptions{Package: pkgArg, Name: strings.TrimSpace(r.PostFormValue("name")), Namespace: strings.TrimSpace(r.PostFormValue("namespace")), Values: values}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	res, err := s.env.Install(r.asAuthor(), opts)
