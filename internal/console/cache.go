@@ -182,24 +182,20 @@ func (c *clusterCache) changed() {
 	}
 }
 
-// workspace returns the Workspace following the repository, when a
-// controller manages the cluster: the one named, or the only one.
+// workspace returns the named Workspace as the cache has it, or nil.
 func (c *clusterCache) workspace(namespace, name string) *berthv1.Workspace {
 	if c == nil || c.workspaces == nil {
 		return nil
 	}
-	var found *berthv1.Workspace
-	for _, o := range c.workspaces.GetStore().List() {
-		u := o.(*unstructured.Unstructured)
-		if name != "" && (u.GetNamespace() != namespace || u.GetName() != name) {
-			continue
-		}
-		var ws berthv1.Workspace
-		if runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &ws) == nil {
-			found = &ws
-		}
+	o, ok, err := c.workspaces.GetStore().GetByKey(namespace + "/" + name)
+	if err != nil || !ok {
+		return nil
 	}
-	return found
+	var ws berthv1.Workspace
+	if runtime.DefaultUnstructuredConverter.FromUnstructured(o.(*unstructured.Unstructured).Object, &ws) != nil {
+		return nil
+	}
+	return &ws
 }
 
 // liveObject is an object of an app as the cache has it.

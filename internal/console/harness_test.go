@@ -140,7 +140,11 @@ type fixture struct {
 	issuer string
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { return newFixtureWith(t, nil) }
+
+// newFixtureWith runs before, when set, after the app is deployed and before
+// the console starts.
+func newFixtureWith(t *testing.T, before func(*fixture)) *fixture {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -168,6 +172,9 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 
+	if before != nil {
+		before(f)
+	}
 	var handler http.Handler
 	hs := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
 	hs.Start()

@@ -52,8 +52,15 @@ func (s *Server) render(w http.ResponseWriter, r *request, page string, data map
 	_, _ = w.Write(buf.Bytes())
 }
 
+// controllerWorkspace returns the Workspace of the controller that manages
+// this repository, from the cache; nil when none does.
 func (s *Server) controllerWorkspace() *berthv1.Workspace {
-	return s.cache.workspace("", "")
+	key, _ := s.follow.Load().(string)
+	ns, name, ok := strings.Cut(key, "/")
+	if !ok {
+		return nil
+	}
+	return s.cache.workspace(ns, name)
 }
 
 func (s *Server) rows(f Filter) []Row {

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -64,6 +65,9 @@ type Server struct {
 	writeMu sync.Mutex
 
 	live *broker
+	// follow names the controller's Workspace that follows this repository
+	// ("namespace/name"), or is "" when none does.
+	follow atomic.Value
 }
 
 // New starts a console over opts.Env: it reads the workspace, starts and
@@ -100,6 +104,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 			return nil, fmt.Errorf("console: watching the cluster: %w", err)
 		}
 		s.cache = c
+		s.findController(ctx)
 	}
 	go s.live.run(ctx)
 	go s.watchHead(ctx)
@@ -156,8 +161,24 @@ func (s *Server) watchHead(ctx context.Context) {
 		head, _, err := s.env.WS.Head(ctx)
 		if err == nil && head != s.gitView().Head {
 			_ = s.reload(ctx)
+			s.findController(ctx)
 		}
 	}
+}
+
+// findController looks for the Workspace that follows this repository (its
+// controller is then the one actor); at start and when HEAD moves.
+func (s *Server) findController(ctx context.Context) {
+	if s.cache == nil || s.cache.workspaces == nil {
+		s.follow.Store("")
+		return
+	}
+	c, err := s.env.Controller(ctx)
+	if err != nil || c == nil {
+		s.follow.Store("")
+		return
+	}
+	s.follow.Store(c.Workspace.Namespace + "/" + c.Workspace.Name)
 }
 
 func (s *Server) parseTemplates() error {
