@@ -63,7 +63,33 @@ func (s *Server) controllerWorkspace() *berthv1.Workspace {
 	return s.cache.workspace(ns, name)
 }
 
+// rows returns the overview's rows that f selects, from the rows computed
+// since the last change.
 func (s *Server) rows(f Filter) []Row {
+	all := s.allRows()
+	var out []Row
+	for _, r := range all {
+		if f.match(r) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func (s *Server) allRows() []Row {
+	s.rowsMu.Lock()
+	defer s.rowsMu.Unlock()
+	// Read the counter before computing: a change during the computation
+	// makes the next request compute again.
+	at := s.changes.Load()
+	if s.rowsCache != nil && s.rowsAt == at {
+		return s.rowsCache
+	}
+	s.rowsCache, s.rowsAt = s.computeRows(), at
+	return s.rowsCache
+}
+
+func (s *Server) computeRows() []Row {
 	v := s.gitView()
 	ws := s.controllerWorkspace()
 	status := map[string]*berthv1.AppStatus{}
@@ -75,10 +101,7 @@ func (s *Server) rows(f Filter) []Row {
 	var out []Row
 	for _, name := range v.Names {
 		g := v.Apps[name]
-		r := row(g, s.cache.appObjects(name), s.cache, status[name], ws)
-		if f.match(r) {
-			out = append(out, r)
-		}
+		out = append(out, row(g, s.cache.appObjects(name), s.cache, status[name], ws))
 	}
 	return out
 }

@@ -65,6 +65,12 @@ type Server struct {
 	writeMu sync.Mutex
 
 	live *broker
+	// changes counts changes to the workspace or the cluster; the overview's
+	// rows are recomputed only when it has moved.
+	changes   atomic.Uint64
+	rowsMu    sync.Mutex
+	rowsAt    uint64
+	rowsCache []Row
 	// follow names the controller's Workspace that follows this repository
 	// ("namespace/name"), or is "" when none does.
 	follow atomic.Value
@@ -99,7 +105,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	if opts.Cluster != nil {
-		c, err := newClusterCache(ctx, opts.Cluster, s.live.changed)
+		c, err := newClusterCache(ctx, opts.Cluster, s.changed)
 		if err != nil {
 			return nil, fmt.Errorf("console: watching the cluster: %w", err)
 		}
@@ -137,8 +143,15 @@ func (s *Server) reload(ctx context.Context) error {
 	s.mu.Lock()
 	s.view = v
 	s.mu.Unlock()
-	s.live.changed()
+	s.changed()
 	return nil
+}
+
+// changed records that the workspace or the cluster changed: pages open in
+// browsers are told, and the overview's rows are recomputed when next asked.
+func (s *Server) changed() {
+	s.changes.Add(1)
+	s.live.changed()
 }
 
 func (s *Server) gitView() *gitView {
