@@ -29,7 +29,7 @@ demo: build deps
 test: build deps
 	./scripts/test.sh
 
-## deps: system packages the tests use (git, git-crypt), installed when missing
+## deps: system packages the tests use (git, git-crypt, chromium), installed when missing
 deps:
 	@./scripts/deps.sh
 

@@ -66,6 +66,7 @@ trying berth and for testing.`,
 	root.AddCommand(debugCommands(app)...)
 	root.AddCommand(day2Commands(app)...)
 	root.AddCommand(upgradesCommands(app)...)
+	root.AddCommand(newConsoleCmd(app))
 	return root
 }
 

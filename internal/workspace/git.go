@@ -131,7 +131,11 @@ func (g git) commitPaths(ctx context.Context, message string, pathspecs ...strin
 	if !g.hasIdentity(ctx) {
 		args = append(args, "-c", "user.name=berth", "-c", "user.email=berth@localhost")
 	}
-	args = append(args, "commit", "--quiet", "--no-verify", "-F", "-", "--")
+	args = append(args, "commit", "--quiet", "--no-verify", "-F", "-")
+	if author := authorFrom(ctx); author != "" {
+		args = append(args, "--author", author)
+	}
+	args = append(args, "--")
 	args = append(args, pathspecs...)
 	if _, err := g.run(ctx, []byte(message), args...); err != nil {
 		return false, err

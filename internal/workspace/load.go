@@ -125,6 +125,9 @@ func ParseConfig(file string, data []byte, cfg *Config) error {
 			return fmt.Errorf("%s: %w", file, fmt.Errorf("mirrors[%d]: %w", i, err))
 		}
 	}
+	if err := cfg.Console.validate(); err != nil {
+		return fmt.Errorf("%s: console.%w", file, err)
+	}
 	return nil
 }
 

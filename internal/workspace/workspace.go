@@ -51,6 +51,8 @@ type Config struct {
 	Mirrors []catalog.Mirror `json:"mirrors,omitempty"`
 	// Upgrades says how new catalog versions reach the apps (docs/upgrades.md).
 	Upgrades *UpgradesConfig `json:"upgrades,omitempty"`
+	// Console configures 'berth console': sign-in and roles.
+	Console *ConsoleConfig `json:"console,omitempty"`
 }
 
 // CatalogRef names a catalog by name and location; the built-in catalog is
@@ -206,6 +208,9 @@ func Open(dir string) (*Workspace, error) {
 				if err := u.validate("upgrades"); err != nil {
 					return nil, fmt.Errorf("%s: %w", filepath.Join(d, ConfigFile), err)
 				}
+			}
+			if err := w.Config.Console.validate(); err != nil {
+				return nil, fmt.Errorf("%s: console.%w", filepath.Join(d, ConfigFile), err)
 			}
 			return w, nil
 		}

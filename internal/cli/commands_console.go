@@ -1,0 +1,137 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/client-go/rest"
+
+	"berth.dev/berth/internal/console"
+	"berth.dev/berth/internal/workspace"
+)
+
+func newConsoleCmd(app *App) *cobra.Command {
+	var f wsFlags
+	var listen, certFile, keyFile string
+	cmd := &cobra.Command{
+		Use:   "console",
+		Short: "Serve the operations console: apps, their resources, history and configuration, and the catalog",
+		Long: `Serve berth's web console for the workspace and its cluster. It prints a URL
+that signs in the first person who opens it (once), as the person running the
+command. With console.oidc in berth.yaml, people also sign in with the team's
+OpenID provider, and the groups in console.roles decide what they may do
+(viewer, operator, admin).
+
+Every change made in the console is a commit authored by the signed-in
+person, deployed through the same path as 'berth deploy' (the controller, when
+one manages the cluster). The OIDC client secret is read from the environment
+variable console.oidc.clientSecretEnv names (BERTH_CONSOLE_CLIENT_SECRET by
+default), never from the workspace.`,
+		Example: `  berth console
+  berth console --listen 0.0.0.0:8443 --tls-cert cert.pem --tls-key key.pem`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			env, err := app.env(&f, nil)
+			if err != nil {
+				return err
+			}
+			if (certFile == "") != (keyFile == "") {
+				return errors.New("--tls-cert and --tls-key go together")
+			}
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return fmt.Errorf("listening on %s: %w; pick another address with --listen", listen, err)
+			}
+			defer ln.Close()
+			scheme := "http"
+			if certFile != "" {
+				scheme = "https"
+			}
+			base := scheme + "://" + ln.Addr().String()
+			opts := console.DefaultOptions()
+			opts.Env = env
+			opts.Secure = certFile != ""
+			opts.TokenUser = gitIdentity(ctx, env.WS.Root)
+			var cfg *rest.Config
+			if cfg, err = env.Cluster(); err != nil {
+				fmt.Fprintf(app.Err, "warning: %v; the console shows the workspace only\n", err)
+				cfg = nil
+			}
+			opts.Cluster = cfg
+			if c := env.WS.Config.Console; c != nil {
+				opts.Roles = c.Roles
+				if o := c.OIDC; o != nil {
+					secretEnv := o.ClientSecretEnv
+					if secretEnv == "" {
+						secretEnv = workspace.DefaultClientSecretEnv
+					}
+					redirect := o.RedirectURL
+					if redirect == "" {
+						redirect = base + "/auth/callback"
+					}
+					opts.OIDC = &console.OIDCOptions{Issuer: o.Issuer, ClientID: o.ClientID, ClientSecret: os.Getenv(secretEnv), RedirectURL: redirect, Scopes: o.Scopes, GroupsClaim: o.GroupsClaim}
+				}
+			}
+			srv, err := console.New(ctx, opts)
+			if err != nil {
+				return err
+			}
+			hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+			fmt.Fprintf(app.Out, "berth console is serving %s\nOpen this link to sign in (it works once):\n\n    %s\n\n", env.WS.Root, srv.SignInURL(base))
+			if opts.OIDC != nil {
+				fmt.Fprintf(app.Out, "People sign in at %s with %s.\n", base, opts.OIDC.Issuer)
+			}
+			go func() {
+				<-ctx.Done()
+				sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				_ = hs.Shutdown(sctx)
+			}()
+			slog.Info("console listening", "addr", ln.Addr().String())
+			if certFile != "" {
+				err = hs.ServeTLS(ln, certFile, keyFile)
+			} else {
+				err = hs.Serve(ln)
+			}
+			if errors.Is(err, http.ErrServerClosed) {
+				return nil
+			}
+			return err
+		},
+	}
+	f.add(cmd)
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address to serve the console on")
+	cmd.Flags().StringVar(&certFile, "tls-cert", "", "serve HTTPS with this certificate (PEM)")
+	cmd.Flags().StringVar(&keyFile, "tls-key", "", "the certificate's private key (PEM)")
+	return cmd
+}
+
+// gitIdentity is the person running the console, as git knows them: the
+// author of what they change through the one-time sign-in.
+func gitIdentity(ctx context.Context, dir string) console.User {
+	get := func(key string) string {
+		out, err := exec.CommandContext(ctx, "git", "-C", dir, "config", key).Output()
+		if err != nil {
+			return ""
+		}
+		return strings.TrimSpace(string(out))
+	}
+	u := console.User{Name: get("user.name"), Email: get("user.email")}
+	if u.Name == "" {
+		u.Name = os.Getenv("USER")
+	}
+	if u.Name == "" {
+		u.Name = "berth console"
+	}
+	return u
+}

@@ -1,0 +1,81 @@
+package console
+
+import (
+	"testing"
+
+	"berth.dev/berth/internal/workspace"
+)
+
+func TestRoleForGivesTheHighestRoleOfAnyGroup(t *testing.T) {
+	roles := workspace.Roles{Viewer: []string{"everyone"}, Operator: []string{"oncall"}, Admin: []string{"platform"}}
+	tests := map[string]struct {
+		groups []string
+		want   Role
+	}{
+		"none":              {nil, RoleNone},
+		"unknown group":     {[]string{"sales"}, RoleNone},
+		"viewer":            {[]string{"everyone"}, RoleViewer},
+		"operator":          {[]string{"everyone", "oncall"}, RoleOperator},
+		"admin beats order": {[]string{"platform", "everyone"}, RoleAdmin},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := RoleFor(roles, tc.groups); got != tc.want {
+				t.Errorf("RoleFor(%v) = %v, want %v", tc.groups, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestSafeNextKeepsRedirectsOnTheConsole(t *testing.T) {
+	tests := map[string]string{
+		"":                     "/",
+		"/apps/web?x=1":        "/apps/web?x=1",
+		"https://evil.example": "/",
+		"//evil.example/x":     "/",
+		"/\\evil.example":      "/",
+	}
+	for in, want := range tests {
+		if got := safeNext(in); got != want {
+			t.Errorf("safeNext(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestFilterMatchesSearchAndHealth(t *testing.T) {
+	rows := []Row{
+		{Name: "web", Package: "webapp", Namespace: "shop", Health: "Healthy"},
+		{Name: "db", Package: "postgresql", Namespace: "shop", Health: "Failed", Missing: 1},
+		{Name: "cache", Package: "redis", Namespace: "infra", Health: "Healthy", Suspended: true},
+	}
+	tests := map[string]struct {
+		f    Filter
+		want []string
+	}{
+		"all":             {Filter{}, []string{"web", "db", "cache"}},
+		"by package":      {Filter{Query: "POSTGRES"}, []string{"db"}},
+		"by namespace":    {Filter{Query: "shop"}, []string{"web", "db"}},
+		"by health":       {Filter{Health: "Healthy"}, []string{"web", "cache"}},
+		"drifted":         {Filter{Health: "drifted"}, []string{"db"}},
+		"suspended":       {Filter{Health: "suspended"}, []string{"cache"}},
+		"search and kind": {Filter{Query: "shop", Health: "Healthy"}, []string{"web"}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			var got []string
+			for _, r := range rows {
+				if tc.f.match(r) {
+					got = append(got, r.Name)
+				}
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("matched %v, want %v", got, tc.want)
+			}
+			for i := range got {
+				if got[i] != tc.want[i] {
+					t.Fatalf("matched %v, want %v", got, tc.want)
+				}
+			}
+		})
+	}
+}
