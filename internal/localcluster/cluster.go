@@ -23,6 +23,9 @@ type State struct {
 	Ports    Ports     `json:"ports"`
 	BinDir   string    `json:"binDir"`
 	Created  time.Time `json:"created"`
+	// Network is the cluster's pod and service ranges; absent for clusters
+	// made before ranges were recorded (see State.network).
+	Network *Network `json:"network,omitempty"`
 }
 
 // Ports are the loopback ports a cluster's processes listen on.
@@ -157,6 +160,9 @@ func (s State) validate(name string) error {
 		}
 		seen[p] = true
 	}
+	if s.Network != nil {
+		return s.Network.validate()
+	}
 	return nil
 }
 
@@ -190,6 +196,7 @@ type Status struct {
 	Nodes      int             `json:"nodes,omitempty"`
 	Kubeconfig string          `json:"kubeconfig,omitempty"`
 	Processes  map[string]bool `json:"processes,omitempty"`
+	Network    *Network        `json:"network,omitempty"`
 	Error      string          `json:"error,omitempty"`
 }
 
@@ -223,6 +230,7 @@ func phaseOf(running map[string]bool) Phase {
 // Status reports the cluster's phase from its recorded processes.
 func (c *Cluster) Status() Status {
 	running := c.processes()
+	net := c.State.network()
 	return Status{
 		Name:       c.Name,
 		Phase:      phaseOf(running),
@@ -231,6 +239,7 @@ func (c *Cluster) Status() Status {
 		Nodes:      c.State.Nodes,
 		Kubeconfig: c.KubeconfigPath(),
 		Processes:  running,
+		Network:    &net,
 	}
 }
 
