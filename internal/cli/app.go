@@ -64,6 +64,7 @@ trying berth and for testing.`,
 	root.AddCommand(workspaceCommands(app)...)
 	root.AddCommand(controllerCommands(app)...)
 	root.AddCommand(debugCommands(app)...)
+	root.AddCommand(fleetCommands(app)...)
 	return root
 }
 

@@ -38,6 +38,9 @@ type App struct {
 	// Shared marks an app berth installed as a shared dependency of other apps;
 	// it is removed when the last of them is.
 	Shared bool `json:"shared,omitempty"`
+	// Placement says which clusters of a fleet workspace run the app (see
+	// fleet.go); nil: every cluster.
+	Placement *Placement `json:"placement,omitempty"`
 }
 
 // ValidateAppName checks an app name by the one rule for app names,

@@ -115,6 +115,9 @@ func ParseConfig(file string, data []byte, cfg *Config) error {
 	if cfg.Kind != "Workspace" || cfg.APIVersion != APIVersion {
 		return fmt.Errorf("%s: %w", file, fmt.Errorf("want apiVersion %s and kind Workspace, got %q and %q", APIVersion, cfg.APIVersion, cfg.Kind))
 	}
+	if err := cfg.validateFleet(); err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
 	for i, m := range cfg.Mirrors {
 		if _, err := catalog.ValidateMirror(m, "."); err != nil {
 			return fmt.Errorf("%s: %w", file, fmt.Errorf("mirrors[%d]: %w", i, err))

@@ -49,6 +49,12 @@ type Config struct {
 	// Mirrors read upstream chart repositories from elsewhere (an offline
 	// copy); BERTH_CHART_MIRROR adds to them for one process.
 	Mirrors []catalog.Mirror `json:"mirrors,omitempty"`
+	// Clusters and Environments make the workspace a fleet (see fleet.go):
+	// several clusters, each rendered under rendered/CLUSTER/, and the stages
+	// versions are promoted through. Without clusters, Cluster is the one
+	// target and apps render under rendered/APP/.
+	Clusters     []ClusterEntry `json:"clusters,omitempty"`
+	Environments []Environment  `json:"environments,omitempty"`
 }
 
 // CatalogRef names a catalog by name and location; the built-in catalog is
@@ -199,6 +205,9 @@ func Open(dir string) (*Workspace, error) {
 			}
 			if w.Config.Kind != "Workspace" || w.Config.APIVersion != APIVersion {
 				return nil, fmt.Errorf("%s: want apiVersion %s and kind Workspace, got %q and %q", filepath.Join(d, ConfigFile), APIVersion, w.Config.APIVersion, w.Config.Kind)
+			}
+			if err := w.Config.validateFleet(); err != nil {
+				return nil, fmt.Errorf("%s: %w", filepath.Join(d, ConfigFile), err)
 			}
 			return w, nil
 		}
