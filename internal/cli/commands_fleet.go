@@ -6,10 +6,13 @@ import (
 	"net/netip"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/rest"
 
 	"berth.dev/berth/internal/fleet"
+	"berth.dev/berth/internal/lifecycle"
 	"berth.dev/berth/internal/netplan"
 	"berth.dev/berth/internal/workspace"
 )
@@ -175,4 +178,28 @@ at most a /12, which is all kube-apiserver accepts). No two ranges overlap.`,
 	cmd.Flags().IntVar(&n, "clusters", 1, "how many clusters")
 	addOutputFlag(cmd, &out)
 	return cmd
+}
+
+// fleetClusterOf returns the client configuration of a cluster of ws's
+// fleet by name.
+func fleetClusterOf(ws *workspace.Workspace) func(string) (*rest.Config, error) {
+	return func(name string) (*rest.Config, error) {
+		c, ok := ws.Config.FleetCluster(name)
+		if !ok {
+			return nil, fmt.Errorf("the workspace has no cluster named %s", name)
+		}
+		cfg, err := fleet.RESTConfig(c)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Timeout = 30 * time.Second
+		return cfg, nil
+	}
+}
+
+// printRefusals says which clusters an app was not rendered for.
+func printRefusals(app *App, refused []lifecycle.Refusal) {
+	for _, r := range refused {
+		fmt.Fprintf(app.Err, "warning: app %s was not rendered for cluster %s: %s; that cluster keeps what it had\n", r.App, r.Cluster, r.Reason)
+	}
 }

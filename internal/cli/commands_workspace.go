@@ -62,7 +62,8 @@ func (a *App) env(f *wsFlags, p *progress) (*lifecycle.Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	env := &lifecycle.Env{WS: ws, Catalogs: set, Cluster: clusterConfig(ws.Config.Cluster), ChartCache: filepath.Join(home, "charts")}
+	env := &lifecycle.Env{WS: ws, Catalogs: set, Cluster: clusterConfig(ws.Config.Cluster), ChartCache: filepath.Join(home, "charts"),
+		ClusterOf: fleetClusterOf(ws)}
 	if p != nil {
 		env.Events = p.Lifecycle
 	}
@@ -375,6 +376,7 @@ unchanged workspace gives the same bytes and no commit.`,
 			} else {
 				fmt.Fprintf(app.Out, "Built %s: nothing changed.\n", strings.Join(res.Apps, ", "))
 			}
+			printRefusals(app, res.Refused)
 			return nil
 		},
 	}

@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -97,7 +98,60 @@ func Add(ctx context.Context, ws *workspace.Workspace, opts AddOptions) (workspa
 			return c, err
 		}
 	}
-	return c, save(ctx, ws, cfg, fmt.Sprintf("cluster: add %s (%s)", c.Name, describe(c)))
+	data, err := configYAML(cfg)
+	if err != nil {
+		return c, err
+	}
+	keep := filepath.ToSlash(filepath.Join(workspace.RenderedDir, c.Name, ".keep"))
+	paths := []string{workspace.ConfigFile, keep}
+	attrs, changed, err := fleetSecretAttributes(ws)
+	if err != nil {
+		return c, err
+	}
+	if changed {
+		paths = append(paths, ".gitattributes")
+	}
+	err = ws.Change(ctx, fmt.Sprintf("cluster: add %s (%s)", c.Name, describe(c)), paths, func() error {
+		if changed {
+			if err := ws.WriteFile(".gitattributes", attrs); err != nil {
+				return err
+			}
+		}
+		if err := ws.WriteFile(keep, nil); err != nil {
+			return err
+		}
+		return ws.WriteFile(workspace.ConfigFile, data)
+	})
+	if err != nil {
+		return c, err
+	}
+	ws.Config = cfg
+	return c, nil
+}
+
+// fleetSecretAttributes returns the workspace's .gitattributes with a
+// fleet's rendered Secrets (rendered/CLUSTER/APP/secrets/) encrypted like
+// the apps' (rendered/APP/secrets/), for a workspace whose encryption was set
+// up before it had clusters; changed is false when nothing is to add.
+func fleetSecretAttributes(ws *workspace.Workspace) ([]byte, bool, error) {
+	data, err := ws.ReadFile(".gitattributes")
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	const app, fleet = "rendered/*/secrets/** filter=git-crypt diff=git-crypt", "rendered/*/*/secrets/** filter=git-crypt diff=git-crypt"
+	lines := strings.Split(string(data), "\n")
+	if slices.Contains(lines, fleet) {
+		return nil, false, nil
+	}
+	i := slices.Index(lines, app)
+	if i < 0 {
+		return nil, false, nil
+	}
+	lines = slices.Insert(lines, i+1, fleet)
+	return []byte(strings.Join(lines, "\n")), true, nil
 }
 
 func orNone(l []string) string {

@@ -248,7 +248,13 @@ func sanitize(s string) string { return unsafeFileChars.ReplaceAllString(s, "-")
 // workspace's .gitattributes encrypts. It returns the workspace-relative paths
 // written.
 func (w *Workspace) WriteRendered(ctx context.Context, app string, objs []*unstructured.Unstructured) ([]string, error) {
-	dir := AppRenderedDir(app)
+	return w.WriteRenderedIn(ctx, "", app, objs)
+}
+
+// WriteRenderedIn is WriteRendered for a cluster of a fleet workspace:
+// into rendered/CLUSTER/APP/ ("" is rendered/APP/).
+func (w *Workspace) WriteRenderedIn(ctx context.Context, cluster, app string, objs []*unstructured.Unstructured) ([]string, error) {
+	dir := AppRenderedDirIn(cluster, app)
 	want := map[string][]byte{}
 	for _, obj := range objs {
 		name := RenderedFileName(obj)

@@ -1,0 +1,382 @@
+package lifecycle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/rest"
+
+	"berth.dev/berth/internal/pkgspec"
+	"berth.dev/berth/internal/placement"
+	"berth.dev/berth/internal/resolve"
+	"berth.dev/berth/internal/workspace"
+)
+
+// A fleet workspace (berth.yaml clusters:) renders each app once per cluster
+// it is placed on, under rendered/CLUSTER/APP/. Everything here runs only
+// when the workspace has clusters; a workspace without keeps rendered/APP/.
+
+// Refusal is a cluster an app was not rendered for, because the cluster does
+// not serve one of the app's kinds; the other clusters proceed.
+type Refusal struct {
+	App     string `json:"app"`
+	Cluster string `json:"cluster"`
+	Reason  string `json:"reason"`
+}
+
+// renderedDir is where the app's objects for this Env's cluster are.
+func (e *Env) renderedDir(app string) string { return workspace.AppRenderedDirIn(e.FleetCluster, app) }
+
+// fleetTargets places every app of p: the user's apps by their placement,
+// shared dependencies on every cluster one of their dependants runs on.
+func (e *Env) fleetTargets(ctx context.Context, p *plan) (map[string][]placement.Target, error) {
+	out := map[string][]placement.Target{}
+	for _, name := range slices.Sorted(maps.Keys(p.apps)) {
+		a := p.apps[name]
+		if a.Shared {
+			continue
+		}
+		if err := e.checkOverrides(ctx, p, a); err != nil {
+			return nil, err
+		}
+		ts, err := placement.Place(e.WS.Config.Clusters, name, a.Placement)
+		if err != nil {
+			return nil, err
+		}
+		out[name] = ts
+	}
+	// A shared instance runs where its users run; users of users count too.
+	users := map[string][]string{}
+	for _, in := range p.solution.Instances {
+		owner := appOfKey(in.Key)
+		for _, dep := range in.Dependencies {
+			if strings.HasPrefix(dep, "shared:") {
+				name, _ := sharedAppName(p, dep)
+				users[name] = append(users[name], owner)
+			}
+		}
+	}
+	for changed := true; changed; {
+		changed = false
+		for shared, us := range users {
+			have := map[string]bool{}
+			for _, t := range out[shared] {
+				have[t.Cluster] = true
+			}
+			for _, u := range us {
+				for _, t := range out[u] {
+					if !have[t.Cluster] {
+						have[t.Cluster] = true
+						out[shared] = append(out[shared], placement.Target{Cluster: t.Cluster})
+						changed = true
+					}
+				}
+			}
+			sort.Slice(out[shared], func(i, j int) bool { return out[shared][i].Cluster < out[shared][j].Cluster })
+		}
+	}
+	return out, nil
+}
+
+// appOfKey is the app that deploys a lock instance: "app:web/db" -> web,
+// "shared:redis" -> the shared app of redis.
+func appOfKey(key string) string {
+	if rest, ok := strings.CutPrefix(key, "app:"); ok {
+		owner, _, _ := strings.Cut(rest, "/")
+		return owner
+	}
+	return ""
+}
+
+func sharedAppName(p *plan, key string) (string, bool) {
+	for name, a := range p.apps {
+		if a.Shared && "shared:"+a.Package == key {
+			return name, true
+		}
+	}
+	return strings.TrimPrefix(key, "shared:"), false
+}
+
+// checkOverrides refuses an override of a value the app's package does not
+// have: a top-level key must be a parameter, or a dependency's name holding
+// that component's values.
+func (e *Env) checkOverrides(ctx context.Context, p *plan, a *workspace.App) error {
+	if a.Placement == nil || len(a.Placement.Overrides) == 0 {
+		return nil
+	}
+	in, ok := p.solution.Get(resolve.AppKey(a.Name))
+	if !ok {
+		return nil
+	}
+	f, err := e.Catalogs.Find(ctx, in.Package)
+	if err != nil {
+		return err
+	}
+	pkg, _, err := e.Catalogs.Load(ctx, f, in.Version)
+	if err != nil {
+		return err
+	}
+	for i, o := range a.Placement.Overrides {
+		for _, k := range slices.Sorted(maps.Keys(o.Values)) {
+			if _, ok := pkg.Param(k); ok {
+				continue
+			}
+			if _, isMap := o.Values[k].(map[string]any); isMap && slices.ContainsFunc(pkg.Dependencies, func(d pkgspec.Dependency) bool { return d.Key() == k }) {
+				continue // a component's values, checked when it renders
+			}
+			var names []string
+			for _, q := range pkg.Config {
+				names = append(names, q.Name)
+			}
+			where := strings.Join(o.Clusters, ", ")
+			if o.Selector != nil {
+				where = "the clusters its selector matches"
+			}
+			return fmt.Errorf("app %s: %s: placement.overrides[%d].values.%s (for %s): not a parameter of package %s %s (its parameters: %s)",
+				a.Name, path.Join(workspace.AppDir(a.Name), workspace.AppFile), i, k, where, in.Package, in.Version, strings.Join(names, ", "))
+		}
+	}
+	return nil
+}
+
+// writeFleetPlan renders the named apps of p once per cluster they are
+// placed on, checking each cluster's API first; a cluster that lacks one
+// of an app's kinds is refused for that app and keeps what it had.
+func (e *Env) writeFleetPlan(ctx context.Context, p *plan, names []string) ([]Refusal, error) {
+	targets, err := e.fleetTargets(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	apis := &clusterAPIs{env: e, served: map[string]*servedKinds{}}
+	var refused []Refusal
+	for _, c := range e.WS.Config.Clusters {
+		// Each cluster's directory exists, so that a commit can name it.
+		if err := e.WS.WriteFile(path.Join(workspace.RenderedDir, c.Name, ".keep"), nil); err != nil {
+			return nil, err
+		}
+	}
+	for _, name := range names {
+		a := p.apps[name]
+		if err := e.WS.WriteApp(a); err != nil {
+			return nil, err
+		}
+		if _, err := e.WS.ReadFile(secretsPath(name)); err != nil {
+			s, err := e.initialSecrets(a.Namespace, name, a.Package, nil)
+			if err != nil {
+				return nil, err
+			}
+			if err := e.writeSecrets(ctx, name, s); err != nil {
+				return nil, err
+			}
+		}
+		placed := map[string]bool{}
+		for _, t := range targets[name] {
+			placed[t.Cluster] = true
+			objs, err := e.renderFor(ctx, p, a, t)
+			if err != nil {
+				return nil, err
+			}
+			if reason, err := apis.refuse(ctx, t.Cluster, objs); err != nil {
+				return nil, err
+			} else if reason != "" {
+				refused = append(refused, Refusal{App: name, Cluster: t.Cluster, Reason: reason})
+				continue
+			}
+			if _, err := e.WS.WriteRenderedIn(ctx, t.Cluster, name, objs); err != nil {
+				return nil, err
+			}
+		}
+		for _, c := range e.WS.Config.Clusters {
+			if !placed[c.Name] {
+				if err := os.RemoveAll(e.WS.Abs(workspace.AppRenderedDirIn(c.Name, name))); err != nil {
+					return nil, err
+				}
+			}
+		}
+		// What the app rendered before the workspace had clusters.
+		if err := os.RemoveAll(e.WS.Abs(workspace.AppRenderedDir(name))); err != nil {
+			return nil, err
+		}
+	}
+	lock, err := e.lockOf(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	return refused, e.WS.WriteLock(lock)
+}
+
+// renderFor renders a for one cluster, with the values its placement's
+// overrides set there winning over every other value.
+func (e *Env) renderFor(ctx context.Context, p *plan, a *workspace.App, t placement.Target) ([]*unstructured.Unstructured, error) {
+	var objs []*unstructured.Unstructured
+	err := e.step(a.Name, "render "+a.Name+" for cluster "+t.Cluster, func() error {
+		var err error
+		objs, err = e.renderAppWith(ctx, p, a, t.Values)
+		if err != nil {
+			return fmt.Errorf("cluster %s: %w", t.Cluster, err)
+		}
+		return nil
+	})
+	return objs, err
+}
+
+// fleetPaths lists the paths a fleet write may change: every cluster's
+// rendered directory (created by the write when missing, see
+// writeFleetPlan), and the named apps' directories from before the
+// workspace had clusters, where they exist.
+func (e *Env) fleetPaths(names []string) []string {
+	var out []string
+	for _, c := range e.WS.Config.Clusters {
+		out = append(out, path.Join(workspace.RenderedDir, c.Name))
+	}
+	for _, n := range names {
+		if _, err := os.Stat(e.WS.Abs(workspace.AppRenderedDir(n))); err == nil {
+			out = append(out, workspace.AppRenderedDir(n))
+		}
+	}
+	return out
+}
+
+// clusterAPIs asks each fleet cluster, once per build, which kinds it serves.
+type clusterAPIs struct {
+	env    *Env
+	served map[string]*servedKinds
+}
+
+type servedKinds struct {
+	kinds map[schema.GroupVersionKind]bool
+	// unreachable: the cluster could not be asked; nothing is refused then.
+	unreachable error
+}
+
+// refuse returns why cluster cannot take objs: a kind and API version it
+// does not serve, and that no CustomResourceDefinition among objs defines.
+func (c *clusterAPIs) refuse(ctx context.Context, cluster string, objs []*unstructured.Unstructured) (string, error) {
+	if c.env.ClusterOf == nil {
+		return "", nil
+	}
+	s, ok := c.served[cluster]
+	if !ok {
+		s = c.discover(cluster)
+		c.served[cluster] = s
+	}
+	if s.unreachable != nil {
+		return "", nil
+	}
+	defined := map[schema.GroupKind]bool{}
+	for _, o := range objs {
+		if o.GetKind() == "CustomResourceDefinition" {
+			g, _, _ := unstructured.NestedString(o.Object, "spec", "group")
+			k, _, _ := unstructured.NestedString(o.Object, "spec", "names", "kind")
+			defined[schema.GroupKind{Group: g, Kind: k}] = true
+		}
+	}
+	var missing []string
+	for _, o := range objs {
+		gvk := o.GroupVersionKind()
+		if s.kinds[gvk] || defined[gvk.GroupKind()] {
+			continue
+		}
+		m := gvk.Kind + " " + gvk.GroupVersion().String()
+		if !slices.Contains(missing, m) {
+			missing = append(missing, m)
+		}
+	}
+	if len(missing) == 0 {
+		return "", nil
+	}
+	sort.Strings(missing)
+	return fmt.Sprintf("cluster %s does not serve %s", cluster, strings.Join(missing, ", ")), nil
+}
+
+func (c *clusterAPIs) discover(cluster string) *servedKinds {
+	cfg, err := c.env.ClusterOf(cluster)
+	if err != nil {
+		return &servedKinds{unreachable: err}
+	}
+	cfg = rest.CopyConfig(cfg)
+	cfg.Timeout = 10 * time.Second
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return &servedKinds{unreachable: err}
+	}
+	_, lists, err := dc.ServerGroupsAndResources()
+	if err != nil && len(lists) == 0 {
+		return &servedKinds{unreachable: err}
+	}
+	s := &servedKinds{kinds: map[schema.GroupVersionKind]bool{}}
+	for _, l := range lists {
+		gv, err := schema.ParseGroupVersion(l.GroupVersion)
+		if err != nil {
+			continue
+		}
+		for _, r := range l.APIResources {
+			if !strings.Contains(r.Name, "/") {
+				s.kinds[gv.WithKind(r.Kind)] = true
+			}
+		}
+	}
+	return s
+}
+
+// deployFleet deploys every cluster of a fleet workspace in turn, each the
+// apps placed on it, from rendered/CLUSTER/ at HEAD; it stops at the first
+// cluster that fails.
+func (e *Env) deployFleet(ctx context.Context, opts DeployOptions) (*DeployResult, error) {
+	if e.ClusterOf == nil {
+		return nil, errors.New("the workspace has clusters, and no way to reach them was given")
+	}
+	total := &DeployResult{}
+	for _, c := range e.WS.Config.Clusters {
+		sub := e.ForCluster(c.Name)
+		o := opts
+		o.Apps = nil
+		h, err := sub.readHead(ctx)
+		if err != nil {
+			return total, err
+		}
+		for _, a := range opts.Apps {
+			if _, ok := h.snap.Apps[a]; ok {
+				o.Apps = append(o.Apps, a)
+			}
+		}
+		if len(opts.Apps) > 0 && len(o.Apps) == 0 {
+			continue // none of the named apps is placed here
+		}
+		res, err := sub.Deploy(ctx, o)
+		if res != nil {
+			total.Apps = append(total.Apps, res.Apps...)
+			total.Duration += res.Duration
+		}
+		if err != nil {
+			return total, fmt.Errorf("cluster %s: %w", c.Name, err)
+		}
+	}
+	return total, nil
+}
+
+// ForCluster returns the Env of one cluster of a fleet workspace: its
+// client, its rendered directory.
+func (e *Env) ForCluster(name string) *Env {
+	sub := *e
+	sub.FleetCluster = name
+	sub.refused = nil
+	sub.Cluster = func() (*rest.Config, error) {
+		if e.ClusterOf == nil {
+			return nil, fmt.Errorf("cluster %s: no way to reach it was given", name)
+		}
+		return e.ClusterOf(name)
+	}
+	return &sub
+}
