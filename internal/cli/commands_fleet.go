@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"net/url"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -22,7 +24,7 @@ import (
 func fleetCommands(app *App) []*cobra.Command {
 	network := &cobra.Command{Use: "network", Short: "Plan network ranges for clusters"}
 	network.AddCommand(newNetworkPlanCmd(app))
-	return []*cobra.Command{network}
+	return []*cobra.Command{network, newPromoteCmd(app)}
 }
 
 func newClusterAddCmd(app *App) *cobra.Command {
@@ -202,4 +204,118 @@ func printRefusals(app *App, refused []lifecycle.Refusal) {
 	for _, r := range refused {
 		fmt.Fprintf(app.Err, "warning: app %s was not rendered for cluster %s: %s; that cluster keeps what it had\n", r.App, r.Cluster, r.Reason)
 	}
+}
+
+// fleetMember returns the cluster named name of the fleet workspace a
+// bootstrap points at (a file:// repository, or else the current
+// directory's workspace), nil when that workspace has no clusters or cannot
+// be read here. A fleet workspace needs the cluster named (explicit).
+func fleetMember(repoURL, dir, name string, explicit bool) (*workspace.ClusterEntry, error) {
+	root := "."
+	if u, err := url.Parse(repoURL); err == nil && u.Scheme == "file" {
+		root = filepath.Join(u.Path, dir)
+	}
+	ws, err := workspace.Open(root)
+	if err != nil || !ws.Config.IsFleet() {
+		return nil, nil //nolint:nilerr // not a fleet workspace we can read: a plain bootstrap
+	}
+	c, ok := ws.Config.FleetCluster(name)
+	switch {
+	case ok && explicit:
+		return &c, nil
+	case !explicit:
+		return nil, fmt.Errorf("the workspace %s has clusters (%s): name the one this is with --cluster", ws.Root, strings.Join(fleet.Names(ws.Config.Clusters), ", "))
+	default:
+		return nil, fmt.Errorf("the workspace %s has no cluster named %s (it has: %s); add it with 'berth cluster add %s'", ws.Root, name, strings.Join(fleet.Names(ws.Config.Clusters), ", "), name)
+	}
+}
+
+// runFleetStatus prints berth status for a fleet workspace: app x cluster.
+func runFleetStatus(cmd *cobra.Command, app *App, env *lifecycle.Env, apps []string, out output) error {
+	opts := fleet.DefaultStatusOptions()
+	opts.Apps = apps
+	if d, err := cmd.Flags().GetDuration("cluster-timeout"); err == nil && d > 0 {
+		opts.Timeout = d
+	}
+	st, err := fleet.ReadStatus(cmd.Context(), env, opts)
+	if err != nil {
+		return err
+	}
+	if out == outputJSON {
+		return writeJSON(app.Out, st)
+	}
+	tw := tabwriter.NewWriter(app.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "APP\tCLUSTER\tVERSION\tHEALTH\tREVISION")
+	for _, c := range st.Clusters {
+		if c.Error != "" {
+			state := "Unreachable"
+			if c.Reachable {
+				state = "Error"
+			}
+			fmt.Fprintf(tw, "-\t%s\t-\t%s: %s\t-\n", c.Cluster, state, c.Error)
+			continue
+		}
+		for _, a := range c.Apps {
+			rev := a.Revision
+			if len(rev) > 12 {
+				rev = rev[:12]
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.App, c.Cluster, dash(a.Version), a.Summary(), dash(rev))
+		}
+	}
+	return tw.Flush()
+}
+
+func newPromoteCmd(app *App) *cobra.Command {
+	var (
+		f          wsFlags
+		to         string
+		approvedBy string
+		out        output
+	)
+	cmd := &cobra.Command{
+		Use:   "promote APP --to STAGE",
+		Short: "Move an app's version and configuration on to the next stage of environments",
+		Long: `Promote what an app runs in the stage before --to into --to (berth.yaml
+environments:, in order), as one commit that records what moved, from where,
+and the evidence. It is refused, changing nothing, unless every cluster of the
+previous stage on which the app is placed runs exactly that source (the
+berth.dev/source annotation of its rendered objects) healthy and without drift,
+has done so for the stage's soak time, and the stage's verification Job (if
+any) completed there. A stage with requireApproval needs --approved-by.
+
+New versions and configurations enter the first stage by 'berth build' (and
+install, config, upgrade); later stages change only by promotion.`,
+		Example: `  berth promote web --to prod
+  berth promote web --to prod --approved-by alice -o json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			env, err := app.env(&f, nil)
+			if err != nil {
+				return err
+			}
+			if !env.WS.Config.IsFleet() {
+				return fmt.Errorf("%s has no clusters: promotion moves apps between stages of a fleet ('berth cluster add', then environments: in %s)", env.WS.Abs(workspace.ConfigFile), workspace.ConfigFile)
+			}
+			res, err := fleet.Promote(cmd.Context(), env, fleet.PromoteOptions{App: args[0], To: to, ApprovedBy: approvedBy})
+			var re *fleet.RefusedError
+			if errors.As(err, &re) && strings.Contains(re.Reason, "requires approval") {
+				return fmt.Errorf("%w; rerun with --approved-by NAME", err)
+			}
+			if err != nil {
+				return err
+			}
+			if out == outputJSON {
+				return writeJSON(app.Out, res)
+			}
+			fmt.Fprintf(app.Out, "Promoted %s from %s to %s (%s): source %s\n", res.App, res.From, res.To, strings.Join(res.Clusters, ", "), res.Source)
+			return nil
+		},
+	}
+	f.add(cmd)
+	cmd.Flags().StringVar(&to, "to", "", "the stage to promote into")
+	cmd.Flags().StringVar(&approvedBy, "approved-by", "", "who approves a promotion into a stage that requires approval")
+	_ = cmd.MarkFlagRequired("to")
+	addOutputFlag(cmd, &out)
+	return cmd
 }

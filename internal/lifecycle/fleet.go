@@ -2,6 +2,8 @@ package lifecycle
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -16,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/yaml"
 
 	"berth.dev/berth/internal/pkgspec"
 	"berth.dev/berth/internal/placement"
@@ -159,6 +162,10 @@ func (e *Env) writeFleetPlan(ctx context.Context, p *plan, names []string) ([]Re
 		return nil, err
 	}
 	apis := &clusterAPIs{env: e, served: map[string]*servedKinds{}}
+	stages, err := e.stages()
+	if err != nil {
+		return nil, err
+	}
 	var refused []Refusal
 	for _, c := range e.WS.Config.Clusters {
 		// Each cluster's directory exists, so that a commit can name it.
@@ -180,12 +187,31 @@ func (e *Env) writeFleetPlan(ctx context.Context, p *plan, names []string) ([]Re
 				return nil, err
 			}
 		}
+		source, err := e.sourceDigest(p, a)
+		if err != nil {
+			return nil, err
+		}
+		promoted, err := e.WS.ReadPromotions(name)
+		if err != nil {
+			return nil, err
+		}
 		placed := map[string]bool{}
 		for _, t := range targets[name] {
 			placed[t.Cluster] = true
+			if stage, ok := stages.laterStage(t.Cluster); ok && promoted.Stages[stage].Source != source {
+				continue // a later stage keeps what was promoted into it
+			}
 			objs, err := e.renderFor(ctx, p, a, t)
 			if err != nil {
 				return nil, err
+			}
+			for _, o := range objs {
+				ann := o.GetAnnotations()
+				if ann == nil {
+					ann = map[string]string{}
+				}
+				ann[workspace.AnnotationSource] = source
+				o.SetAnnotations(ann)
 			}
 			if reason, err := apis.refuse(ctx, t.Cluster, objs); err != nil {
 				return nil, err
@@ -379,4 +405,161 @@ func (e *Env) ForCluster(name string) *Env {
 		return e.ClusterOf(name)
 	}
 	return &sub
+}
+
+// CheckClusterWithin is CheckCluster with its own bound on the request.
+func (e *Env) CheckClusterWithin(ctx context.Context, d time.Duration) error {
+	cfg, err := e.clusterConfig()
+	if err != nil {
+		return err
+	}
+	cfg = rest.CopyConfig(cfg)
+	cfg.Timeout = d
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	if err := dc.RESTClient().Get().AbsPath("/version").Do(ctx).Error(); err != nil {
+		return &UnreachableError{Host: cfg.Host, Err: err}
+	}
+	return nil
+}
+
+// stageMembers maps each cluster to the environment (stage) it is in: the
+// first that names or selects it.
+type stageMembers struct {
+	index map[string]int
+	names []string
+}
+
+// laterStage returns the stage of cluster when it is not the first one.
+func (s stageMembers) laterStage(cluster string) (string, bool) {
+	i, ok := s.index[cluster]
+	if !ok || i == 0 {
+		return "", false
+	}
+	return s.names[i], true
+}
+
+// stages resolves berth.yaml's environments into their clusters.
+func (e *Env) stages() (stageMembers, error) {
+	s := stageMembers{index: map[string]int{}}
+	for i, env := range e.WS.Config.Environments {
+		members, err := placement.Selected(e.WS.Config.Clusters, env.Clusters, env.Selector)
+		if err != nil {
+			return s, fmt.Errorf("%s: environments[%d] (%s): %w", workspace.ConfigFile, i, env.Name, err)
+		}
+		s.names = append(s.names, env.Name)
+		for _, c := range members {
+			if _, seen := s.index[c]; !seen {
+				s.index[c] = i
+			}
+		}
+	}
+	return s, nil
+}
+
+// StageClusters returns the clusters of the environment named stage.
+func (e *Env) StageClusters(stage string) ([]string, error) {
+	env, _, ok := e.WS.Config.Environment(stage)
+	if !ok {
+		return nil, fmt.Errorf("%s has no environment %q", workspace.ConfigFile, stage)
+	}
+	s, err := e.stages()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for c, i := range s.index {
+		if s.names[i] == env.Name {
+			out = append(out, c)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// sourceDigest is the digest of what an app is rendered from: its app.yaml,
+// the user's values.yaml and the versions its lock instances resolve to.
+func (e *Env) sourceDigest(p *plan, a *workspace.App) (string, error) {
+	h := sha256.New()
+	data, err := yaml.Marshal(a)
+	if err != nil {
+		return "", err
+	}
+	h.Write(data)
+	user, err := e.WS.ReadFile(path.Join(workspace.AppDir(a.Name), workspace.ValuesFile))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	h.Write([]byte{0})
+	h.Write(user)
+	for _, in := range p.solution.Instances {
+		if in.Key == resolve.AppKey(a.Name) || strings.HasPrefix(in.Key, resolve.AppKey(a.Name)+"/") {
+			fmt.Fprintf(h, "\x00%s=%s@%s", in.Key, in.Package, in.Version)
+		}
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))[:32], nil
+}
+
+// PromoteOptions is a promotion that fleet.Promote has checked.
+type PromoteOptions struct {
+	App    string
+	From   string
+	To     string
+	Source string
+	// Message is the commit message, with the evidence.
+	Message string
+}
+
+// Promote records that Source moves into stage To and renders the app for
+// To's clusters, as one commit. It fails, changing nothing, when the app's
+// source at HEAD is no longer Source (a change since the check).
+func (e *Env) Promote(ctx context.Context, opts PromoteOptions) (*BuildResult, error) {
+	release, err := e.writing(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	apps, err := e.workspaceApps()
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := apps[opts.App]; !ok {
+		_, err := e.WS.App(opts.App)
+		return nil, err
+	}
+	lock, err := e.WS.Lock()
+	if err != nil {
+		return nil, err
+	}
+	p, err := e.solve(ctx, apps, lock, nil)
+	if err != nil {
+		return nil, err
+	}
+	if d, err := e.sourceDigest(p, p.apps[opts.App]); err != nil {
+		return nil, err
+	} else if d != opts.Source {
+		return nil, fmt.Errorf("app %s changed since its evidence was read (source %s, now %s): build it and promote again", opts.App, opts.Source, d)
+	}
+	names := []string{opts.App}
+	paths := append(e.allPaths(p, names), path.Join(workspace.AppDir(opts.App), workspace.PromotionsFile))
+	committed, err := e.WS.ChangeCommitted(ctx, opts.Message, paths, func() error {
+		promos, err := e.WS.ReadPromotions(opts.App)
+		if err != nil {
+			return err
+		}
+		if promos.Stages == nil {
+			promos.Stages = map[string]workspace.Promotion{}
+		}
+		promos.Stages[opts.To] = workspace.Promotion{Source: opts.Source, From: opts.From, At: time.Now().UTC().Truncate(time.Second)}
+		if err := e.WS.WritePromotions(opts.App, promos); err != nil {
+			return err
+		}
+		return e.writePlan(ctx, p, names)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &BuildResult{Apps: names, Committed: committed, Refused: e.refused}, nil
 }

@@ -1,11 +1,13 @@
 package workspace
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/netip"
 	"path"
 	"regexp"
+	"slices"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -228,4 +230,58 @@ func (s *Snapshot) PlacedOn(fsys fs.FS, cluster string) *Snapshot {
 		a.DependsOn = deps
 	}
 	return out
+}
+
+// PromotionsFile (apps/APP/promotions.yaml) records, per stage after the
+// first, which source of the app was promoted into it.
+const PromotionsFile = "promotions.yaml"
+
+// AnnotationSource on every object rendered for a fleet cluster is the
+// digest of the app's source (app.yaml, values.yaml and locked versions)
+// it was rendered from: what promotion compares across stages.
+const AnnotationSource = "berth.dev/source"
+
+// Promotions is apps/APP/promotions.yaml.
+type Promotions struct {
+	Stages map[string]Promotion `json:"stages,omitempty"`
+}
+
+// Promotion is the source promoted into one stage, from which stage, when.
+type Promotion struct {
+	Source string    `json:"source"`
+	From   string    `json:"from"`
+	At     time.Time `json:"at"`
+}
+
+// ReadPromotions reads apps/APP/promotions.yaml; missing means none.
+func (w *Workspace) ReadPromotions(app string) (*Promotions, error) {
+	rel := path.Join(AppDir(app), PromotionsFile)
+	data, err := w.ReadFile(rel)
+	p := &Promotions{}
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return p, nil
+		}
+		return nil, err
+	}
+	if err := decodeStrict(rel, data, p); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// WritePromotions writes apps/APP/promotions.yaml.
+func (w *Workspace) WritePromotions(app string, p *Promotions) error {
+	return w.WriteFile(path.Join(AppDir(app), PromotionsFile), mustYAML(p))
+}
+
+// StageOf returns the index of the first environment that holds cluster,
+// -1 when none does.
+func (c *Config) StageOf(cluster string, members func(Environment) []string) int {
+	for i, e := range c.Environments {
+		if slices.Contains(members(e), cluster) {
+			return i
+		}
+	}
+	return -1
 }
