@@ -272,21 +272,6 @@ func configYAML(cfg workspace.Config) ([]byte, error) {
 	return data, nil
 }
 
-// save writes berth.yaml as one commit and updates ws.Config.
-func save(ctx context.Context, ws *workspace.Workspace, cfg workspace.Config, msg string) error {
-	data, err := configYAML(cfg)
-	if err != nil {
-		return err
-	}
-	if err := ws.Change(ctx, msg, []string{workspace.ConfigFile}, func() error {
-		return ws.WriteFile(workspace.ConfigFile, data)
-	}); err != nil {
-		return err
-	}
-	ws.Config = cfg
-	return nil
-}
-
 // DetectNetwork reads a cluster's ranges: the nodes' pod ranges (merged
 // into the smallest covering ranges when they share a /16) and the service
 // ranges from the API server's ServiceCIDR objects (Kubernetes 1.33 and

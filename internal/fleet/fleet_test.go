@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
@@ -310,6 +312,37 @@ func TestFleetOfThreeLocalClusters(t *testing.T) {
 			t.Fatal(err)
 		}
 		refused("before the soak time", PromoteOptions{App: "redis", To: "prod", ApprovedBy: "alice"}, "of the stage's soak time 30m0s")
+
+		// dev unhealthy: its node cordoned, the redis pod cannot come back.
+		devCfg, _ := local["dev"].RESTConfig()
+		devCS := kubernetes.NewForConfigOrDie(devCfg)
+		setCordon := func(on bool) {
+			t.Helper()
+			node := localcluster.NodeName(local["dev"].Name, 1)
+			patch := fmt.Sprintf(`{"spec":{"unschedulable":%t}}`, on)
+			if _, err := devCS.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		devHealth := func(want bool) {
+			t.Helper()
+			testcluster.WaitFor(t, 2*time.Minute, func(ctx context.Context) (bool, string, error) {
+				st, err := env.ForCluster("dev").Status(ctx, "redis")
+				if err != nil || len(st) != 1 {
+					return false, fmt.Sprint(st), err
+				}
+				return (st[0].Health == lifecycle.HealthHealthy) == want, st[0].Health, nil
+			})
+		}
+		setCordon(true)
+		if err := devCS.CoreV1().Pods("redis").Delete(ctx, "redis-0", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		devHealth(false)
+		refused("while dev is unhealthy", opts, "app redis is ")
+		setCordon(false)
+		devHealth(true)
+
 		refused("with a failing verification", opts, "verification job redis/smoke-")
 
 		commitFile(t, ws, "verify/smoke.yaml", map[string]any{

@@ -38,9 +38,6 @@ type Refusal struct {
 	Reason  string `json:"reason"`
 }
 
-// renderedDir is where the app's objects for this Env's cluster are.
-func (e *Env) renderedDir(app string) string { return workspace.AppRenderedDirIn(e.FleetCluster, app) }
-
 // fleetTargets places every app of p: the user's apps by their placement,
 // shared dependencies on every cluster one of their dependants runs on.
 func (e *Env) fleetTargets(ctx context.Context, p *plan) (map[string][]placement.Target, error) {

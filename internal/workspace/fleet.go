@@ -162,7 +162,7 @@ func (c *Config) validateFleet() error {
 	for i, e := range c.Environments {
 		field := fmt.Sprintf("environments[%d]", i)
 		if err := ValidateClusterName(e.Name); err != nil {
-			return fmt.Errorf("%s.name: stage %q is invalid: use lowercase letters, digits and '-'", field, e.Name)
+			return fmt.Errorf("%s.name: stage %q is invalid: use lowercase letters, digits and dashes", field, e.Name)
 		}
 		if stages[e.Name] {
 			return fmt.Errorf("%s.name: stage %q is listed twice", field, e.Name)
@@ -173,7 +173,7 @@ func (c *Config) validateFleet() error {
 		}
 		for _, n := range e.Clusters {
 			if !seen[n] {
-				return fmt.Errorf("%s (%s).clusters: no cluster %q in clusters:", field, e.Name, n)
+				return fmt.Errorf("%s (%s).clusters: no cluster %q among the clusters", field, e.Name, n)
 			}
 		}
 		if e.Selector != nil {

@@ -35,7 +35,7 @@ environments:
 		"bad range":           {head + "clusters: [{name: a, network: {pods: [10.0.0.0]}}]\n", "clusters[0] (a).network.pods: \"10.0.0.0\" is not a CIDR range"},
 		"bad label":           {head + "clusters: [{name: a, labels: {region: \"e u\"}}]\n", "clusters[0] (a).labels.region"},
 		"unknown field":       {head + "clusters: [{name: a, zone: x}]\n", "unknown field"},
-		"unknown stage cl":    {head + "clusters: [{name: a}]\nenvironments: [{name: dev, clusters: [b]}]\n", "environments[0] (dev).clusters: no cluster \"b\""},
+		"unknown stage cl":    {head + "clusters: [{name: a}]\nenvironments: [{name: dev, clusters: [b]}]\n", "environments[0] (dev).clusters: no cluster \"b\" among"},
 		"both clusters & sel": {head + "clusters: [{name: a}]\nenvironments: [{name: dev, clusters: [a], selector: {matchLabels: {x: y}}}]\n", "set clusters or selector, not both"},
 		"bad soak":            {head + "clusters: [{name: a}]\nenvironments: [{name: dev, clusters: [a], soak: soon}]\n", "environments[0] (dev).soak"},
 		"verify outside":      {head + "clusters: [{name: a}]\nenvironments: [{name: dev, clusters: [a], verify: {job: ../x.yaml}}]\n", "verify.job"},
