@@ -98,3 +98,33 @@ func TestNetworkPlanCommand(t *testing.T) {
 		t.Errorf("a too small supernet: exit %d, %q", r.code, r.err)
 	}
 }
+
+// TestFleetStatusShowsAnUnreachableClusterAndTheRest runs berth status in a
+// fleet workspace with one reachable and one unreachable cluster.
+func TestFleetStatusShowsAnUnreachableClusterAndTheRest(t *testing.T) {
+	home, dir := t.TempDir(), t.TempDir()
+	mustBerth(t, home, "init", dir)
+	mustBerth(t, home, "cluster", "add", "up", "-C", dir, "--kubeconfig", kubeconfig(t))
+	mustBerth(t, home, "cluster", "add", "down", "-C", dir, "--kubeconfig", unreachable(t), "--offline", "--pod-cidr", "10.200.0.0/16", "--service-cidr", "10.201.0.0/20")
+	r := berth(t, home, "status", "-C", dir, "-o", "json", "--cluster-timeout", "3s")
+	if r.code != 0 {
+		t.Fatalf("status: exit %d\n%s", r.code, r.err)
+	}
+	var st struct {
+		Clusters []struct {
+			Cluster   string `json:"cluster"`
+			Reachable bool   `json:"reachable"`
+			Error     string `json:"error"`
+		} `json:"clusters"`
+	}
+	if err := json.Unmarshal([]byte(r.out), &st); err != nil {
+		t.Fatalf("%v\n%s", err, r.out)
+	}
+	if len(st.Clusters) != 2 || st.Clusters[0].Cluster != "up" || !st.Clusters[0].Reachable || st.Clusters[0].Error != "" ||
+		st.Clusters[1].Cluster != "down" || st.Clusters[1].Reachable || st.Clusters[1].Error == "" {
+		t.Fatalf("fleet status = %+v, want up reachable and down unreachable", st.Clusters)
+	}
+	if out := mustBerth(t, home, "status", "-C", dir, "--cluster-timeout", "3s"); !strings.Contains(out, "down") || !strings.Contains(out, "Unreachable") {
+		t.Errorf("fleet status:\n%s", out)
+	}
+}

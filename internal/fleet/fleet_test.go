@@ -326,10 +326,11 @@ func TestFleetOfThreeLocalClusters(t *testing.T) {
 		}
 		devHealth := func(want bool) {
 			t.Helper()
-			testcluster.WaitFor(t, 2*time.Minute, func(ctx context.Context) (bool, string, error) {
+			testcluster.WaitFor(t, 2*time.Minute, func(context.Context) (bool, string, error) {
+				// Status bounds its own reads; the poll's short deadline is not for it.
 				st, err := env.ForCluster("dev").Status(ctx, "redis")
 				if err != nil || len(st) != 1 {
-					return false, fmt.Sprint(st), err
+					return false, fmt.Sprint(st, err), nil
 				}
 				return (st[0].Health == lifecycle.HealthHealthy) == want, st[0].Health, nil
 			})
