@@ -349,8 +349,12 @@ func appendChartDigests(charts []workspace.LockedChart, pkg *pkgspec.Package, p 
 	return charts
 }
 
-// appPaths are the workspace paths that hold an app.
-func appPaths(name string) []string {
+// appPaths are the workspace paths that hold an app; in a fleet workspace,
+// its rendered directories of every cluster that has one.
+func (e *Env) appPaths(name string) []string {
+	if e.WS.Config.IsFleet() {
+		return append([]string{workspace.AppDir(name)}, e.existing(e.renderedDirsOf(name))...)
+	}
 	return []string{workspace.AppDir(name), workspace.AppRenderedDir(name)}
 }
 
@@ -490,7 +494,7 @@ func (e *Env) allPaths(p *plan, names []string) []string {
 		if e.WS.Config.IsFleet() {
 			paths = append(paths, workspace.AppDir(n))
 		} else {
-			paths = append(paths, appPaths(n)...)
+			paths = append(paths, e.appPaths(n)...)
 		}
 		if a, ok := p.apps[n]; ok && e.hasRetained(a.Namespace, n) {
 			// A new app takes over the secrets kept for one of its name.

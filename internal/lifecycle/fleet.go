@@ -560,3 +560,24 @@ func (e *Env) Promote(ctx context.Context, opts PromoteOptions) (*BuildResult, e
 	}
 	return &BuildResult{Apps: names, Committed: committed, Refused: e.refused}, nil
 }
+
+// renderedDirsOf lists an app's rendered directories of every cluster and
+// from before the workspace had clusters.
+func (e *Env) renderedDirsOf(app string) []string {
+	out := []string{workspace.AppRenderedDir(app)}
+	for _, c := range e.WS.Config.Clusters {
+		out = append(out, workspace.AppRenderedDirIn(c.Name, app))
+	}
+	return out
+}
+
+// existing keeps the paths that exist now.
+func (e *Env) existing(paths []string) []string {
+	var out []string
+	for _, p := range paths {
+		if _, err := os.Stat(e.WS.Abs(p)); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
