@@ -79,6 +79,12 @@ type WorkspaceSpec struct {
 	// repository; the top level when empty.
 	// +optional
 	Path string `json:"path,omitempty"`
+	// Cluster is this cluster's name in a fleet workspace (berth.yaml
+	// clusters:): the controller applies the apps rendered for it under
+	// rendered/CLUSTER/ and no others. Empty for a workspace without clusters.
+	// +kubebuilder:validation:Pattern=`^([a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?)?$`
+	// +optional
+	Cluster string `json:"cluster,omitempty"`
 	// Interval between polls of the branch. A webhook (/hooks/git) makes a
 	// push visible at once; polling is the fallback.
 	// +kubebuilder:default="1m"

@@ -67,6 +67,7 @@ trying berth and for testing.`,
 	root.AddCommand(day2Commands(app)...)
 	root.AddCommand(upgradesCommands(app)...)
 	root.AddCommand(newConsoleCmd(app))
+	root.AddCommand(fleetCommands(app)...)
 	return root
 }
 

@@ -207,6 +207,18 @@ for running 'berth controller' yourself.`,
 				return err
 			}
 			opts.Local = local || noController
+			// In a fleet workspace, --cluster names the cluster this is, and
+			// the controller follows its rendered/CLUSTER/.
+			member, err := fleetMember(opts.Workspace.URL, opts.Workspace.Path, cluster, cmd.Flags().Changed("cluster"))
+			if err != nil {
+				return err
+			}
+			if member != nil {
+				opts.Workspace.Cluster = member.Name
+				if !local && kf.kubeconfig == "" && kf.context == "" {
+					kf.kubeconfig, kf.context = member.Kubeconfig, member.Context
+				}
+			}
 			var cfg *rest.Config
 			var lc *localcluster.Cluster
 			if local {
@@ -272,7 +284,7 @@ for running 'berth controller' yourself.`,
 	f.StringVar(&knownHostsFile, "known-hosts", "", "known_hosts file for SSH")
 	f.BoolVar(&local, "local", false, "local cluster: run the controller as a local process instead of a Deployment")
 	f.BoolVar(&noController, "no-controller", false, "install the CRD, Secrets and Workspace only; run 'berth controller' yourself")
-	f.StringVar(&cluster, "cluster", localcluster.DefaultUpOptions().Name, "local cluster name, with --local")
+	f.StringVar(&cluster, "cluster", localcluster.DefaultUpOptions().Name, "the cluster's name in a fleet workspace (berth.yaml clusters:); with --local, also the local cluster's")
 	f.DurationVar(&opts.Timeout, "timeout", opts.Timeout, "how long to wait for the controller and the first sync")
 	addOutputFlag(cmd, &out)
 	_ = cmd.MarkFlagRequired("repo")

@@ -20,6 +20,7 @@ import (
 
 	"berth.dev/berth/internal/apply"
 	"berth.dev/berth/internal/deploy"
+	"berth.dev/berth/internal/fleet"
 	"berth.dev/berth/internal/lifecycle"
 	"berth.dev/berth/internal/pkgspec"
 	"berth.dev/berth/internal/wizard"
@@ -62,7 +63,8 @@ func (a *App) env(f *wsFlags, p *progress) (*lifecycle.Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	env := &lifecycle.Env{WS: ws, Catalogs: set, Cluster: clusterConfig(ws.Config.Cluster), ChartCache: filepath.Join(home, "charts")}
+	env := &lifecycle.Env{WS: ws, Catalogs: set, Cluster: clusterConfig(ws.Config.Cluster), ChartCache: filepath.Join(home, "charts"),
+		ClusterOf: fleetClusterOf(ws)}
 	if p != nil {
 		env.Events = p.Lifecycle
 	}
@@ -378,6 +380,7 @@ unchanged workspace gives the same bytes and no commit.`,
 			} else {
 				fmt.Fprintf(app.Out, "Built %s: nothing changed.\n", strings.Join(res.Apps, ", "))
 			}
+			printRefusals(app, res.Refused)
 			return nil
 		},
 	}
@@ -487,11 +490,19 @@ differ from the workspace's rendered objects, found by a plan that changes
 nothing); whether the controller managing this workspace has suspended it; the
 workspace revision last applied to it; and the newest version its channel or
 version constraint allows, when that is newer than the lock. A drifted or
-suspended app is never shown as plain "Healthy". -o json includes every field.`,
+suspended app is never shown as plain "Healthy". -o json includes every field.
+
+In a workspace with clusters (berth.yaml clusters:) it shows the fleet: each
+app on each cluster it is placed on, reading every cluster at once, each within
+--cluster-timeout; a cluster that does not answer is shown as unreachable and
+the others are still shown.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			env, err := app.env(&f, nil)
 			if err != nil {
 				return err
+			}
+			if env.WS.Config.IsFleet() {
+				return runFleetStatus(cmd, app, env, args, out)
 			}
 			st, err := env.Status(cmd.Context(), args...)
 			if err != nil {
@@ -511,6 +522,7 @@ suspended app is never shown as plain "Healthy". -o json includes every field.`,
 		},
 	}
 	f.add(cmd)
+	cmd.Flags().Duration("cluster-timeout", fleet.DefaultStatusOptions().Timeout, "in a workspace with clusters: how long each cluster may take to answer")
 	addOutputFlag(cmd, &out)
 	return cmd
 }

@@ -223,7 +223,7 @@ func (r *reconciler) readRevision(ctx context.Context, ws *berthv1.Workspace, ws
 		r.snapshots[nn] = cache
 	}
 	r.mu.Unlock()
-	snap, err := readSnapshot(f.commit, ws.Spec.Path, key, cache)
+	snap, err := readSnapshot(f.commit, ws.Spec.Path, ws.Spec.Cluster, key, cache)
 	if err != nil {
 		var inv *invalidWorkspaceError
 		if errors.As(err, &inv) {

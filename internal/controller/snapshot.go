@@ -49,7 +49,10 @@ func (e *invalidWorkspaceError) Unwrap() error { return e.err }
 // readSnapshot reads the workspace at dir (a path in the commit's tree, "" for
 // the top) from commit with workspace.Load, as the CLI reads it, and decrypts
 // the apps' rendered objects with key (nil when the Workspace names no key).
-func readSnapshot(commit *object.Commit, dir string, key *secrets.Key, cache *snapshotCache) (*snapshot, error) {
+//
+// For a cluster of a fleet workspace (cluster not empty) it reads the apps
+// rendered under rendered/CLUSTER/ and no others.
+func readSnapshot(commit *object.Commit, dir, cluster string, key *secrets.Key, cache *snapshotCache) (*snapshot, error) {
 	rev := short(commit.Hash.String())
 	root, err := commit.Tree()
 	if err != nil {
@@ -66,17 +69,22 @@ func readSnapshot(commit *object.Commit, dir string, key *secrets.Key, cache *sn
 	if err != nil {
 		return nil, &invalidWorkspaceError{fmt.Errorf("workspace at commit %s (directory %q): %w", rev, "/"+dir, err)}
 	}
+	renderedDir := workspace.RenderedDir
+	if cluster != "" {
+		ws = ws.PlacedOn(&workspace.TreeFS{Tree: root}, cluster)
+		renderedDir = path.Join(workspace.RenderedDir, cluster)
+	}
 	ordered, err := ws.Order()
 	if err != nil {
 		return nil, &invalidWorkspaceError{fmt.Errorf("%s at commit %s: %w", workspace.LockFile, rev, err)}
 	}
-	renderedTree, _ := root.Tree(workspace.RenderedDir) // nil: every app reports it missing
+	renderedTree, _ := root.Tree(renderedDir) // nil: every app reports it missing
 	snap := &snapshot{Revision: commit.Hash.String()}
 	apps := map[string]bool{}
 	for _, e := range ordered {
 		a := &appSpec{Name: e.Name, Namespace: e.Namespace, DependsOn: e.DependsOn, Err: e.Err}
 		if a.Err == nil {
-			a.Objects, a.Digest, a.Err = cache.rendered(root, renderedTree, a.Name, key)
+			a.Objects, a.Digest, a.Err = cache.rendered(root, renderedTree, renderedDir, a.Name, key)
 		}
 		apps[a.Name] = true
 		snap.Apps = append(snap.Apps, a)
@@ -103,8 +111,8 @@ func newSnapshotCache() *snapshotCache { return &snapshotCache{apps: map[string]
 
 // rendered returns the app's objects and digest (its rendered tree's hash:
 // git hashes every file name and content under it, and secrets as ciphertext).
-func (c *snapshotCache) rendered(root, rendered *object.Tree, app string, key *secrets.Key) ([]*unstructured.Unstructured, string, error) {
-	dir := workspace.AppRenderedDir(app)
+func (c *snapshotCache) rendered(root, rendered *object.Tree, renderedDir, app string, key *secrets.Key) ([]*unstructured.Unstructured, string, error) {
+	dir := path.Join(renderedDir, app)
 	var entry *object.TreeEntry
 	err := errors.New("no rendered directory")
 	if rendered != nil {

@@ -64,7 +64,7 @@ func BenchmarkReadSnapshot(b *testing.B) {
 				if name == "cold" {
 					c = newSnapshotCache()
 				}
-				snap, err := readSnapshot(commit, "", nil, c)
+				snap, err := readSnapshot(commit, "", "", nil, c)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -96,7 +96,7 @@ func (e *Env) following(ctx context.Context) (*Controller, error) {
 	}
 	for i := range list.Items {
 		ws := &list.Items[i]
-		if strings.Trim(ws.Spec.Path, "/") != loc.Path {
+		if strings.Trim(ws.Spec.Path, "/") != loc.Path || ws.Spec.Cluster != e.FleetCluster {
 			continue
 		}
 		remote, ok := follows(ws.Spec.URL, loc)

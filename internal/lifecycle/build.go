@@ -212,6 +212,12 @@ const namespacePhase = "-1"
 // renderApp renders one app of a plan into objects annotated with their phase,
 // plus its namespace when it has one of its own.
 func (e *Env) renderApp(ctx context.Context, p *plan, a *workspace.App) ([]*unstructured.Unstructured, error) {
+	return e.renderAppWith(ctx, p, a, nil)
+}
+
+// renderAppWith is renderApp with override values that win over all others
+// (a fleet cluster's, from the app's placement).
+func (e *Env) renderAppWith(ctx context.Context, p *plan, a *workspace.App, override map[string]any) ([]*unstructured.Unstructured, error) {
 	s, err := e.readSecrets(a.Name)
 	if err != nil {
 		return nil, err
@@ -224,6 +230,7 @@ func (e *Env) renderApp(ctx context.Context, p *plan, a *workspace.App) ([]*unst
 	if err != nil {
 		return nil, err
 	}
+	mergeValues(vals, override)
 	res, err := render.RenderApp(ctx, e.Catalogs.Loader(), render.AppInput{
 		Solution: p.solution, App: a.Name, Namespace: a.Namespace, Values: vals, KubeVersion: e.KubeVersion,
 		Generator: func(scope string) pkgspec.Generator { return pkgspec.SeededGenerator(seed, scope) },
@@ -351,8 +358,12 @@ func appendChartDigests(charts []workspace.LockedChart, pkg *pkgspec.Package, p 
 	return charts
 }
 
-// appPaths are the workspace paths that hold an app.
-func appPaths(name string) []string {
+// appPaths are the workspace paths that hold an app; in a fleet workspace,
+// its rendered directories of every cluster that has one.
+func (e *Env) appPaths(name string) []string {
+	if e.WS.Config.IsFleet() {
+		return append([]string{workspace.AppDir(name)}, e.existing(e.renderedDirsOf(name))...)
+	}
 	return []string{workspace.AppDir(name), workspace.AppRenderedDir(name)}
 }
 
@@ -360,6 +371,8 @@ func appPaths(name string) []string {
 type BuildResult struct {
 	Apps      []string `json:"apps"`
 	Committed bool     `json:"committed"`
+	// Refused are the clusters of a fleet an app was not rendered for.
+	Refused []Refusal `json:"refused,omitempty"`
 }
 
 // writePlan renders the named apps of p (all when names is empty) and writes
@@ -368,6 +381,11 @@ type BuildResult struct {
 func (e *Env) writePlan(ctx context.Context, p *plan, names []string) error {
 	if len(names) == 0 {
 		names = slices.Sorted(maps.Keys(p.apps))
+	}
+	if e.WS.Config.IsFleet() {
+		refused, err := e.writeFleetPlan(ctx, p, names)
+		e.refused = refused
+		return err
 	}
 	rendered := map[string][]*unstructured.Unstructured{}
 	for _, name := range names {
@@ -469,7 +487,7 @@ func (e *Env) Build(ctx context.Context, names ...string) (*BuildResult, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &BuildResult{Apps: built, Committed: committed}, nil
+	return &BuildResult{Apps: built, Committed: committed, Refused: e.refused}, nil
 }
 
 // allPaths lists the workspace paths a write of the named apps of p touches.
@@ -478,8 +496,15 @@ func (e *Env) allPaths(p *plan, names []string) []string {
 		names = slices.Sorted(maps.Keys(p.apps))
 	}
 	paths := []string{workspace.LockFile}
+	if e.WS.Config.IsFleet() {
+		paths = append(paths, e.fleetPaths(names)...)
+	}
 	for _, n := range names {
-		paths = append(paths, appPaths(n)...)
+		if e.WS.Config.IsFleet() {
+			paths = append(paths, workspace.AppDir(n))
+		} else {
+			paths = append(paths, e.appPaths(n)...)
+		}
 		if a, ok := p.apps[n]; ok && e.hasRetained(a.Namespace, n) {
 			// A new app takes over the secrets kept for one of its name.
 			paths = append(paths, retainedPath(a.Namespace, n))

@@ -358,7 +358,7 @@ func (e *Env) History(ctx context.Context, app string) ([]workspace.Revision, er
 	if _, err := e.WS.App(app); err != nil {
 		return nil, err
 	}
-	return e.WS.History(ctx, appPaths(app)...)
+	return e.WS.History(ctx, e.appPaths(app)...)
 }
 
 // RollbackResult says what Rollback restored.
@@ -476,8 +476,8 @@ func (e *Env) Rollback(ctx context.Context, opts RollbackOptions) (*RollbackResu
 		msg += "\n\n" + strings.TrimSpace(opts.Reason)
 	}
 	msg += "\n\n" + TrailerRollbackTo + ": " + hash + "\n"
-	committed, err := e.WS.ChangeCommitted(ctx, msg, append(appPaths(app), workspace.LockFile), func() error {
-		if _, err := e.WS.RestoreFiles(ctx, hash, appPaths(app)...); err != nil {
+	committed, err := e.WS.ChangeCommitted(ctx, msg, append(e.appPaths(app), workspace.LockFile), func() error {
+		if _, err := e.WS.RestoreFiles(ctx, hash, e.appPaths(app)...); err != nil {
 			return err
 		}
 		if _, err := e.WS.App(app); err != nil {

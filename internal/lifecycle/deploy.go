@@ -60,6 +60,8 @@ type head struct {
 	revision string
 	snap     *workspace.Snapshot
 	key      *secrets.Key
+	// cluster is the fleet cluster whose rendered objects are read.
+	cluster string
 }
 
 // readHead loads the workspace at HEAD with the loader the controller uses, so
@@ -74,7 +76,10 @@ func (e *Env) readHead(ctx context.Context) (*head, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the workspace at HEAD (%s): %w", rev[:12], err)
 	}
-	h := &head{fs: tfs, revision: rev, snap: snap}
+	if e.FleetCluster != "" {
+		snap = snap.PlacedOn(tfs, e.FleetCluster)
+	}
+	h := &head{fs: tfs, revision: rev, snap: snap, cluster: e.FleetCluster}
 	if key, _, err := secrets.RepoKey(ctx, e.WS.Root); err == nil {
 		h.key = key
 	}
@@ -92,7 +97,7 @@ func (h *head) apps(names []string) ([]*deploy.App, error) {
 	for _, a := range ordered {
 		da := &deploy.App{Name: a.Name, Namespace: a.Namespace, DependsOn: a.DependsOn, Err: a.Err}
 		if da.Err == nil {
-			da.Objects, da.Err = workspace.ReadRenderedFS(h.fs, workspace.AppRenderedDir(a.Name), h.key)
+			da.Objects, da.Err = workspace.ReadRenderedFS(h.fs, workspace.AppRenderedDirIn(h.cluster, a.Name), h.key)
 		}
 		out = append(out, da)
 	}
@@ -147,6 +152,9 @@ func (e *Env) Deploy(ctx context.Context, opts DeployOptions) (*DeployResult, er
 		return nil, err
 	}
 	release()
+	if e.WS.Config.IsFleet() && e.FleetCluster == "" {
+		return e.deployFleet(ctx, opts)
+	}
 	c, err := e.Controller(ctx)
 	if err != nil {
 		return nil, err

@@ -49,6 +49,17 @@ type Env struct {
 	// LockTimeout bounds how long an operation that changes the workspace
 	// waits for another one; workspace.DefaultLockTimeout when zero.
 	LockTimeout time.Duration
+
+	// FleetCluster is the cluster of a fleet workspace (berth.yaml
+	// clusters:) that deploy and status work on: they read
+	// rendered/CLUSTER/APP/ and only the apps placed there. Empty for a
+	// workspace without clusters.
+	FleetCluster string
+	// ClusterOf returns the client configuration of a fleet cluster by
+	// name; a fleet build asks each cluster which kinds it serves when set.
+	ClusterOf func(name string) (*rest.Config, error)
+	// refused are the clusters the last fleet write refused, by app.
+	refused []Refusal
 }
 
 // chartFetcher returns the fetcher of a build's remote charts: from the

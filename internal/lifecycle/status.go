@@ -94,6 +94,9 @@ func (e *Env) Status(ctx context.Context, names ...string) ([]AppStatus, error) 
 	if err != nil {
 		return nil, err
 	}
+	if e.WS.Config.IsFleet() && e.FleetCluster == "" {
+		return nil, errors.New("the workspace has clusters: ask for the status of one of them (or of the fleet)")
+	}
 	ordered, err := e.order(names)
 	if err != nil {
 		return nil, err
@@ -115,6 +118,9 @@ func (e *Env) Status(ctx context.Context, names ...string) ([]AppStatus, error) 
 	}
 	var out []AppStatus
 	for _, name := range ordered {
+		if _, placed := h.snap.Apps[name]; !placed && e.FleetCluster != "" {
+			continue // not placed on this cluster
+		}
 		a := apps[name]
 		st := AppStatus{App: name, Package: a.Package, Channel: a.Channel, Namespace: a.Namespace, Shared: a.Shared}
 		if in, ok := lock.Get(resolve.AppKey(name)); ok {
@@ -136,7 +142,7 @@ func (e *Env) Status(ctx context.Context, names ...string) ([]AppStatus, error) 
 			continue
 		}
 		// What HEAD holds for the app, as deploy reads it.
-		objs, err := workspace.ReadRenderedFS(h.fs, workspace.AppRenderedDir(name), h.key)
+		objs, err := workspace.ReadRenderedFS(h.fs, workspace.AppRenderedDirIn(h.cluster, name), h.key)
 		if err != nil {
 			return nil, err
 		}

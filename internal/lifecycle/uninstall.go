@@ -152,7 +152,7 @@ func (e *Env) Uninstall(ctx context.Context, opts UninstallOptions) (*UninstallR
 	}
 	var paths []string
 	for _, n := range removed {
-		paths = append(paths, appPaths(n)...)
+		paths = append(paths, e.appPaths(n)...)
 	}
 	paths = append(paths, e.allPaths(p, nil)...)
 	msg := "uninstall " + opts.App
@@ -182,7 +182,7 @@ func (e *Env) Uninstall(ctx context.Context, opts UninstallOptions) (*UninstallR
 			}
 		}
 		for _, n := range removed {
-			for _, rel := range appPaths(n) {
+			for _, rel := range e.appPaths(n) {
 				if err := os.RemoveAll(e.WS.Abs(rel)); err != nil {
 					return err
 				}

@@ -23,6 +23,9 @@ type State struct {
 	Ports    Ports     `json:"ports"`
 	BinDir   string    `json:"binDir"`
 	Created  time.Time `json:"created"`
+	// Network is the cluster's pod and service ranges; absent for clusters
+	// made before ranges were recorded (see State.network).
+	Network *Network `json:"network,omitempty"`
 }
 
 // Ports are the loopback ports a cluster's processes listen on.
@@ -164,6 +167,9 @@ func (s State) validate(name string) error {
 		}
 		seen[p] = true
 	}
+	if s.Network != nil {
+		return s.Network.validate()
+	}
 	return nil
 }
 
@@ -197,6 +203,7 @@ type Status struct {
 	Nodes      int             `json:"nodes,omitempty"`
 	Kubeconfig string          `json:"kubeconfig,omitempty"`
 	Processes  map[string]bool `json:"processes,omitempty"`
+	Network    *Network        `json:"network,omitempty"`
 	Error      string          `json:"error,omitempty"`
 }
 
@@ -230,6 +237,7 @@ func phaseOf(running map[string]bool) Phase {
 // Status reports the cluster's phase from its recorded processes.
 func (c *Cluster) Status() Status {
 	running := c.processes()
+	net := c.State.network()
 	return Status{
 		Name:       c.Name,
 		Phase:      phaseOf(running),
@@ -238,6 +246,7 @@ func (c *Cluster) Status() Status {
 		Nodes:      c.State.Nodes,
 		Kubeconfig: c.KubeconfigPath(),
 		Processes:  running,
+		Network:    &net,
 	}
 }
 

@@ -82,7 +82,7 @@ func apiServerArgs(c *Cluster) []string {
 		"--authorization-mode=Node,RBAC",
 		"--enable-admission-plugins=NodeRestriction",
 		"--allow-privileged=true",
-		"--service-cluster-ip-range=" + serviceCIDR,
+		"--service-cluster-ip-range=" + c.State.network().ServiceCIDR,
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 		"--service-account-key-file=" + filepath.Join(pki, saKeyName+".pub"),
 		"--service-account-signing-key-file=" + keyPath(pki, saKeyName),
@@ -127,7 +127,7 @@ func controllerManagerArgs(c *Cluster) []string {
 		"--root-ca-file=" + certPath(pki, caName),
 		"--cluster-signing-cert-file=" + certPath(pki, caName),
 		"--cluster-signing-key-file=" + keyPath(pki, caName),
-		"--service-cluster-ip-range=" + serviceCIDR,
+		"--service-cluster-ip-range=" + c.State.network().ServiceCIDR,
 		"--cluster-name=" + c.Name,
 		// Provisions PersistentVolumes as directories under /tmp/hostpath_pv for
 		// the default StorageClass, so that volume claims bind as on a real cluster.

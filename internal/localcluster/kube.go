@@ -261,8 +261,8 @@ func (c *Cluster) node(i int) *corev1.Node {
 			},
 		},
 		Spec: corev1.NodeSpec{
-			PodCIDR:  fmt.Sprintf("10.244.%d.0/24", i),
-			PodCIDRs: []string{fmt.Sprintf("10.244.%d.0/24", i)},
+			PodCIDR:  c.State.network().nodePodCIDR(i),
+			PodCIDRs: []string{c.State.network().nodePodCIDR(i)},
 		},
 		Status: corev1.NodeStatus{
 			Addresses: []corev1.NodeAddress{

@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -50,6 +51,14 @@ const (
 	serviceCIDR = "10.96.0.0/16"
 	serviceIP   = "10.96.0.1"
 )
+
+// leafCertsFor lists the leaf certificates of a cluster whose kubernetes
+// Service has the address svcIP.
+func leafCertsFor(svcIP string) []certSpec {
+	certs := slices.Clone(leafCerts)
+	certs[0].ips = append([]net.IP{net.ParseIP(svcIP)}, loopbackIPs...)
+	return certs
+}
 
 var leafCerts = []certSpec{
 	{name: "apiserver", ca: caName, cn: "kube-apiserver", server: true,
@@ -90,6 +99,13 @@ type keyPair struct {
 // ensurePKI creates whatever certificates and keys are missing in dir, renews leaf
 // certificates near expiry, and checks that the rest parse and chain to their CA.
 func ensurePKI(cluster, dir string, now time.Time) error {
+	return ensurePKIFor(cluster, dir, now, serviceIP)
+}
+
+// ensurePKIFor is ensurePKI for a cluster whose kubernetes Service has the
+// address svcIP, which the API server's certificate names.
+func ensurePKIFor(cluster, dir string, now time.Time, svcIP string) error {
+	leafCerts := leafCertsFor(svcIP)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}

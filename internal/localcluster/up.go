@@ -118,7 +118,7 @@ func Up(ctx context.Context, opts UpOptions) (*Cluster, UpResult, error) {
 	}
 	defer unlock()
 
-	if res.Created, err = c.prepareState(opts); err != nil {
+	if res.Created, err = c.prepareState(ctx, opts); err != nil {
 		if isNew {
 			_ = os.RemoveAll(c.Dir)
 		}
@@ -153,7 +153,7 @@ func Up(ctx context.Context, opts UpOptions) (*Cluster, UpResult, error) {
 // prepareState loads the recorded state, or creates it for a new cluster. A state
 // directory left without cluster.json by a crash during creation is started over;
 // one whose etcd holds data is reported as corrupt instead of being wiped.
-func (c *Cluster) prepareState(opts UpOptions) (created bool, err error) {
+func (c *Cluster) prepareState(ctx context.Context, opts UpOptions) (created bool, err error) {
 	_, statErr := os.Stat(c.statePath())
 	if statErr == nil {
 		if err := c.loadState(); err != nil {
@@ -196,6 +196,11 @@ func (c *Cluster) prepareState(opts UpOptions) (created bool, err error) {
 		return false, err
 	}
 	c.State = State{Name: c.Name, Versions: versions, Nodes: nodes, Ports: ports, Created: time.Now().UTC()}
+	unlock, err := c.allocateNetwork(ctx, opts.Home, opts.Progress)
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
 	return true, c.saveState()
 }
 
@@ -231,7 +236,7 @@ func (c *Cluster) prepareFiles() error {
 			return err
 		}
 	}
-	if err := ensurePKI(c.Name, c.pkiDir(), time.Now()); err != nil {
+	if err := ensurePKIFor(c.Name, c.pkiDir(), time.Now(), c.State.network().serviceIP()); err != nil {
 		return err
 	}
 	if err := c.writeKubeconfigs(); err != nil {

@@ -19,6 +19,7 @@ var DefaultSecretPaths = []string{
 	"apps/*/secrets.yaml",
 	"apps/*/secrets/**",
 	"rendered/*/secrets/**",
+	"rendered/*/*/secrets/**", // a fleet's: rendered/CLUSTER/APP/secrets/
 }
 
 // RecipientsDir holds the key wrapped for each teammate with age; never encrypted

@@ -40,6 +40,9 @@ type App struct {
 	Shared bool `json:"shared,omitempty"`
 	// Upgrade overrides berth.yaml's upgrade settings for this app.
 	Upgrade *UpgradeSettings `json:"upgrade,omitempty"`
+	// Placement says which clusters of a fleet workspace run the app (see
+	// fleet.go); nil: every cluster.
+	Placement *Placement `json:"placement,omitempty"`
 }
 
 // ValidateAppName checks an app name by the one rule for app names,
@@ -252,7 +255,13 @@ func sanitize(s string) string { return unsafeFileChars.ReplaceAllString(s, "-")
 // workspace's .gitattributes encrypts. It returns the workspace-relative paths
 // written.
 func (w *Workspace) WriteRendered(ctx context.Context, app string, objs []*unstructured.Unstructured) ([]string, error) {
-	dir := AppRenderedDir(app)
+	return w.WriteRenderedIn(ctx, "", app, objs)
+}
+
+// WriteRenderedIn is WriteRendered for a cluster of a fleet workspace:
+// into rendered/CLUSTER/APP/ ("" is rendered/APP/).
+func (w *Workspace) WriteRenderedIn(ctx context.Context, cluster, app string, objs []*unstructured.Unstructured) ([]string, error) {
+	dir := AppRenderedDirIn(cluster, app)
 	want := map[string][]byte{}
 	for _, obj := range objs {
 		name := RenderedFileName(obj)

@@ -120,6 +120,9 @@ func ParseConfig(file string, data []byte, cfg *Config) error {
 			return fmt.Errorf("%s: %w", file, err)
 		}
 	}
+	if err := cfg.validateFleet(); err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
 	for i, m := range cfg.Mirrors {
 		if _, err := catalog.ValidateMirror(m, "."); err != nil {
 			return fmt.Errorf("%s: %w", file, fmt.Errorf("mirrors[%d]: %w", i, err))

@@ -53,6 +53,12 @@ type Config struct {
 	Upgrades *UpgradesConfig `json:"upgrades,omitempty"`
 	// Console configures 'berth console': sign-in and roles.
 	Console *ConsoleConfig `json:"console,omitempty"`
+	// Clusters and Environments make the workspace a fleet (see fleet.go):
+	// several clusters, each rendered under rendered/CLUSTER/, and the stages
+	// versions are promoted through. Without clusters, Cluster is the one
+	// target and apps render under rendered/APP/.
+	Clusters     []ClusterEntry `json:"clusters,omitempty"`
+	Environments []Environment  `json:"environments,omitempty"`
 }
 
 // CatalogRef names a catalog by name and location; the built-in catalog is
@@ -211,6 +217,9 @@ func Open(dir string) (*Workspace, error) {
 			}
 			if err := w.Config.Console.validate(); err != nil {
 				return nil, fmt.Errorf("%s: console.%w", filepath.Join(d, ConfigFile), err)
+			}
+			if err := w.Config.validateFleet(); err != nil {
+				return nil, fmt.Errorf("%s: %w", filepath.Join(d, ConfigFile), err)
 			}
 			return w, nil
 		}

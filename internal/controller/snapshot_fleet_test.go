@@ -1,0 +1,75 @@
+package controller
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	git "github.com/go-git/go-git/v5"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"berth.dev/berth/internal/workspace"
+)
+
+// TestReadSnapshotOfAFleetClusterReadsItsDirectoryOnly checks that a
+// controller whose Workspace names a cluster of a fleet applies the apps
+// rendered under rendered/CLUSTER/ and no others, with their objects for
+// that cluster.
+func TestReadSnapshotOfAFleetClusterReadsItsDirectoryOnly(t *testing.T) {
+	ctx := context.Background()
+	ws, err := workspace.Init(ctx, filepath.Join(t.TempDir(), "ws"), workspace.InitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	placed := map[string][]string{"dev": {"web"}, "prod-eu": {"web", "db"}}
+	err = ws.Change(ctx, "fleet", []string{"apps", "rendered"}, func() error {
+		for _, app := range []string{"web", "db"} {
+			if err := ws.WriteApp(&workspace.App{Name: app, Package: "p", Namespace: "ns"}); err != nil {
+				return err
+			}
+		}
+		for cluster, apps := range placed {
+			for _, app := range apps {
+				objs := []*unstructured.Unstructured{configMap(app+"-config", map[string]string{"cluster": cluster})}
+				if _, err := ws.WriteRenderedIn(ctx, cluster, app, objs); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo, err := git.PlainOpen(ws.Root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, _ := repo.Head()
+	commit, err := repo.CommitObject(head.Hash())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for cluster, want := range placed {
+		snap, err := readSnapshot(commit, "", cluster, nil, newSnapshotCache())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, a := range snap.Apps {
+			got = append(got, a.Name)
+			if a.Err != nil {
+				t.Fatalf("cluster %s app %s: %v", cluster, a.Name, a.Err)
+			}
+			if v, _, _ := unstructured.NestedString(a.Objects[0].Object, "data", "cluster"); v != cluster {
+				t.Errorf("cluster %s app %s: read the objects rendered for %q", cluster, a.Name, v)
+			}
+		}
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("cluster %s applies %v, want %v", cluster, got, want)
+		}
+	}
+}

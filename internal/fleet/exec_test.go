@@ -1,0 +1,5 @@
+package fleet
+
+import "os/exec"
+
+var execCommand = exec.Command
