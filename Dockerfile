@@ -1,5 +1,6 @@
-# The berth controller image: one static binary (go-git inside, so no git
-# binary), CA certificates for HTTPS remotes, running as a non-root user.
+# The berth controller image: one static binary, and git, which upgrades over
+# the air commit and push with (reading the repository needs none: go-git is
+# inside); CA certificates for HTTPS remotes; running as a non-root user.
 #   docker build -t berth:latest .
 #   berth bootstrap --image berth:latest --repo URL
 FROM golang:1.26 AS build
@@ -10,8 +11,9 @@ COPY . .
 ARG VERSION=dev
 RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X berth.dev/berth/internal/buildinfo.version=${VERSION}" -o /out/berth ./cmd/berth
 
-FROM scratch
-COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+FROM debian:trixie-slim
+RUN apt-get update && apt-get install -y --no-install-recommends git ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/berth /berth
 USER 65532:65532
 ENV HOME=/tmp
