@@ -10,6 +10,15 @@ import _ "embed"
 //go:embed crd/berth.dev_workspaces.yaml
 var WorkspaceCRD []byte
 
+// WorkspaceAppCRD is the CustomResourceDefinition of berth.dev WorkspaceApps,
+// the state of each app of a Workspace.
+//
+//go:embed crd/berth.dev_workspaceapps.yaml
+var WorkspaceAppCRD []byte
+
+// CRDs are the CustomResourceDefinitions of berth's API, as berth installs them.
+var CRDs = [][]byte{WorkspaceCRD, WorkspaceAppCRD}
+
 // ControllerTemplate is the controller's manifests as a text/template over
 // .Namespace, .Image and .Replicas.
 //

@@ -11,7 +11,7 @@ var GroupVersion = schema.GroupVersion{Group: "berth.dev", Version: "v1alpha1"}
 
 // AddToScheme adds berth's types to a scheme.
 func AddToScheme(s *runtime.Scheme) error {
-	s.AddKnownTypes(GroupVersion, &Workspace{}, &WorkspaceList{})
+	s.AddKnownTypes(GroupVersion, &Workspace{}, &WorkspaceList{}, &WorkspaceApp{}, &WorkspaceAppList{})
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
 }

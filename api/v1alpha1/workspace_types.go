@@ -119,7 +119,8 @@ type InventorySummary struct {
 	Failed int `json:"failed,omitempty"`
 }
 
-// AppStatus is the state of one app of the workspace.
+// AppStatus is the state of one app of the workspace, the status of its
+// WorkspaceApp.
 type AppStatus struct {
 	// Name of the app.
 	Name string `json:"name"`
@@ -175,11 +176,21 @@ type WorkspaceStatus struct {
 	// only when nothing changed), the safety net behind event-driven repair.
 	// +optional
 	LastFullSyncTime *metav1.Time `json:"lastFullSyncTime,omitempty"`
-	// Apps is the state of each app, sorted by name.
+	// Apps counts the workspace's apps by state; each app's own state is in
+	// its WorkspaceApp (label berth.dev/workspace=NAME).
 	// +optional
-	// +listType=map
-	// +listMapKey=name
-	Apps []AppStatus `json:"apps,omitempty"`
+	Apps AppCounts `json:"apps,omitempty"`
+}
+
+// AppCounts counts a workspace's apps by state.
+type AppCounts struct {
+	Total       int `json:"total"`
+	Ready       int `json:"ready"`
+	Progressing int `json:"progressing,omitempty"`
+	Blocked     int `json:"blocked,omitempty"`
+	Failed      int `json:"failed,omitempty"`
+	Stalled     int `json:"stalled,omitempty"`
+	Suspended   int `json:"suspended,omitempty"`
 }
 
 // Workspace is a git repository holding a berth workspace, which the controller
@@ -190,6 +201,8 @@ type WorkspaceStatus struct {
 // +kubebuilder:resource:shortName=bws,categories=berth
 // +kubebuilder:printcolumn:name="URL",type=string,JSONPath=`.spec.url`
 // +kubebuilder:printcolumn:name="Revision",type=string,JSONPath=`.status.lastAppliedRevision`
+// +kubebuilder:printcolumn:name="Apps",type=integer,JSONPath=`.status.apps.total`
+// +kubebuilder:printcolumn:name="Apps ready",type=integer,JSONPath=`.status.apps.ready`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

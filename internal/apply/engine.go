@@ -46,6 +46,9 @@ type Engine struct {
 
 	mapperMu sync.Mutex
 	eventsMu sync.Mutex // callers' event functions are called one at a time
+
+	watchMu sync.Mutex
+	watch   *healthWatch // nil: Wait polls
 }
 
 // Clients are the Kubernetes clients an Engine talks through. A process that

@@ -51,11 +51,13 @@ func (e *NotReadyError) Error() string {
 	return b.String()
 }
 
-// Wait waits until every object in refs is healthy (health.Current), reading them
-// with one LIST per resource and namespace per round. A workload that is not
-// ready is explained by its pods (see diagnose), read at most once a second. It
-// returns the last health message of each object by ref key; on timeout or when
-// an object fails, a *NotReadyError.
+// Wait waits until every object in refs is healthy (health.Current). It reads
+// them with one LIST per resource and namespace per round, or, once
+// WatchHealth was called and the objects are an app's (opts.App), from shared
+// watches. A workload that is not ready is explained by its pods (see
+// diagnose), read at most once a second. It returns the last health message of
+// each object by ref key; on timeout or when an object fails, a
+// *NotReadyError.
 func (e *Engine) Wait(ctx context.Context, refs []ObjectRef, opts WaitOptions) (map[string]string, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 5 * time.Minute
@@ -63,27 +65,102 @@ func (e *Engine) Wait(ctx context.Context, refs []ObjectRef, opts WaitOptions) (
 	if opts.Interval <= 0 {
 		opts.Interval = 250 * time.Millisecond
 	}
-	start := time.Now()
-	groups := map[listKey][]ObjectRef{}
-	for _, r := range refs {
-		m, err := e.mappingFor(r.GroupVersionKind())
-		if err != nil {
-			return nil, fmt.Errorf("waiting for %s: %w", r, err)
-		}
-		groups[listKey{m, r.Namespace}] = append(groups[listKey{m, r.Namespace}], r)
-	}
-	var mu sync.Mutex
-	last := map[string]health.Result{}
+	w := &waitState{start: time.Now(), last: map[string]health.Result{}, why: &diagnoses{every: diagnoseEvery(opts.Interval), last: map[string]diagnosis{}}}
 	names := map[string]string{} // key -> display name
 	for _, r := range refs {
 		names[r.key()] = r.String()
 	}
 	tctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
+	e.watchMu.Lock()
+	watched := e.watch != nil && opts.App != ""
+	e.watchMu.Unlock()
+	var err error
+	if watched {
+		err = e.waitWatched(tctx, refs, opts, w)
+	} else {
+		err = e.waitPolling(tctx, refs, opts, w)
+	}
+	out := map[string]string{}
+	notReady := map[string]health.Result{}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for k, r := range w.last {
+		out[k] = string(r.Status)
+		if r.Message != "" {
+			out[k] += ": " + r.Message
+		}
+		if r.Status != health.Current {
+			notReady[names[k]] = r
+		}
+	}
+	if w.failed {
+		return out, &NotReadyError{Failed: true, NotReady: notReady}
+	}
+	if err != nil {
+		if ctx.Err() == nil && tctx.Err() != nil {
+			return out, &NotReadyError{Timeout: opts.Timeout, NotReady: notReady}
+		}
+		return out, fmt.Errorf("waiting for objects to be ready: %w", err)
+	}
+	return out, nil
+}
+
+// waitState is what a wait has seen of its objects.
+type waitState struct {
+	start time.Time
+	why   *diagnoses
+
+	mu     sync.Mutex
+	last   map[string]health.Result
+	failed bool
+}
+
+// observe records the health of r, reporting a change as an event.
+func (w *waitState) observe(e *Engine, r ObjectRef, res health.Result, opts WaitOptions) {
+	w.mu.Lock()
+	prev, seen := w.last[r.key()]
+	w.last[r.key()] = res
+	w.mu.Unlock()
+	if !seen || prev != res {
+		typ := EventWaiting
+		if res.Status == health.Current {
+			typ = EventReady
+		}
+		e.emit(opts.Events, Event{Type: typ, Object: r, Message: res.Message, Elapsed: time.Since(w.start)})
+	}
+}
+
+// outcome says whether all n objects are healthy, or one failed for good.
+func (w *waitState) outcome(n int) (done, failed bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	done = true
+	for _, r := range w.last {
+		if r.Status == health.Failed {
+			w.failed = true
+			return false, true
+		}
+		if r.Status != health.Current {
+			done = false
+		}
+	}
+	return done && len(w.last) == n, false
+}
+
+// waitPolling is Wait by LISTs every interval.
+func (e *Engine) waitPolling(ctx context.Context, refs []ObjectRef, opts WaitOptions, w *waitState) error {
+	groups := map[listKey][]ObjectRef{}
+	for _, r := range refs {
+		m, err := e.mappingFor(r.GroupVersionKind())
+		if err != nil {
+			return fmt.Errorf("waiting for %s: %w", r, err)
+		}
+		groups[listKey{m, r.Namespace}] = append(groups[listKey{m, r.Namespace}], r)
+	}
 	keys := slices.Collect(maps.Keys(groups))
-	var failed bool
-	why := &diagnoses{every: diagnoseEvery(opts.Interval), last: map[string]diagnosis{}}
-	err := wait.PollUntilContextCancel(tctx, opts.Interval, true, func(ctx context.Context) (bool, error) {
+	return wait.PollUntilContextCancel(ctx, opts.Interval, true, func(ctx context.Context) (bool, error) {
+		var mu sync.Mutex
 		var firstErr error
 		parallel(ctx, e.opts.Workers, len(keys), func(ctx context.Context, i int) {
 			k := keys[i]
@@ -108,57 +185,17 @@ func (e *Engine) Wait(ctx context.Context, refs []ObjectRef, opts WaitOptions) (
 				res := health.Result{Status: health.InProgress, Message: "not found"}
 				if obj, ok := byName[r.Name]; ok {
 					res = health.Compute(obj)
-					res = why.explain(ctx, e, r.key(), obj, res)
+					res = w.why.explain(ctx, e, r.key(), obj, res)
 				}
-				mu.Lock()
-				prev, seen := last[r.key()]
-				last[r.key()] = res
-				mu.Unlock()
-				if !seen || prev != res {
-					typ := EventWaiting
-					if res.Status == health.Current {
-						typ = EventReady
-					}
-					e.emit(opts.Events, Event{Type: typ, Object: r, Message: res.Message, Elapsed: time.Since(start)})
-				}
+				w.observe(e, r, res, opts)
 			}
 		})
 		if firstErr != nil {
 			return false, firstErr
 		}
-		done := true
-		for _, r := range last {
-			if r.Status == health.Failed {
-				failed = true
-				return true, nil
-			}
-			if r.Status != health.Current {
-				done = false
-			}
-		}
-		return done && len(last) == len(refs), nil
+		done, failed := w.outcome(len(refs))
+		return done || failed, nil
 	})
-	out := map[string]string{}
-	notReady := map[string]health.Result{}
-	for k, r := range last {
-		out[k] = string(r.Status)
-		if r.Message != "" {
-			out[k] += ": " + r.Message
-		}
-		if r.Status != health.Current {
-			notReady[names[k]] = r
-		}
-	}
-	if failed {
-		return out, &NotReadyError{Failed: true, NotReady: notReady}
-	}
-	if err != nil {
-		if ctx.Err() == nil && tctx.Err() != nil {
-			return out, &NotReadyError{Timeout: opts.Timeout, NotReady: notReady}
-		}
-		return out, fmt.Errorf("waiting for objects to be ready: %w", err)
-	}
-	return out, nil
 }
 
 // waitEstablished waits until the CRDs just applied are established, failing

@@ -16,13 +16,7 @@ import (
 )
 
 func TestApplyWaitsForHealth(t *testing.T) {
-	tests := map[string]struct {
-		docs     string
-		timeout  time.Duration
-		wantErr  string // empty: healthy
-		failFast bool   // the error must come before the timeout
-		wantSeen string // a progress message that must have been streamed
-	}{
+	tests := map[string]waitCase{
 		"deployment becomes available": {
 			docs: `
 apiVersion: apps/v1
@@ -70,38 +64,76 @@ spec:
 		},
 	}
 	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			ns := testcluster.Namespace(t)
-			e, _ := newEngine(t)
-			var mu sync.Mutex
-			var seen []string
-			opts := applyOpts("wait", ns)
-			opts.Wait, opts.Timeout = true, tc.timeout
-			opts.Events = func(ev Event) {
-				mu.Lock()
-				seen = append(seen, ev.Message)
-				mu.Unlock()
+		for _, watched := range []bool{false, true} {
+			mode := "polling"
+			if watched {
+				mode = "watching"
 			}
-			start := time.Now()
-			_, err := e.Apply(context.Background(), objects(t, ns, tc.docs), opts)
-			if tc.wantErr == "" {
-				if err != nil {
-					t.Fatalf("apply --wait: %v", err)
-				}
-			} else {
-				want := strings.ReplaceAll(tc.wantErr, "%s", ns)
-				var nr *NotReadyError
-				if !errors.As(err, &nr) || !strings.Contains(err.Error(), want) {
-					t.Fatalf("apply --wait: err = %v, want a *NotReadyError containing %q", err, want)
-				}
-				if tc.failFast && time.Since(start) >= tc.timeout {
-					t.Errorf("a failed object should end the wait early; it took %s", time.Since(start))
-				}
-			}
-			if tc.wantSeen != "" && !strings.Contains(strings.Join(seen, "\n"), tc.wantSeen) {
-				t.Errorf("progress %q never reported; saw %q", tc.wantSeen, seen)
-			}
-		})
+			t.Run(name+"/"+mode, func(t *testing.T) {
+				waitsForHealth(t, tc, watched)
+			})
+		}
+	}
+}
+
+// waitCase is one case of TestApplyWaitsForHealth.
+type waitCase struct {
+	docs     string
+	timeout  time.Duration
+	wantErr  string // empty: healthy
+	failFast bool   // the error must come before the timeout
+	wantSeen string // a progress message that must have been streamed
+}
+
+// waitsForHealth applies tc.docs with a wait, by polling or from shared
+// watches, and checks the outcome.
+func waitsForHealth(t *testing.T, tc waitCase, watched bool) {
+	ns := testcluster.Namespace(t)
+	e, requests := newEngine(t)
+	if watched {
+		stop := make(chan struct{})
+		t.Cleanup(func() { close(stop) })
+		e.WatchHealth(stop)
+	}
+	var mu sync.Mutex
+	var seen []string
+	opts := applyOpts("wait", ns)
+	opts.Wait, opts.Timeout = true, tc.timeout
+	opts.Events = func(ev Event) {
+		mu.Lock()
+		seen = append(seen, ev.Message)
+		mu.Unlock()
+	}
+	start := time.Now()
+	_, err := e.Apply(context.Background(), objects(t, ns, tc.docs), opts)
+	if tc.wantErr == "" {
+		if err != nil {
+			t.Fatalf("apply --wait: %v", err)
+		}
+	} else {
+		want := strings.ReplaceAll(tc.wantErr, "%s", ns)
+		var nr *NotReadyError
+		if !errors.As(err, &nr) || !strings.Contains(err.Error(), want) {
+			t.Fatalf("apply --wait: err = %v, want a *NotReadyError containing %q", err, want)
+		}
+		if tc.failFast && time.Since(start) >= tc.timeout {
+			t.Errorf("a failed object should end the wait early; it took %s", time.Since(start))
+		}
+	}
+	if tc.wantSeen != "" && !strings.Contains(strings.Join(seen, "\n"), tc.wantSeen) {
+		t.Errorf("progress %q never reported; saw %q", tc.wantSeen, seen)
+	}
+	// The apply reads the app's live objects once (a LIST by its label); a
+	// polling wait then lists them every interval, a watching one never (its
+	// shared watch lists every app's objects once).
+	lists := 0
+	for _, r := range requests.reads() {
+		if (strings.Contains(r, "/deployments?") || strings.Contains(r, "/jobs?")) && strings.Contains(r, "labelSelector=berth.dev%2Fapp%3Dwait") {
+			lists++
+		}
+	}
+	if watched && lists != 1 {
+		t.Errorf("the apply and its watching wait listed the app's objects %d times, want once: %v", lists, requests.reads())
 	}
 }
 

@@ -154,15 +154,20 @@ func (f *ChartFetcher) get(ctx context.Context, u string, limit int64) (b []byte
 		return b, f.Mirrors.For(u), err
 	}
 	if strings.HasPrefix(u, "oci://") {
-		return nil, u, fmt.Errorf("%s: OCI chart repositories can only be read through a mirror (set %s or mirrors: in berth.yaml) or vendored into the package (path:)", u, MirrorEnv)
+		return nil, u, fmt.Errorf("%s: an archive in an OCI registry is pulled by chart name, not by URL; name the registry as the package's repo: (oci://HOST/PATH)", u)
 	}
 	b, err = (&HTTPSource{Client: f.Client}).get(ctx, u, limit)
 	return b, u, err
 }
 
-// download reads the archive of c through its repository's index.
+// download reads the archive of c through its repository's index, or from
+// its OCI registry through Helm's registry client when no mirror serves it.
 func (f *ChartFetcher) download(ctx context.Context, c pkgspec.Chart) ([]byte, string, error) {
 	indexURL := strings.TrimSuffix(c.Repo, "/") + "/index.yaml"
+	if strings.HasPrefix(c.Repo, "oci://") && f.Mirrors.For(indexURL) == "" {
+		b, ref, err := f.pullOCI(ctx, c)
+		return b, "oci://" + ref, err
+	}
 	b, from, err := f.get(ctx, indexURL, maxIndexBytes)
 	if err != nil {
 		return nil, from, err

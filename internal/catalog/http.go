@@ -274,6 +274,12 @@ func (s *HTTPSource) Open(ctx context.Context, name, version string) (fs.FS, err
 // index.yaml and one archive per package version. Serve out with any static
 // web server.
 func WriteHTTP(ctx context.Context, fsys fs.FS, where, out string) (*Index, error) {
+	return WriteHTTPAt(ctx, fsys, where, out, "")
+}
+
+// WriteHTTPAt is WriteHTTP with the archives' URLs under base (such as
+// https://charts.example.com/berth/) instead of relative to the index.
+func WriteHTTPAt(ctx context.Context, fsys fs.FS, where, out, base string) (*Index, error) {
 	ix, err := BuildIndex(ctx, fsys, where)
 	if err != nil {
 		return nil, err
@@ -292,9 +298,13 @@ func WriteHTTP(ctx context.Context, fsys fs.FS, where, out string) (*Index, erro
 			if err := Pack(&buf, fsys, path.Join(e.Name, v.Version)); err != nil {
 				return nil, err
 			}
-			v.URL = fmt.Sprintf("%s-%s.tar.gz", e.Name, v.Version)
+			file := fmt.Sprintf("%s-%s.tar.gz", e.Name, v.Version)
+			v.URL = file
+			if base != "" {
+				v.URL = strings.TrimSuffix(base, "/") + "/" + file
+			}
 			v.Digest = Digest(buf.Bytes())
-			if err := writeFileAtomic(filepath.Join(out, v.URL), buf.Bytes()); err != nil {
+			if err := writeFileAtomic(filepath.Join(out, file), buf.Bytes()); err != nil {
 				return nil, err
 			}
 		}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -393,11 +394,12 @@ workspace is resumed.`
 				ws.Spec.Suspend = suspend
 			} else {
 				target = "app " + args[0]
-				known := false
-				for _, a := range ws.Status.Apps {
-					known = known || a.Name == args[0]
+				var st berthv1.WorkspaceApp
+				err := c.Get(cmd.Context(), client.ObjectKey{Namespace: ws.Namespace, Name: berthv1.WorkspaceAppName(ws.Name, args[0])}, &st)
+				if client.IgnoreNotFound(err) != nil {
+					return fmt.Errorf("reading the state of app %s: %w", args[0], err)
 				}
-				if !known && suspend {
+				if err != nil && suspend {
 					return fmt.Errorf("workspace %s/%s has no app %q in its status; 'berth reconcile' lists its apps", ws.Namespace, ws.Name, args[0])
 				}
 				var apps []string
@@ -473,17 +475,19 @@ each app (or of APP). Unchanged apps are re-read, not rewritten.`,
 					return fmt.Errorf("the controller did not reconcile %s/%s within %s: is it running? ('kubectl -n %s get pods', or 'berth bootstrap --local' on a local cluster)", ws.Namespace, ws.Name, timeout, ws.Namespace)
 				}
 			}
-			apps := ws.Status.Apps
-			if len(args) == 1 {
-				apps = nil
-				for _, a := range ws.Status.Apps {
-					if a.Name == args[0] {
-						apps = append(apps, a)
-					}
+			list, err := controller.ListWorkspaceApps(ctx, c, ws)
+			if err != nil {
+				return err
+			}
+			apps := []berthv1.AppStatus{}
+			for _, a := range list {
+				if len(args) == 0 || a.Spec.App == args[0] {
+					apps = append(apps, a.Status)
 				}
-				if len(apps) == 0 {
-					return fmt.Errorf("workspace %s/%s has no app %q", ws.Namespace, ws.Name, args[0])
-				}
+			}
+			slices.SortFunc(apps, func(a, b berthv1.AppStatus) int { return strings.Compare(a.Name, b.Name) })
+			if len(args) == 1 && len(apps) == 0 {
+				return fmt.Errorf("workspace %s/%s has no app %q", ws.Namespace, ws.Name, args[0])
 			}
 			if out == outputJSON {
 				return writeJSON(app.Out, map[string]any{"workspace": ws.Namespace + "/" + ws.Name, "revision": ws.Status.LastFetchedRevision, "conditions": ws.Status.Conditions, "apps": apps})

@@ -31,6 +31,7 @@ func packageCommands(app *App) []*cobra.Command {
 		newSearchCmd(app),
 		newShowCmd(app),
 		newTemplateCmd(app),
+		newPackageCmd(app),
 	}
 }
 
@@ -150,6 +151,7 @@ controller resolve from the same catalogs. Outside a workspace they are kept in
 berth's home (catalogs.yaml), for search, show and template.`,
 	}
 	cmd.AddCommand(newCatalogAddCmd(app), newCatalogListCmd(app), newCatalogUpdateCmd(app), newCatalogRemoveCmd(app))
+	cmd.AddCommand(newCatalogIndexCmd(app), newCatalogPromoteCmd(app))
 	return cmd
 }
 

@@ -94,11 +94,14 @@ func BootstrapManifests(opts BootstrapOptions) ([]*unstructured.Unstructured, er
 	if opts.Name == "" {
 		opts.Name = DefaultBootstrapOptions().Name
 	}
-	crd, err := apply.DecodeManifests("embedded CRD", bytes.NewReader(config.WorkspaceCRD))
-	if err != nil {
-		return nil, err
+	var objs []*unstructured.Unstructured
+	for _, data := range config.CRDs {
+		crd, err := apply.DecodeManifests("embedded CRD", bytes.NewReader(data))
+		if err != nil {
+			return nil, err
+		}
+		objs = append(objs, crd...)
 	}
-	objs := crd
 	tmpl, err := template.New("controller").Option("missingkey=error").Parse(config.ControllerTemplate)
 	if err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -27,13 +28,13 @@ func TestBootstrapManifests(t *testing.T) {
 	}{
 		"in cluster, with a token and a key": {
 			mutate: func(o *BootstrapOptions) { o.Password, o.Key = "tok", keyFile },
-			kinds: []string{"CustomResourceDefinition", "Namespace", "ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding",
+			kinds: []string{"CustomResourceDefinition", "CustomResourceDefinition", "Namespace", "ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRole", "ClusterRoleBinding",
 				"Deployment", "Service", "Secret", "Secret", "Secret", "Workspace"},
 			wsRefs: []string{gitSecretName, keySecretName, webhookSecretName},
 		},
 		"local, public repository": {
 			mutate: func(o *BootstrapOptions) { o.Local = true },
-			kinds:  []string{"CustomResourceDefinition", "Namespace", "Secret", "Workspace"},
+			kinds:  []string{"CustomResourceDefinition", "CustomResourceDefinition", "Namespace", "Secret", "Workspace"},
 			wsRefs: []string{"", "", webhookSecretName},
 		},
 		"not a key": {
@@ -72,6 +73,11 @@ func TestBootstrapManifests(t *testing.T) {
 					cs, _, _ := unstructured.NestedSlice(obj.Object, "spec", "template", "spec", "containers")
 					if img := cs[0].(map[string]any)["image"]; img != "berth:test" {
 						t.Errorf("image = %v", img)
+					}
+					// Metrics and pprof only for authorised tokens.
+					args, _, _ := unstructured.NestedStringSlice(cs[0].(map[string]any), "args")
+					if !slices.Contains(args, "--metrics-secure") {
+						t.Errorf("controller args %v lack --metrics-secure", args)
 					}
 				}
 				if obj.GetKind() == "Workspace" {

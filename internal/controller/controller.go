@@ -197,11 +197,23 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 	if err := mgr.Add(drift); err != nil {
 		return nil, err
 	}
+	// Apps waiting for health share one watch per resource instead of each
+	// polling: the first sync of many apps costs the API server far fewer
+	// LISTs, and an app is seen healthy as soon as it is.
+	err = mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		engine.WatchHealth(ctx.Done())
+		<-ctx.Done()
+		return nil
+	}))
+	if err != nil {
+		return nil, err
+	}
 	rec := &reconciler{
 		client: mgr.GetClient(), engine: engine, deployer: deploy.New(engine, clients.Dynamic), drift: drift, metrics: m, opts: opts,
 		recorder:   mgr.GetEventRecorderFor("berth-controller"),
 		fullSynced: map[types.NamespacedName]bool{},
 		snapshots:  map[types.NamespacedName]*snapshotCache{},
+		apps:       newAppStatuses(mgr.GetClient()),
 	}
 	// Pushes received by the leader trigger a reconcile in process, without
 	// writing the (large) Workspace; other replicas record them on it.

@@ -103,6 +103,16 @@ func TestSyncCommitsAndWebhook(t *testing.T) {
 			t.Errorf("status of app %s: %+v", name, a)
 		}
 	}
+	// Each app's state is a WorkspaceApp of its own, owned by the Workspace
+	// (garbage-collected with it); the Workspace counts them.
+	for _, a := range workspaceApps(ws) {
+		if a.Name != berthv1.WorkspaceAppName("main", a.Spec.App) || !metav1.IsControlledBy(&a, ws) || a.Labels[berthv1.LabelWorkspace] != "main" {
+			t.Errorf("WorkspaceApp %s: name, owner %v or labels %v are not the workspace's", a.Name, a.OwnerReferences, a.Labels)
+		}
+	}
+	if got := ws.Status.Apps; got.Total != 2 || got.Ready != 2 {
+		t.Errorf("the Workspace counts its apps as %+v, want 2 ready of 2", got)
+	}
 	// The shared dependency was applied, and healthy, before its user.
 	web, cache := getCM(t, k, appNS, "web"), getCM(t, k, appNS, "cache")
 	if web.CreationTimestamp.Before(&cache.CreationTimestamp) {

@@ -18,18 +18,13 @@ import (
 	"github.com/go-logr/logr/testr"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-	apiextclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	berthv1 "berth.dev/berth/api/v1alpha1"
-	"berth.dev/berth/config"
 	"berth.dev/berth/internal/testcluster"
 	"berth.dev/berth/internal/workspace"
 	testcatalog "berth.dev/berth/test/catalog"
@@ -44,56 +39,15 @@ func TestMain(m *testing.M) {
 
 var crdOnce sync.Once
 
-// installCRD installs the Workspace CRD, as bootstrap does, once per test binary.
+// installCRD installs berth's CRDs, as bootstrap does, once per test binary.
 func installCRD(t *testing.T) {
 	t.Helper()
 	cfg := testcluster.Config(t)
 	crdOnce.Do(func() { installCRDOn(t, cfg) })
 }
 
-// installCRDOn installs the Workspace CRD in the cluster of cfg.
-func installCRDOn(t *testing.T, cfg *rest.Config) {
-	t.Helper()
-	var crd apiextensionsv1.CustomResourceDefinition
-	if err := yaml.Unmarshal(config.WorkspaceCRD, &crd); err != nil {
-		t.Fatal(err)
-	}
-	cs := apiextclient.NewForConfigOrDie(cfg)
-	ctx := context.Background()
-	// Other test binaries (the CLI's bootstrap) install it at the same time:
-	// a create that lost the race, or an update that did, is tried again.
-	var err error
-	for range 5 {
-		var cur *apiextensionsv1.CustomResourceDefinition
-		cur, err = cs.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{})
-		switch {
-		case apierrors.IsNotFound(err):
-			_, err = cs.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, crd.DeepCopy(), metav1.CreateOptions{})
-		case err == nil:
-			upd := crd.DeepCopy()
-			upd.ResourceVersion = cur.ResourceVersion
-			_, err = cs.ApiextensionsV1().CustomResourceDefinitions().Update(ctx, upd, metav1.UpdateOptions{})
-		}
-		if !apierrors.IsAlreadyExists(err) && !apierrors.IsConflict(err) {
-			break
-		}
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	testcluster.WaitFor(t, 30*time.Second, func(ctx context.Context) (bool, string, error) {
-		c, err := cs.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{})
-		if err != nil {
-			return false, err.Error(), nil
-		}
-		for _, cond := range c.Status.Conditions {
-			if cond.Type == apiextensionsv1.Established && cond.Status == apiextensionsv1.ConditionTrue {
-				return true, "", nil
-			}
-		}
-		return false, "not established", nil
-	})
-}
+// installCRDOn installs berth's CRDs in the cluster of cfg.
+func installCRDOn(t *testing.T, cfg *rest.Config) { testcluster.InstallCRDs(t, cfg) }
 
 // gitServer serves bare repositories over smart HTTP with the real git
 // http-backend, and can be taken down to play an unreachable server.
@@ -387,6 +341,8 @@ func createWorkspace(t *testing.T, c client.Client, ns, name, url string, mutate
 func waitWorkspace(t *testing.T, c client.Client, ns, name string, timeout time.Duration, cond func(*berthv1.Workspace) (bool, string)) *berthv1.Workspace {
 	t.Helper()
 	var ws berthv1.Workspace
+	// appStatus and describe read the apps' WorkspaceApps through c.
+	readers.Store(&ws, c)
 	testcluster.WaitFor(t, timeout, func(ctx context.Context) (bool, string, error) {
 		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &ws); err != nil {
 			return false, err.Error(), nil
@@ -412,19 +368,37 @@ func describe(ws *berthv1.Workspace) string {
 	for _, c := range ws.Status.Conditions {
 		b.WriteString("; " + c.Type + "=" + string(c.Status) + " " + c.Reason + ": " + c.Message)
 	}
-	for _, a := range ws.Status.Apps {
-		b.WriteString("; app " + a.Name + ":")
-		for _, c := range a.Conditions {
+	for _, a := range workspaceApps(ws) {
+		b.WriteString("; app " + a.Spec.App + ":")
+		for _, c := range a.Status.Conditions {
 			b.WriteString(" " + c.Type + "=" + string(c.Status) + "(" + c.Message + ")")
 		}
 	}
 	return b.String()
 }
 
+// readers holds the client each Workspace that waitWorkspace returned was
+// read with, so its apps are read from the same cluster.
+var readers sync.Map
+
+// workspaceApps reads the WorkspaceApps of ws, or nil when it cannot.
+func workspaceApps(ws *berthv1.Workspace) []berthv1.WorkspaceApp {
+	c, ok := readers.Load(ws)
+	if !ok {
+		return nil
+	}
+	list, err := ListWorkspaceApps(context.Background(), c.(client.Client), ws)
+	if err != nil {
+		return nil
+	}
+	return list
+}
+
+// appStatus is the state of app name of ws, nil when it has none.
 func appStatus(ws *berthv1.Workspace, name string) *berthv1.AppStatus {
-	for i := range ws.Status.Apps {
-		if ws.Status.Apps[i].Name == name {
-			return &ws.Status.Apps[i]
+	for _, a := range workspaceApps(ws) {
+		if a.Spec.App == name {
+			return &a.Status
 		}
 	}
 	return nil

@@ -48,6 +48,8 @@ type reconciler struct {
 	fullSynced map[types.NamespacedName]bool
 	// snapshots caches each Workspace's decoded manifests by tree hash.
 	snapshots map[types.NamespacedName]*snapshotCache
+	// apps holds each app's WorkspaceApp, its state.
+	apps *appStatuses
 }
 
 // appState is the outcome of one app in one reconcile.
@@ -78,6 +80,7 @@ func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			delete(r.fullSynced, req.NamespacedName)
 			delete(r.snapshots, req.NamespacedName)
 			r.mu.Unlock()
+			r.apps.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -136,9 +139,9 @@ func (r *reconciler) reconcile(ctx context.Context, ws *berthv1.Workspace, wsKey
 	r.mu.Lock()
 	full := forceFull || !r.fullSynced[nn] || ws.Status.LastFullSyncTime == nil || time.Since(ws.Status.LastFullSyncTime.Time) > r.opts.Resync
 	r.mu.Unlock()
-	previous := map[string]berthv1.AppStatus{}
-	for _, a := range ws.Status.Apps {
-		previous[a.Name] = a
+	previous, err := r.apps.load(ctx, ws)
+	if err != nil {
+		return ctrl.Result{}, err
 	}
 	stopProgress := r.reportProgress(ctx, ws, snap, previous, full)
 	astart := time.Now()
@@ -148,6 +151,15 @@ func (r *reconciler) reconcile(ctx context.Context, ws *berthv1.Workspace, wsKey
 		"fetch+read", fetched.Round(time.Millisecond).String(), "apply", time.Since(astart).Round(time.Millisecond).String())
 	pruneErrs := r.removeApps(ctx, ws, wsKey, snap, previous, outcomes)
 	counts := r.recordOutcomes(ws, wsKey, snap, outcomes)
+	statuses := map[string]berthv1.AppStatus{}
+	for name, o := range outcomes {
+		statuses[name] = o.status
+	}
+	// Before the Workspace's own status: whoever waits for the reconcile it
+	// reports reads the apps' states next.
+	if err := r.apps.write(ctx, ws, statuses); err != nil {
+		return ctrl.Result{}, err
+	}
 	if full && counts[stateFailed] == 0 {
 		now := metav1.Now()
 		ws.Status.LastFullSyncTime = &now
@@ -292,17 +304,17 @@ func (r *reconciler) removeApps(ctx context.Context, ws *berthv1.Workspace, wsKe
 // into the status, and counts the apps by state.
 func (r *reconciler) recordOutcomes(ws *berthv1.Workspace, wsKey string, snap *snapshot, outcomes map[string]*appOutcome) map[appState]int {
 	gen, rev := ws.Generation, snap.Revision
-	ws.Status.Apps = ws.Status.Apps[:0]
 	counts := map[appState]int{}
 	var notReady []string
 	for _, n := range slices.Sorted(maps.Keys(outcomes)) {
 		o := outcomes[n]
 		counts[o.state]++
-		ws.Status.Apps = append(ws.Status.Apps, o.status)
 		if o.state != stateReady && o.state != stateSuspended {
 			notReady = append(notReady, fmt.Sprintf("%s (%s)", n, o.reason))
 		}
 	}
+	ws.Status.Apps = berthv1.AppCounts{Total: len(outcomes), Ready: counts[stateReady], Progressing: counts[stateProgressing],
+		Blocked: counts[stateBlocked], Failed: counts[stateFailed], Stalled: counts[stateStalled], Suspended: counts[stateSuspended]}
 	for st, label := range map[appState]string{stateReady: "ready", stateStalled: "stalled", stateFailed: "failed", stateBlocked: "blocked", stateProgressing: "progressing", stateSuspended: "suspended"} {
 		r.metrics.appsByState.WithLabelValues(wsKey, label).Set(float64(counts[st]))
 	}

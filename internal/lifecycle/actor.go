@@ -235,6 +235,8 @@ func (c *Controller) follow(ctx context.Context, rev, stamp string, apps []*work
 	key := client.ObjectKeyFromObject(c.Workspace)
 	name := key.String()
 	said := map[string]string{}
+	// states are the apps' WorkspaceApps as last read.
+	var states []berthv1.WorkspaceApp
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -249,16 +251,20 @@ func (c *Controller) follow(ctx context.Context, rev, stamp string, apps []*work
 				if ws.Spec.Suspend {
 					return nil, &ControllerError{Workspace: name, Reason: berthv1.ReasonSuspended, Message: "the workspace is suspended; 'berth resume' resumes it"}
 				}
-				res, done := appResults(&ws, rev, apps, removed, said, emit)
-				if done {
-					return res, res.Err()
+				var list berthv1.WorkspaceAppList
+				if err := c.client.List(ctx, &list, client.InNamespace(key.Namespace), client.MatchingLabels{berthv1.LabelWorkspace: key.Name}); err == nil {
+					states = list.Items
+					res, done := appResults(&ws, states, rev, apps, removed, said, emit)
+					if done {
+						return res, res.Err()
+					}
 				}
 			}
 		}
 		select {
 		case <-ctx.Done():
 			if ws := c.Workspace; ws.Status.LastHandledReconcileAt == stamp {
-				res, _ := appResults(ws, rev, apps, removed, said, nil)
+				res, _ := appResults(ws, states, rev, apps, removed, said, nil)
 				for i := range res.Apps {
 					if res.Apps[i].State == "" {
 						res.Apps[i].State = deploy.StateProgressing
@@ -278,12 +284,12 @@ func (c *Controller) follow(ctx context.Context, rev, stamp string, apps []*work
 	}
 }
 
-// appResults reads each app's state from the Workspace status; done when
-// every app is final.
-func appResults(ws *berthv1.Workspace, rev string, apps []*workspace.AppEntry, removed []string, said map[string]string, emit func(Event)) (*DeployResult, bool) {
+// appResults reads each app's state from its WorkspaceApp; done when every
+// app is final.
+func appResults(ws *berthv1.Workspace, states []berthv1.WorkspaceApp, rev string, apps []*workspace.AppEntry, removed []string, said map[string]string, emit func(Event)) (*DeployResult, bool) {
 	byName := map[string]*berthv1.AppStatus{}
-	for i := range ws.Status.Apps {
-		byName[ws.Status.Apps[i].Name] = &ws.Status.Apps[i]
+	for i := range states {
+		byName[states[i].Spec.App] = &states[i].Status
 	}
 	res := &DeployResult{}
 	done := true

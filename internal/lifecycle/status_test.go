@@ -6,14 +6,11 @@ import (
 	"testing"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
-	"sigs.k8s.io/yaml"
 
-	"berth.dev/berth/config"
 	"berth.dev/berth/internal/testcluster"
 	"berth.dev/berth/internal/workspace"
 )
@@ -71,7 +68,7 @@ func TestStatusReportsDriftAndSuspension(t *testing.T) {
 	}
 
 	// The controller managing this workspace suspends the app.
-	installWorkspaceCRD(t, dyn)
+	testcluster.InstallCRDs(t, testcluster.Config(t))
 	wss := dyn.Resource(schema.GroupVersionResource{Group: "berth.dev", Version: "v1alpha1", Resource: "workspaces"}).Namespace(ns)
 	ws := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "berth.dev/v1alpha1", "kind": "Workspace",
@@ -84,33 +81,6 @@ func TestStatusReportsDriftAndSuspension(t *testing.T) {
 	if st := status(); !st.Suspended || !strings.Contains(st.Summary(), "suspended") {
 		t.Errorf("status of a suspended app = %+v (summary %q), want suspended", st, st.Summary())
 	}
-}
-
-// installWorkspaceCRD creates berth's Workspace CRD once per cluster and waits
-// until it is served.
-func installWorkspaceCRD(t *testing.T, dyn dynamic.Interface) {
-	t.Helper()
-	var crd unstructured.Unstructured
-	if err := yaml.Unmarshal(config.WorkspaceCRD, &crd.Object); err != nil {
-		t.Fatal(err)
-	}
-	crds := dyn.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"})
-	if _, err := crds.Create(context.Background(), &crd, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatal(err)
-	}
-	testcluster.WaitFor(t, time.Minute, func(ctx context.Context) (bool, string, error) {
-		got, err := crds.Get(ctx, crd.GetName(), metav1.GetOptions{})
-		if err != nil {
-			return false, "", err
-		}
-		conds, _, _ := unstructured.NestedSlice(got.Object, "status", "conditions")
-		for _, c := range conds {
-			if m := c.(map[string]any); m["type"] == "Established" && m["status"] == "True" {
-				return true, "", nil
-			}
-		}
-		return false, "not established", nil
-	})
 }
 
 func TestUpgradeAvailableNeverPointsBackwards(t *testing.T) {

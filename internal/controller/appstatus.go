@@ -1,0 +1,179 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	berthv1 "berth.dev/berth/api/v1alpha1"
+)
+
+// appStatusWriters bounds the WorkspaceApp writes in flight.
+const appStatusWriters = 16
+
+// appStatuses keeps each app's WorkspaceApp: what this process last wrote,
+// read from the API once per workspace after a start, so that an app's state
+// is written only when it changes and a reconcile that changes nothing writes
+// nothing.
+type appStatuses struct {
+	client client.Client
+
+	mu   sync.Mutex
+	byWS map[types.NamespacedName]map[string]*berthv1.WorkspaceApp
+}
+
+func newAppStatuses(c client.Client) *appStatuses {
+	return &appStatuses{client: c, byWS: map[types.NamespacedName]map[string]*berthv1.WorkspaceApp{}}
+}
+
+// load returns the last known state of every app of ws, by app name.
+func (s *appStatuses) load(ctx context.Context, ws *berthv1.Workspace) (map[string]berthv1.AppStatus, error) {
+	nn := types.NamespacedName{Namespace: ws.Namespace, Name: ws.Name}
+	s.mu.Lock()
+	known, ok := s.byWS[nn]
+	s.mu.Unlock()
+	if !ok {
+		list, err := ListWorkspaceApps(ctx, s.client, ws)
+		if err != nil {
+			return nil, err
+		}
+		known = map[string]*berthv1.WorkspaceApp{}
+		for i := range list {
+			known[list[i].Spec.App] = &list[i]
+		}
+		s.mu.Lock()
+		s.byWS[nn] = known
+		s.mu.Unlock()
+	}
+	out := map[string]berthv1.AppStatus{}
+	s.mu.Lock()
+	for name, a := range known {
+		out[name] = *a.Status.DeepCopy()
+	}
+	s.mu.Unlock()
+	return out, nil
+}
+
+// forget drops what is known of ws (deleted: its WorkspaceApps go with it).
+func (s *appStatuses) forget(nn types.NamespacedName) {
+	s.mu.Lock()
+	delete(s.byWS, nn)
+	s.mu.Unlock()
+}
+
+// write makes the WorkspaceApps of ws say statuses: it creates the missing
+// ones, writes those whose state changed and deletes those of apps that are
+// no longer in statuses. Unchanged apps cost no request.
+func (s *appStatuses) write(ctx context.Context, ws *berthv1.Workspace, statuses map[string]berthv1.AppStatus) error {
+	nn := types.NamespacedName{Namespace: ws.Namespace, Name: ws.Name}
+	s.mu.Lock()
+	known := s.byWS[nn]
+	if known == nil {
+		known = map[string]*berthv1.WorkspaceApp{}
+		s.byWS[nn] = known
+	}
+	type job struct {
+		name   string
+		cur    *berthv1.WorkspaceApp // nil: create
+		status *berthv1.AppStatus    // nil: delete
+	}
+	var jobs []job
+	for name, st := range statuses {
+		cur := known[name]
+		if cur != nil && equality.Semantic.DeepEqual(cur.Status, st) {
+			continue
+		}
+		jobs = append(jobs, job{name: name, cur: cur, status: &st})
+	}
+	for name, cur := range known {
+		if _, ok := statuses[name]; !ok {
+			jobs = append(jobs, job{name: name, cur: cur})
+		}
+	}
+	s.mu.Unlock()
+
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	sem := make(chan struct{}, appStatusWriters)
+	for _, j := range jobs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			var (
+				obj *berthv1.WorkspaceApp
+				err error
+			)
+			if j.status == nil {
+				err = client.IgnoreNotFound(s.client.Delete(ctx, j.cur))
+			} else {
+				obj, err = s.writeOne(ctx, ws, j.name, j.cur, *j.status)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("app %s: %w", j.name, err))
+				return
+			}
+			s.mu.Lock()
+			if obj == nil {
+				delete(known, j.name)
+			} else {
+				known[j.name] = obj
+			}
+			s.mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("writing the WorkspaceApps of %s: %w", nn, err)
+	}
+	return nil
+}
+
+// writeOne creates the WorkspaceApp of app (when cur is nil) and writes its
+// status, returning the object as written.
+func (s *appStatuses) writeOne(ctx context.Context, ws *berthv1.Workspace, app string, cur *berthv1.WorkspaceApp, st berthv1.AppStatus) (*berthv1.WorkspaceApp, error) {
+	if cur == nil {
+		obj := &berthv1.WorkspaceApp{Spec: berthv1.WorkspaceAppSpec{Workspace: ws.Name, App: app}}
+		obj.Name, obj.Namespace = berthv1.WorkspaceAppName(ws.Name, app), ws.Namespace
+		obj.Labels = map[string]string{berthv1.LabelWorkspace: ws.Name}
+		if err := controllerutil.SetControllerReference(ws, obj, s.client.Scheme()); err != nil {
+			return nil, err
+		}
+		err := s.client.Create(ctx, obj)
+		if apierrors.IsAlreadyExists(err) {
+			// Left by an earlier process that this one has not read.
+			err = s.client.Get(ctx, client.ObjectKeyFromObject(obj), obj)
+		}
+		if err != nil {
+			return nil, err
+		}
+		cur = obj
+	}
+	next := cur.DeepCopy()
+	next.Status = st
+	if err := s.client.Status().Patch(ctx, next, client.MergeFrom(cur)); err != nil {
+		return nil, err
+	}
+	return next, nil
+}
+
+// ListWorkspaceApps returns the WorkspaceApps of ws, one per app it reports.
+func ListWorkspaceApps(ctx context.Context, r client.Reader, ws *berthv1.Workspace) ([]berthv1.WorkspaceApp, error) {
+	var list berthv1.WorkspaceAppList
+	if err := r.List(ctx, &list, client.InNamespace(ws.Namespace), client.MatchingLabels{berthv1.LabelWorkspace: ws.Name}); err != nil {
+		return nil, fmt.Errorf("listing the WorkspaceApps of %s/%s: %w", ws.Namespace, ws.Name, err)
+	}
+	return list.Items, nil
+}

@@ -1,0 +1,118 @@
+package packagetest
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// lintPackage is a package with a chart inside, whose values template maps
+// the configuration to the chart's values.
+const lintPackage = `apiVersion: berth.dev/v1alpha1
+kind: Package
+name: greeter
+version: VERSION
+description: Says hello from a ConfigMap.
+charts:
+  - path: chart
+    values: values.yaml.tmpl
+config:
+  - name: greeting
+    type: string
+    description: What to say.
+    default: hi
+  - name: mode
+    type: enum
+    values: [plain, fancy]
+    default: plain
+  - name: domain
+    type: domain
+    required: true
+EXTRA`
+
+const lintValues = `greeting: {{ .config.greeting | quote }}
+mode: {{ .config.mode }}
+host: {{ index .config "domain" }}
+`
+
+func greeterPackage(t *testing.T, dir, version, extra, values string) {
+	t.Helper()
+	writeFile(t, filepath.Join(dir, "package.yaml"), strings.NewReplacer("VERSION", version, "EXTRA", extra).Replace(lintPackage))
+	writeFile(t, filepath.Join(dir, "values.yaml.tmpl"), values)
+	writeFile(t, filepath.Join(dir, "chart", "Chart.yaml"), "apiVersion: v2\nname: greeter\nversion: 0.1.0\n")
+	writeFile(t, filepath.Join(dir, "chart", "templates", "cm.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\ndata:\n  greeting: {{ .Values.greeting | quote }}\n  host: {{ .Values.host | quote }}\n")
+}
+
+func TestLint(t *testing.T) {
+	ctx := context.Background()
+	tests := map[string]struct {
+		extra, values string
+		// catalog puts the package at CATALOG/greeter/2.0.0 beside a 1.0.0.
+		catalog bool
+		want    []Finding // matched on check, severity, field and a part of the message
+	}{
+		"clean":              {values: lintValues},
+		"clean in a catalog": {values: lintValues, catalog: true, extra: "upgrade:\n  note: export the greetings first\n"},
+		"schema": {
+			extra:  "kind2: x\n",
+			values: lintValues,
+			want:   []Finding{{Check: CheckSchema, Severity: SeverityError, Message: "kind2"}},
+		},
+		"an enum value does not render": {
+			values: lintValues + "{{ if eq .config.mode \"fancy\" }}{{ .config.sparkles }}{{ end }}\n",
+			want:   []Finding{{Check: CheckRender, Severity: SeverityError, Field: "config[1] (mode)", Line: 14, Message: "with mode=fancy"}},
+		},
+		"an unused parameter": {
+			values: "greeting: {{ .config.greeting | quote }}\nhost: {{ .config.domain }}\n",
+			want:   []Finding{{Check: CheckUnused, Severity: SeverityError, Field: "config[1] (mode)", Line: 14, Message: "no values template or output uses"}},
+		},
+		"a health rule for a kind never rendered": {
+			extra:  "health:\n  - {apiVersion: cert-manager.io/v1, kind: Certificate, condition: Ready}\n  - {apiVersion: v1, kind: ConfigMap, condition: Ready}\n",
+			values: lintValues,
+			want:   []Finding{{Check: CheckHealth, Severity: SeverityError, Field: "health[0]", Line: 22, Message: "neither renders nor defines Certificate cert-manager.io/v1"}},
+		},
+		"a dependency no version matches": {
+			extra:  "dependencies:\n  - {package: redis, version: \">=99.0.0\", kind: component}\n",
+			values: lintValues,
+			want:   []Finding{{Check: CheckUpgrade, Severity: SeverityError, Field: "dependencies[0].version", Line: 22, Message: "no version of redis matches"}},
+		},
+		"a new major version without a note": {
+			values:  lintValues,
+			catalog: true,
+			want:    []Finding{{Check: CheckUpgrade, Severity: SeverityWarning, Field: "upgrade.note", Message: "1.0.0 -> 2.0.0 is a new major version"}},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "greeter")
+			if tc.catalog {
+				cat := t.TempDir()
+				greeterPackage(t, filepath.Join(cat, "greeter", "1.0.0"), "1.0.0", "", lintValues)
+				dir = filepath.Join(cat, "greeter", "2.0.0")
+			}
+			greeterPackage(t, dir, "2.0.0", tc.extra, tc.values)
+			res, err := Lint(ctx, LintOptions{Dir: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Findings) != len(tc.want) {
+				b, _ := json.MarshalIndent(res.Findings, "", "  ")
+				t.Fatalf("Lint found %d problems, want %d:\n%s", len(res.Findings), len(tc.want), b)
+			}
+			for i, w := range tc.want {
+				f := res.Findings[i]
+				if f.Check != w.Check || f.Severity != w.Severity || f.Field != w.Field || !strings.Contains(f.Message, w.Message) {
+					t.Errorf("finding %d = %+v, want %+v", i, f, w)
+				}
+				if f.Check != CheckSchema && f.Line != w.Line {
+					t.Errorf("finding %d is on line %d, want %d", i, f.Line, w.Line)
+				}
+				if !strings.HasSuffix(f.File, "package.yaml") {
+					t.Errorf("finding %d names file %q, want the package.yaml", i, f.File)
+				}
+			}
+		})
+	}
+}
