@@ -477,8 +477,15 @@ func (l *linter) catalog(ctx context.Context) error {
 // returns whether all can be.
 func (l *linter) dependencies(ctx context.Context) bool {
 	before := len(l.res.Findings)
+	optionalMissing := 0
 	for i, d := range l.s.pkg.Dependencies {
 		f, err := l.s.set.Find(ctx, d.Package)
+		if err != nil && d.Optional {
+			// The package does without it; it only never gets it.
+			l.add(CheckUpgrade, SeverityWarning, fmt.Sprintf("dependencies[%d].package", i), "add the package to a catalog or fix the name", "the optional dependency %s is in no catalog berth reads, so it is never used", d.Package)
+			optionalMissing++
+			continue
+		}
 		if err != nil {
 			l.add(CheckUpgrade, SeverityError, fmt.Sprintf("dependencies[%d].package", i), "add the package to the catalog or fix the name", "%s is in no catalog berth reads", d.Package)
 			continue
@@ -497,7 +504,7 @@ func (l *linter) dependencies(ctx context.Context) bool {
 			l.add(CheckUpgrade, SeverityError, fmt.Sprintf("dependencies[%d].version", i), "widen the constraint or add a matching version", "no version of %s matches %q (versions: %s)", d.Package, d.Version, versions(f.Entry.Versions))
 		}
 	}
-	return len(l.res.Findings) == before
+	return len(l.res.Findings)-optionalMissing == before
 }
 
 // upgrade checks the upgrade metadata against the previous version in the

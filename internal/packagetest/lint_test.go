@@ -78,6 +78,16 @@ func TestLint(t *testing.T) {
 			values: lintValues,
 			want:   []Finding{{Check: CheckUpgrade, Severity: SeverityError, Field: "dependencies[0].version", Line: 22, Message: "no version of redis matches"}},
 		},
+		"an optional dependency in no catalog": {
+			// It is only never used: a warning, and the package is still
+			// rendered (and its render error found).
+			extra:  "dependencies:\n  - {package: no-such-logs, version: \"^6\", kind: shared, optional: true}\n",
+			values: lintValues + "{{ if eq .config.mode \"fancy\" }}{{ .config.sparkles }}{{ end }}\n",
+			want: []Finding{
+				{Check: CheckUpgrade, Severity: SeverityWarning, Field: "dependencies[0].package", Line: 22, Message: "the optional dependency no-such-logs is in no catalog"},
+				{Check: CheckRender, Severity: SeverityError, Field: "config[1] (mode)", Line: 14, Message: "with mode=fancy"},
+			},
+		},
 		"a new major version without a note": {
 			values:  lintValues,
 			catalog: true,
