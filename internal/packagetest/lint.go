@@ -242,18 +242,30 @@ func (l *linter) renders(ctx context.Context) map[schema.GroupKind]bool {
 		return kinds // the variants would fail the same way
 	}
 	for i, q := range l.s.pkg.Config {
-		if q.Type != pkgspec.TypeEnum {
-			continue
-		}
-		for _, v := range q.Values {
-			if fmt.Sprint(q.Default) == v {
-				continue
+		switch q.Type {
+		case pkgspec.TypeEnum:
+			for _, v := range q.Values {
+				if fmt.Sprint(q.Default) == v {
+					continue
+				}
+				values := map[string]any{q.Name: v}
+				for k, b := range base {
+					values[k] = b
+				}
+				try(fmt.Sprintf("config[%d] (%s)", i, q.Name), fmt.Sprintf("with %s=%s", q.Name, v), values)
 			}
-			values := map[string]any{q.Name: v}
-			for k, b := range base {
-				values[k] = b
+		case pkgspec.TypeBool:
+			// The other value of a bool, with a sample for every required
+			// parameter it may turn on (those of inactive ones are ignored).
+			flipped := q.Default != true
+			values := map[string]any{}
+			for _, r := range l.s.pkg.Config {
+				if r.Required && r.Default == nil && r.Generate == nil {
+					values[r.Name] = sample(r)
+				}
 			}
-			try(fmt.Sprintf("config[%d] (%s)", i, q.Name), fmt.Sprintf("with %s=%s", q.Name, v), values)
+			values[q.Name] = flipped
+			try(fmt.Sprintf("config[%d] (%s)", i, q.Name), fmt.Sprintf("with %s=%t", q.Name, flipped), values)
 		}
 	}
 	return kinds

@@ -64,6 +64,11 @@ func TestLint(t *testing.T) {
 			values: lintValues + "{{ if eq .config.mode \"fancy\" }}{{ .config.sparkles }}{{ end }}\n",
 			want:   []Finding{{Check: CheckRender, Severity: SeverityError, Field: "config[1] (mode)", Line: 14, Message: "with mode=fancy"}},
 		},
+		"a bool value does not render": {
+			extra:  "  - {name: shiny, type: bool, default: false}\n",
+			values: lintValues + "{{ if .config.shiny }}{{ .config.sparkles }}{{ end }}\n",
+			want:   []Finding{{Check: CheckRender, Severity: SeverityError, Field: "config[3] (shiny)", Line: 21, Message: "with shiny=true"}},
+		},
 		"an unused parameter": {
 			values: "greeting: {{ .config.greeting | quote }}\nhost: {{ .config.domain }}\n",
 			want:   []Finding{{Check: CheckUnused, Severity: SeverityError, Field: "config[1] (mode)", Line: 14, Message: "no values template or output uses"}},
