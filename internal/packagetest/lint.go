@@ -242,18 +242,30 @@ func (l *linter) renders(ctx context.Context) map[schema.GroupKind]bool {
 		return kinds // the variants would fail the same way
 	}
 	for i, q := range l.s.pkg.Config {
-		if q.Type != pkgspec.TypeEnum {
-			continue
-		}
-		for _, v := range q.Values {
-			if fmt.Sprint(q.Default) == v {
-				continue
+		switch q.Type {
+		case pkgspec.TypeEnum:
+			for _, v := range q.Values {
+				if fmt.Sprint(q.Default) == v {
+					continue
+				}
+				values := map[string]any{q.Name: v}
+				for k, b := range base {
+					values[k] = b
+				}
+				try(fmt.Sprintf("config[%d] (%s)", i, q.Name), fmt.Sprintf("with %s=%s", q.Name, v), values)
 			}
-			values := map[string]any{q.Name: v}
-			for k, b := range base {
-				values[k] = b
+		case pkgspec.TypeBool:
+			// The other value of a bool, with a sample for every required
+			// parameter it may turn on (those of inactive ones are ignored).
+			flipped := q.Default != true
+			values := map[string]any{}
+			for _, r := range l.s.pkg.Config {
+				if r.Required && r.Default == nil && r.Generate == nil {
+					values[r.Name] = sample(r)
+				}
 			}
-			try(fmt.Sprintf("config[%d] (%s)", i, q.Name), fmt.Sprintf("with %s=%s", q.Name, v), values)
+			values[q.Name] = flipped
+			try(fmt.Sprintf("config[%d] (%s)", i, q.Name), fmt.Sprintf("with %s=%t", q.Name, flipped), values)
 		}
 	}
 	return kinds
@@ -477,8 +489,15 @@ func (l *linter) catalog(ctx context.Context) error {
 // returns whether all can be.
 func (l *linter) dependencies(ctx context.Context) bool {
 	before := len(l.res.Findings)
+	optionalMissing := 0
 	for i, d := range l.s.pkg.Dependencies {
 		f, err := l.s.set.Find(ctx, d.Package)
+		if err != nil && d.Optional {
+			// The package does without it; it only never gets it.
+			l.add(CheckUpgrade, SeverityWarning, fmt.Sprintf("dependencies[%d].package", i), "add the package to a catalog or fix the name", "the optional dependency %s is in no catalog berth reads, so it is never used", d.Package)
+			optionalMissing++
+			continue
+		}
 		if err != nil {
 			l.add(CheckUpgrade, SeverityError, fmt.Sprintf("dependencies[%d].package", i), "add the package to the catalog or fix the name", "%s is in no catalog berth reads", d.Package)
 			continue
@@ -497,7 +516,7 @@ func (l *linter) dependencies(ctx context.Context) bool {
 			l.add(CheckUpgrade, SeverityError, fmt.Sprintf("dependencies[%d].version", i), "widen the constraint or add a matching version", "no version of %s matches %q (versions: %s)", d.Package, d.Version, versions(f.Entry.Versions))
 		}
 	}
-	return len(l.res.Findings) == before
+	return len(l.res.Findings)-optionalMissing == before
 }
 
 // upgrade checks the upgrade metadata against the previous version in the

@@ -64,6 +64,11 @@ func TestLint(t *testing.T) {
 			values: lintValues + "{{ if eq .config.mode \"fancy\" }}{{ .config.sparkles }}{{ end }}\n",
 			want:   []Finding{{Check: CheckRender, Severity: SeverityError, Field: "config[1] (mode)", Line: 14, Message: "with mode=fancy"}},
 		},
+		"a bool value does not render": {
+			extra:  "  - {name: shiny, type: bool, default: false}\n",
+			values: lintValues + "{{ if .config.shiny }}{{ .config.sparkles }}{{ end }}\n",
+			want:   []Finding{{Check: CheckRender, Severity: SeverityError, Field: "config[3] (shiny)", Line: 21, Message: "with shiny=true"}},
+		},
 		"an unused parameter": {
 			values: "greeting: {{ .config.greeting | quote }}\nhost: {{ .config.domain }}\n",
 			want:   []Finding{{Check: CheckUnused, Severity: SeverityError, Field: "config[1] (mode)", Line: 14, Message: "no values template or output uses"}},
@@ -77,6 +82,16 @@ func TestLint(t *testing.T) {
 			extra:  "dependencies:\n  - {package: redis, version: \">=99.0.0\", kind: component}\n",
 			values: lintValues,
 			want:   []Finding{{Check: CheckUpgrade, Severity: SeverityError, Field: "dependencies[0].version", Line: 22, Message: "no version of redis matches"}},
+		},
+		"an optional dependency in no catalog": {
+			// It is only never used: a warning, and the package is still
+			// rendered (and its render error found).
+			extra:  "dependencies:\n  - {package: no-such-logs, version: \"^6\", kind: shared, optional: true}\n",
+			values: lintValues + "{{ if eq .config.mode \"fancy\" }}{{ .config.sparkles }}{{ end }}\n",
+			want: []Finding{
+				{Check: CheckUpgrade, Severity: SeverityWarning, Field: "dependencies[0].package", Line: 22, Message: "the optional dependency no-such-logs is in no catalog"},
+				{Check: CheckRender, Severity: SeverityError, Field: "config[1] (mode)", Line: 14, Message: "with mode=fancy"},
+			},
 		},
 		"a new major version without a note": {
 			values:  lintValues,
