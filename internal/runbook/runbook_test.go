@@ -254,7 +254,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		"unknown parameter": {"resize-storage", map[string]any{"size": "16Gi", "sise": "1"}, func(err error) bool { var e *pkgspec.ParamsError; return errors.As(err, &e) },
 			`parameter "sise": is not a parameter of runbook resize-storage`},
 		"unknown runbook": {"defrag", nil, func(err error) bool { var e *runbook.UnknownRunbookError; return errors.As(err, &e) },
-			"has no runbook \"defrag\"; its runbooks are backup, connect, resize-storage, restore, scale"},
+			"has no runbook \"defrag\"; its runbooks are backup, connect, resize-storage, restore, rotate-password, scale"},
 		"documentation": {"connect", nil, func(err error) bool { var e *runbook.NotExecutableError; return errors.As(err, &e) },
 			"runbook connect is a document to read (runbooks/connect.md"},
 		"shrink": {"resize-storage", map[string]any{"size": "4Gi"}, func(err error) bool { var e *runbook.PreflightError; return errors.As(err, &e) },
