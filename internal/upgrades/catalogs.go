@@ -129,7 +129,9 @@ func (c *Catalogs) Poll(ctx context.Context, root string, refs []workspace.Catal
 		if p.http != nil {
 			// Archives are found in this index, not in one read again.
 			h, ix := p.http, p.ix
-			src.open = func(ctx context.Context, name, version string) (fs.FS, error) { return h.OpenIn(ctx, ix, name, version) }
+			src.open = func(ctx context.Context, name, version string) (fs.FS, error) {
+				return h.OpenIn(ctx, ix, name, version)
+			}
 		}
 		sources[r.Name] = src
 		out.Fingerprint += key + "=" + p.version + ";"
