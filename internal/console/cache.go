@@ -65,8 +65,8 @@ type clusterCache struct {
 	workspaces kcache.SharedIndexInformer
 	// wsApps holds the WorkspaceApps: each app's state as the controller
 	// reports it.
-	wsApps kcache.SharedIndexInformer
-	onChange   func()
+	wsApps   kcache.SharedIndexInformer
+	onChange func()
 }
 
 func indexApp(obj any) ([]string, error) {

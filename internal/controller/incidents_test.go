@@ -4,52 +4,20 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-	apiextclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	berthv1 "berth.dev/berth/api/v1alpha1"
-	"berth.dev/berth/config"
 	"berth.dev/berth/internal/testcluster"
 )
 
-var incidentCRDOnce sync.Once
-
-// installIncidentCRD installs the Incident CRD, as bootstrap does.
-func installIncidentCRD(t *testing.T) {
-	t.Helper()
-	incidentCRDOnce.Do(func() {
-		var crd apiextensionsv1.CustomResourceDefinition
-		if err := yaml.Unmarshal(config.IncidentCRD, &crd); err != nil {
-			t.Fatal(err)
-		}
-		cs := apiextclient.NewForConfigOrDie(testcluster.Config(t))
-		if _, err := cs.ApiextensionsV1().CustomResourceDefinitions().Create(context.Background(), &crd, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			t.Fatal(err)
-		}
-		testcluster.WaitFor(t, 30*time.Second, func(ctx context.Context) (bool, string, error) {
-			c, err := cs.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{})
-			if err != nil {
-				return false, err.Error(), nil
-			}
-			for _, cond := range c.Status.Conditions {
-				if cond.Type == apiextensionsv1.Established && cond.Status == apiextensionsv1.ConditionTrue {
-					return true, "", nil
-				}
-			}
-			return false, "not established", nil
-		})
-	})
-}
+// installIncidentCRD installs berth's CRDs, the Incident's among them.
+func installIncidentCRD(t *testing.T) { installCRD(t) }
 
 func webDeployment(name string) *unstructured.Unstructured {
 	return &unstructured.Unstructured{Object: map[string]any{
