@@ -28,13 +28,13 @@ func TestBootstrapManifests(t *testing.T) {
 	}{
 		"in cluster, with a token and a key": {
 			mutate: func(o *BootstrapOptions) { o.Password, o.Key = "tok", keyFile },
-			kinds: []string{"CustomResourceDefinition", "CustomResourceDefinition", "Namespace", "ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRole", "ClusterRoleBinding",
+			kinds: []string{"CustomResourceDefinition", "CustomResourceDefinition", "CustomResourceDefinition", "Namespace", "ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRole", "ClusterRoleBinding",
 				"Deployment", "Service", "Secret", "Secret", "Secret", "Workspace"},
 			wsRefs: []string{gitSecretName, keySecretName, webhookSecretName},
 		},
 		"local, public repository": {
 			mutate: func(o *BootstrapOptions) { o.Local = true },
-			kinds:  []string{"CustomResourceDefinition", "CustomResourceDefinition", "Namespace", "Secret", "Workspace"},
+			kinds:  []string{"CustomResourceDefinition", "CustomResourceDefinition", "CustomResourceDefinition", "Namespace", "Secret", "Workspace"},
 			wsRefs: []string{"", "", webhookSecretName},
 		},
 		"not a key": {

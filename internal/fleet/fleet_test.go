@@ -22,10 +22,14 @@ import (
 	"berth.dev/berth/internal/lifecycle"
 	"berth.dev/berth/internal/localcluster"
 	"berth.dev/berth/internal/testcluster"
+	testcatalog "berth.dev/berth/test/catalog"
 	"berth.dev/berth/internal/workspace"
 )
 
-func TestMain(m *testing.M) { os.Exit(testcluster.Main(m)) }
+func TestMain(m *testing.M) {
+	testcatalog.Use()
+	os.Exit(testcluster.Main(m))
+}
 
 // localFleet starts three local clusters side by side under the test's
 // BERTH_HOME and stops them after the test.
