@@ -22,8 +22,8 @@ import (
 	"berth.dev/berth/internal/lifecycle"
 	"berth.dev/berth/internal/localcluster"
 	"berth.dev/berth/internal/testcluster"
-	testcatalog "berth.dev/berth/test/catalog"
 	"berth.dev/berth/internal/workspace"
+	testcatalog "berth.dev/berth/test/catalog"
 )
 
 func TestMain(m *testing.M) {
