@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -219,6 +220,13 @@ func (l *linter) renders(ctx context.Context) map[schema.GroupKind]bool {
 	}
 	try := func(field, what string, values map[string]any) {
 		res, err := l.s.render(ctx, renderOptions{Values: values, Charts: l.charts, KubeVersion: l.o.KubeVersion})
+		var invalid *pkgspec.ConfigError
+		if errors.As(err, &invalid) && what != "with its defaults" {
+			// The variant is a configuration the package's own rules refuse
+			// (ha needs replicas, a mode needs its settings): not one a user
+			// can make, so nothing to render.
+			return
+		}
 		if err != nil {
 			l.add(CheckRender, SeverityError, field, "fix the values template or the chart so every allowed configuration renders", "the package does not render %s: %v", what, err)
 			return
@@ -248,27 +256,34 @@ func (l *linter) renders(ctx context.Context) map[schema.GroupKind]bool {
 				if fmt.Sprint(q.Default) == v {
 					continue
 				}
-				values := map[string]any{q.Name: v}
-				for k, b := range base {
-					values[k] = b
-				}
+				// With a sample for every required parameter the value may
+				// turn on (those of inactive ones are ignored), as for bools.
+				values := variantSamples(l.s.pkg.Config)
+				values[q.Name] = v
 				try(fmt.Sprintf("config[%d] (%s)", i, q.Name), fmt.Sprintf("with %s=%s", q.Name, v), values)
 			}
 		case pkgspec.TypeBool:
 			// The other value of a bool, with a sample for every required
 			// parameter it may turn on (those of inactive ones are ignored).
 			flipped := q.Default != true
-			values := map[string]any{}
-			for _, r := range l.s.pkg.Config {
-				if r.Required && r.Default == nil && r.Generate == nil {
-					values[r.Name] = sample(r)
-				}
-			}
+			values := variantSamples(l.s.pkg.Config)
 			values[q.Name] = flipped
 			try(fmt.Sprintf("config[%d] (%s)", i, q.Name), fmt.Sprintf("with %s=%t", q.Name, flipped), values)
 		}
 	}
 	return kinds
+}
+
+// variantSamples gives every required parameter without a default or a
+// generated value a sample value, whether or not its when: holds.
+func variantSamples(params []pkgspec.Param) map[string]any {
+	values := map[string]any{}
+	for _, r := range params {
+		if r.Required && r.Default == nil && r.Generate == nil {
+			values[r.Name] = sample(r)
+		}
+	}
+	return values
 }
 
 // sample returns a valid-looking value for a required parameter.
@@ -299,6 +314,15 @@ func sample(q pkgspec.Param) any {
 		return "1h"
 	case pkgspec.TypePassword:
 		return "a-sample-password-for-lint-0123456789"
+	}
+	// A string matching the parameter's pattern, when one of a few common
+	// shapes does.
+	if re, err := regexp.Compile(q.Pattern); q.Pattern != "" && err == nil {
+		for _, v := range []string{"sample", "admin@example.com", "example.com", "https://example.com", "sample-1", "a"} {
+			if re.MatchString(v) {
+				return v
+			}
+		}
 	}
 	return "sample"
 }
