@@ -131,7 +131,9 @@ func TestCatalogBatteriesOnTheCluster(t *testing.T) {
 		{pkg: "vault", from: "0.31.0", to: "0.32.0",
 			// The agent injector's webhook (failurePolicy Ignore) sees every pod
 			// created meanwhile: the stand-ins refuse its calls at once.
-			values: func(string) map[string]any { return map[string]any{"auditStorage": true, "logLevel": "debug", "ui": false} },
+			values: func(string) map[string]any {
+				return map[string]any{"auditStorage": true, "logLevel": "debug", "ui": false}
+			},
 			check: func(t *testing.T, dyn dynamic.Interface, name string) {
 				pvcs, err := testcluster.Clientset(t).CoreV1().PersistentVolumeClaims(name).List(context.Background(), metav1.ListOptions{})
 				if err != nil || len(pvcs.Items) != 2 {
