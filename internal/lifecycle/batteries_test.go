@@ -318,6 +318,11 @@ func testStarter(t *testing.T) {
 	if want := append([]string{name}, shared...); !sameSet(res.Apps, want) {
 		t.Errorf("install brought %v, want %v", res.Apps, want)
 	}
+	// The local cluster has no load balancer, like many bare-metal ones: the
+	// runbook's advice, a NodePort, before the first deploy.
+	if _, err := env.Config(ctx, ConfigOptions{App: "traefik", Values: map[string]any{"serviceType": "NodePort"}}); err != nil {
+		t.Fatal(err)
+	}
 	deployReady(t, env, name)
 
 	// Prometheus scrapes the batteries: each monitor selects what runs.
