@@ -67,6 +67,7 @@ var (
 	gvrCertificate    = schema.GroupVersionResource{Group: "cert-manager.io", Version: "v1", Resource: "certificates"}
 	gvrClusterIssuer  = schema.GroupVersionResource{Group: "cert-manager.io", Version: "v1", Resource: "clusterissuers"}
 	gvrValidatingHook = schema.GroupVersionResource{Group: "admissionregistration.k8s.io", Version: "v1", Resource: "validatingwebhookconfigurations"}
+	gvrMutatingHook   = schema.GroupVersionResource{Group: "admissionregistration.k8s.io", Version: "v1", Resource: "mutatingwebhookconfigurations"}
 	gvrPrometheus     = schema.GroupVersionResource{Group: "monitoring.coreos.com", Version: "v1", Resource: "prometheuses"}
 	gvrServiceMonitor = schema.GroupVersionResource{Group: "monitoring.coreos.com", Version: "v1", Resource: "servicemonitors"}
 	gvrPodMonitor     = schema.GroupVersionResource{Group: "monitoring.coreos.com", Version: "v1", Resource: "podmonitors"}
@@ -307,8 +308,15 @@ func testStarter(t *testing.T) {
 	name := testcluster.UniqueName(t, 20)
 	shared := []string{"cert-manager", "kube-prometheus-stack", "loki", "traefik", "vault"}
 	t.Cleanup(func() {
-		for _, ns := range append([]string{name}, shared...) {
-			_ = testcluster.Clientset(t).CoreV1().Namespaces().Delete(context.Background(), ns, metav1DeleteOptions)
+		// After a failure, leave no webhook configuration behind: cert-manager's
+		// fails closed and would refuse every cert-manager resource of the
+		// cluster once its Service is gone.
+		for _, app := range append([]string{name}, shared...) {
+			for _, gvr := range []schema.GroupVersionResource{gvrValidatingHook, gvrMutatingHook} {
+				_ = dyn.Resource(gvr).DeleteCollection(context.Background(), metav1.DeleteOptions{},
+					metav1.ListOptions{LabelSelector: render.LabelApp + "=" + app})
+			}
+			_ = testcluster.Clientset(t).CoreV1().Namespaces().Delete(context.Background(), app, metav1DeleteOptions)
 		}
 	})
 	res, err := env.Install(ctx, InstallOptions{Package: "starter", Name: name, Namespace: name})
@@ -317,6 +325,11 @@ func testStarter(t *testing.T) {
 	}
 	if want := append([]string{name}, shared...); !sameSet(res.Apps, want) {
 		t.Errorf("install brought %v, want %v", res.Apps, want)
+	}
+	// The local cluster has no load balancer, like many bare-metal ones: the
+	// runbook's advice, a NodePort, before the first deploy.
+	if _, err := env.Config(ctx, ConfigOptions{App: "traefik", Values: map[string]any{"serviceType": "NodePort"}}); err != nil {
+		t.Fatal(err)
 	}
 	deployReady(t, env, name)
 

@@ -104,9 +104,15 @@ func renderBuiltin(t testing.TB, set *catalog.Set, u *resolve.Universe, bv built
 	if err != nil {
 		t.Fatalf("%s %s: %v", bv.name, bv.version, err)
 	}
+	// Charts from upstream repositories come from the mirror testcluster.Main sets.
+	mirrors, err := catalog.MirrorsFromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
 	res, err := RenderApp(context.Background(), builtinLoader{set}, AppInput{
 		Solution: sol, App: bv.name, Namespace: namespace, Values: values,
 		Generator: func(scope string) pkgspec.Generator { return pkgspec.SeededGenerator(testSeed, scope) },
+		Charts:    (&catalog.ChartFetcher{Cache: t.TempDir(), Mirrors: mirrors}).Fetch,
 	})
 	if err != nil {
 		t.Fatalf("%s %s: %v", bv.name, bv.version, err)
