@@ -47,13 +47,17 @@ func newClusterListCmd(app *App) *cobra.Command {
 				return nil
 			}
 			tw := tabwriter.NewWriter(app.Out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tSTATE\tVERSION\tNODES\tAPI SERVER")
+			fmt.Fprintln(tw, "NAME\tSTATE\tVERSION\tNODES\tAPI SERVER\tPROMETHEUS")
 			for _, c := range clusters {
 				if c.Phase == localcluster.PhaseCorrupt {
-					fmt.Fprintf(tw, "%s\t%s\t-\t-\t%s\n", c.Name, c.Phase, c.Error)
+					fmt.Fprintf(tw, "%s\t%s\t-\t-\t%s\t-\n", c.Name, c.Phase, c.Error)
 					continue
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", c.Name, c.Phase, c.Kubernetes, c.Nodes, c.APIServer)
+				prom := "-"
+				if c.Addons[localcluster.PrometheusAddon] {
+					prom = c.Prometheus
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", c.Name, c.Phase, c.Kubernetes, c.Nodes, c.APIServer, prom)
 			}
 			return tw.Flush()
 		},

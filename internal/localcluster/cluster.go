@@ -190,7 +190,13 @@ type Status struct {
 	Nodes      int             `json:"nodes,omitempty"`
 	Kubeconfig string          `json:"kubeconfig,omitempty"`
 	Processes  map[string]bool `json:"processes,omitempty"`
-	Error      string          `json:"error,omitempty"`
+	// Addons are the cluster's add-ons (local controller, Prometheus, ...).
+	Addons map[string]bool `json:"addons,omitempty"`
+	// Prometheus and Alertmanager are the URLs of the cluster's monitoring,
+	// when it ever ran with it.
+	Prometheus   string `json:"prometheus,omitempty"`
+	Alertmanager string `json:"alertmanager,omitempty"`
+	Error        string `json:"error,omitempty"`
 }
 
 // processes reports which components run, by their recorded pids.
@@ -223,7 +229,7 @@ func phaseOf(running map[string]bool) Phase {
 // Status reports the cluster's phase from its recorded processes.
 func (c *Cluster) Status() Status {
 	running := c.processes()
-	return Status{
+	st := Status{
 		Name:       c.Name,
 		Phase:      phaseOf(running),
 		Kubernetes: c.State.Versions.Kubernetes,
@@ -231,7 +237,12 @@ func (c *Cluster) Status() Status {
 		Nodes:      c.State.Nodes,
 		Kubeconfig: c.KubeconfigPath(),
 		Processes:  running,
+		Addons:     c.AddonsRunning(),
 	}
+	if m, err := c.Monitoring(); err == nil && m != nil {
+		st.Prometheus, st.Alertmanager = m.PrometheusURL(), m.AlertmanagerURL()
+	}
+	return st
 }
 
 // List reports every cluster under home, sorted by name.
