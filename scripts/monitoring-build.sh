@@ -9,7 +9,9 @@
 # (v0.316.0 is Prometheus 3.16.0); Alertmanager v0.35.0. Both build with our Go.
 # Adjustments: the web UIs are not built (no JavaScript toolchain). Prometheus
 # builds without the builtinassets tag (its UI pages then say the assets are
-# missing; the HTTP API is complete). Alertmanager embeds ui/app/dist, which the
+# missing; the HTTP API is complete) and with the remove_all_sd tag: only
+# static, file and HTTP service discovery (the cloud ones are half the build).
+# Alertmanager embeds ui/app/dist, which the
 # module zip does not carry: a one-page placeholder is written there.
 set -euo pipefail
 export GOWORK=off
@@ -32,7 +34,7 @@ build() { # module version binary
 		mkdir -p "$src/ui/app/dist"
 		printf '<!doctype html><title>Alertmanager</title><p>The web UI is not built by berth; use the HTTP API (/api/v2).</p>\n' >"$src/ui/app/dist/index.html"
 	fi
-	(cd "$src" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -o "$out.tmp" "./cmd/$bin" && mv "$out.tmp" "$out")
+	(cd "$src" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -tags remove_all_sd -o "$out.tmp" "./cmd/$bin" && mv "$out.tmp" "$out")
 	echo "$out"
 }
 

@@ -398,7 +398,8 @@ func DefaultMonitoringCacheRoot() (string, error) {
 
 // ensureMonitoringBinaries returns the directory holding prometheus-VERSION and
 // alertmanager-VERSION, building the missing ones from the Go module proxy
-// with the adjustments scripts/monitoring-build.sh describes.
+// with the adjustments scripts/monitoring-build.sh describes (no web UI
+// assets; Prometheus with static, file and HTTP service discovery only).
 func ensureMonitoringBinaries(ctx context.Context, opts MonitoringOptions, v MonitoringVersions) (string, error) {
 	root := opts.CacheRoot
 	if root == "" {
@@ -483,7 +484,7 @@ func (b *builder) buildMonitoring(ctx context.Context, mod, version, name, out s
 		}
 	}
 	tmp := out + ".tmp"
-	if _, err := b.run(ctx, name, component, "go build", src, "build", "-trimpath", "-o", tmp, "./cmd/"+name); err != nil {
+	if _, err := b.run(ctx, name, component, "go build", src, "build", "-trimpath", "-tags", "remove_all_sd", "-o", tmp, "./cmd/"+name); err != nil {
 		return err
 	}
 	return os.Rename(tmp, out)
