@@ -139,13 +139,13 @@ func checkPromQL(expr string) error {
 			stack = append(stack, r)
 		case ')', ']', '}':
 			if len(stack) == 0 || stack[len(stack)-1] != closing[r] {
-				return fmt.Errorf("unexpected %q at column %d", r, i+1)
+				return fmt.Errorf("unexpected %q at column %d", string(r), i+1)
 			}
 			stack = stack[:len(stack)-1]
 		}
 	}
 	if len(stack) > 0 {
-		return fmt.Errorf("unclosed %q", stack[len(stack)-1])
+		return fmt.Errorf("unclosed %q", string(stack[len(stack)-1]))
 	}
 	trimmed := strings.TrimSpace(expr)
 	for _, op := range []string{"+", "-", "*", "/", "%", "^", "==", "!=", ">", "<", ">=", "<=", " and", " or", " unless"} {
