@@ -19,7 +19,9 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
 
+	"berth.dev/berth/internal/dashboards"
 	"berth.dev/berth/internal/localcluster"
+	"berth.dev/berth/internal/pkgspec"
 	"berth.dev/berth/internal/testcluster"
 )
 
@@ -114,6 +116,21 @@ func TestMonitoringScrapesTheClusterAndDeliversAlerts(t *testing.T) {
 		}
 		return true, "", nil
 	})
+	// Panels, as the console evaluates them.
+	dc := &dashboards.Client{URL: m.PrometheusURL()}
+	charts, err := dc.Evaluate(ctx, []pkgspec.Panel{
+		{Title: "API server up", Query: `up{job="apiserver"}`},
+		{Title: "broken", Query: `sum(`},
+	}, "web", "default", dashboards.Range{Start: time.Now().Add(-time.Minute), End: time.Now(), Step: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(charts) != 2 || len(charts[0].Series) != 1 || len(charts[0].Series[0].Points) == 0 || charts[0].Series[0].Points[len(charts[0].Series[0].Points)-1].Value != 1 {
+		t.Errorf("chart of up{job=\"apiserver\"} = %+v", charts)
+	}
+	if len(charts) == 2 && charts[1].Err == "" {
+		t.Errorf("a broken query gave no error on its chart: %+v", charts[1])
+	}
 	if st := c.Status(); st.Prometheus != m.PrometheusURL() || !st.Addons[localcluster.PrometheusAddon] || !st.Addons[localcluster.AlertmanagerAddon] {
 		t.Errorf("status does not show the monitoring: %+v", st)
 	}
