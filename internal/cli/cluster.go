@@ -90,17 +90,21 @@ version, API server and network ranges. Inside a workspace that has clusters
 				fmt.Fprintln(app.Out, "No local clusters. Create one with 'berth up'.")
 				return nil
 			}
-			fmt.Fprintln(tw, "NAME\tSTATE\tVERSION\tNODES\tAPI SERVER\tPODS\tSERVICES")
+			fmt.Fprintln(tw, "NAME\tSTATE\tVERSION\tNODES\tAPI SERVER\tPODS\tSERVICES\tPROMETHEUS")
 			for _, c := range clusters {
 				if c.Phase == localcluster.PhaseCorrupt {
-					fmt.Fprintf(tw, "%s\t%s\t-\t-\t%s\t-\t-\n", c.Name, c.Phase, c.Error)
+					fmt.Fprintf(tw, "%s\t%s\t-\t-\t%s\t-\t-\t-\n", c.Name, c.Phase, c.Error)
 					continue
 				}
 				pods, svc := "-", "-"
 				if c.Network != nil {
 					pods, svc = c.Network.PodCIDR, c.Network.ServiceCIDR
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", c.Name, c.Phase, c.Kubernetes, c.Nodes, c.APIServer, pods, svc)
+				prom := "-"
+				if c.Addons[localcluster.PrometheusAddon] {
+					prom = c.Prometheus
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", c.Name, c.Phase, c.Kubernetes, c.Nodes, c.APIServer, pods, svc, prom)
 			}
 			return tw.Flush()
 		},

@@ -19,6 +19,7 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -244,7 +245,7 @@ for running 'berth controller' yourself.`,
 			var pid int
 			var webhookURL string
 			if local {
-				if pid, webhookURL, err = startLocalController(cmd.Context(), lc, opts.Namespace); err != nil {
+				if pid, webhookURL, err = startLocalController(cmd.Context(), lc, opts.Namespace, res.WebhookSecret); err != nil {
 					return err
 				}
 			}
@@ -296,7 +297,7 @@ for running 'berth controller' yourself.`,
 // before, stopped by 'berth down'. Its push webhook listens on a free loopback
 // port, so clusters side by side do not collide; it returns the pid and the
 // webhook's URL.
-func startLocalController(ctx context.Context, c *localcluster.Cluster, namespace string) (int, string, error) {
+func startLocalController(ctx context.Context, c *localcluster.Cluster, namespace, webhookSecret string) (int, string, error) {
 	exe, err := berthExecutable()
 	if err != nil {
 		return 0, "", err
@@ -306,15 +307,53 @@ func startLocalController(ctx context.Context, c *localcluster.Cluster, namespac
 		return 0, "", err
 	}
 	webhook := l.Addr().String()
+	// A fixed metrics port, so that the cluster's Prometheus (berth up
+	// --monitoring) can scrape it.
+	ml, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		l.Close()
+		return 0, "", err
+	}
+	metrics := ml.Addr().String()
 	l.Close()
+	ml.Close()
 	pid, err := c.StartAddon(ctx, "controller", exe, []string{"controller",
 		"--kubeconfig", c.KubeconfigPath(), "--namespace", namespace,
 		"--cache-dir", filepath.Join(c.Dir, "controller-cache"),
-		"--metrics-addr", "127.0.0.1:0", "--probe-addr", "127.0.0.1:0", "--webhook-addr", webhook})
+		"--metrics-addr", metrics, "--probe-addr", "127.0.0.1:0", "--webhook-addr", webhook})
 	if err != nil {
 		return 0, "", fmt.Errorf("starting the local controller: %w", err)
 	}
+	if err := connectMonitoring(ctx, c, namespace, webhookSecret, metrics, "http://"+webhook+"/hooks/alertmanager"); err != nil {
+		return 0, "", err
+	}
 	return pid, "http://" + webhook + "/hooks/git", nil
+}
+
+// connectMonitoring tells the local cluster's monitoring where the controller
+// serves metrics and its Alertmanager webhook, and the webhook's bearer token
+// (the workspace's webhook token, from the Secret namespace/name).
+func connectMonitoring(ctx context.Context, c *localcluster.Cluster, namespace, secretRef, metricsAddr, alertsURL string) error {
+	cfg, err := c.RESTConfig()
+	if err != nil {
+		return err
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	ns, name, ok := strings.Cut(secretRef, "/")
+	if !ok {
+		ns, name = namespace, secretRef
+	}
+	sec, err := cs.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("reading the webhook token for the local monitoring: %w", err)
+	}
+	if err := c.ConnectController(ctx, metricsAddr, alertsURL, sec.Data["token"]); err != nil {
+		return fmt.Errorf("connecting the local controller to the cluster's monitoring: %w", err)
+	}
+	return nil
 }
 
 // berthExecutable is the absolute path of the berth binary, for the processes

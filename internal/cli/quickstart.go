@@ -173,10 +173,11 @@ func startQuickstartController(cmd *cobra.Command, c *localcluster.Cluster, root
 	opts.Key = key
 	var webhook string
 	err = p.step("start berth's controller", func() error {
-		if _, err := controller.Bootstrap(ctx, cfg, opts); err != nil {
+		res, err := controller.Bootstrap(ctx, cfg, opts)
+		if err != nil {
 			return err
 		}
-		_, webhook, err = startLocalController(ctx, c, opts.Namespace)
+		_, webhook, err = startLocalController(ctx, c, opts.Namespace, res.WebhookSecret)
 		return err
 	})
 	return webhook, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -15,6 +16,7 @@ func newUpCmd(app *App) *cobra.Command {
 	defaults := localcluster.DefaultVersions()
 	versions := defaults
 	var out output
+	var monitoring bool
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Start a local Kubernetes cluster (no Docker needed)",
@@ -29,10 +31,17 @@ State (certificates, etcd data, logs, kubeconfig) lives in ~/.berth/clusters/NAM
 ($BERTH_HOME/clusters/NAME when BERTH_HOME is set).
 
 Running it again is harmless: a running cluster is reported, a stopped one is
-restarted with its data. Several named clusters can run side by side.`,
+restarted with its data. Several named clusters can run side by side.
+
+--monitoring also runs Prometheus and Alertmanager as local processes (built
+once from the Go module proxy into $XDG_CACHE_HOME/berth/monitoring): Prometheus
+scrapes the API server, the controllers and berth's local controller, and loads
+the alert rules of the PrometheusRule objects in the cluster; Alertmanager sends
+alerts to berth's local controller (/hooks/alertmanager). See docs/monitoring.md.`,
 		Example: `  berth up
   berth up --name staging --nodes 5
-  berth up --binaries ./bin --kubernetes-version v1.34.4`,
+  berth up --binaries ./bin --kubernetes-version v1.34.4
+  berth up --monitoring`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			home, err := app.home()
@@ -53,6 +62,11 @@ restarted with its data. Several named clusters can run side by side.`,
 			if err := startStandIns(cmd.Context(), c); err != nil {
 				return err
 			}
+			if monitoring {
+				if err := startMonitoring(cmd.Context(), app, c); err != nil {
+					return err
+				}
+			}
 			st := c.Status()
 			if out == outputJSON {
 				return writeJSON(app.Out, struct {
@@ -69,6 +83,9 @@ restarted with its data. Several named clusters can run side by side.`,
 				verb = "is up again (restarted with its data)"
 			}
 			fmt.Fprintf(app.Out, "Cluster %q %s: kubernetes %s, %d nodes, API server %s\n", c.Name, verb, st.Kubernetes, st.Nodes, st.APIServer)
+			if monitoring {
+				fmt.Fprintf(app.Out, "Monitoring: Prometheus %s, Alertmanager %s\n", st.Prometheus, st.Alertmanager)
+			}
 			fmt.Fprintf(app.Out, "Kubeconfig: %s\n\n  export KUBECONFIG=%s\n  kubectl get nodes\n", c.KubeconfigPath(), c.KubeconfigPath())
 			return nil
 		},
@@ -81,7 +98,46 @@ restarted with its data. Several named clusters can run side by side.`,
 	f.StringVar(&versions.Etcd, "etcd-version", defaults.Etcd, "etcd version of a new cluster")
 	f.StringVar(&versions.Kwok, "kwok-version", defaults.Kwok, "kwok version of a new cluster")
 	f.IntVar(&opts.APIServerPort, "api-server-port", 0, "API server port of a new cluster on 127.0.0.1 (default: a free port)")
+	f.BoolVar(&monitoring, "monitoring", false, "also run Prometheus and Alertmanager as local processes")
 	addOutputFlag(cmd, &out)
+	return cmd
+}
+
+// startMonitoring starts the cluster's Prometheus and Alertmanager, and the
+// add-on that turns the cluster's PrometheusRule objects into the local
+// Prometheus's rule files.
+func startMonitoring(ctx context.Context, app *App, c *localcluster.Cluster) error {
+	p := newProgress(app.Err)
+	_, err := c.StartMonitoring(ctx, localcluster.MonitoringOptions{Progress: p.Event})
+	p.Close()
+	if err != nil {
+		return err
+	}
+	exe, err := berthExecutable()
+	if err != nil {
+		return err
+	}
+	return c.StartRuleSync(ctx, exe)
+}
+
+func newRuleSyncCmd(app *App) *cobra.Command {
+	var kf kubeFlags
+	var dir string
+	cmd := &cobra.Command{
+		Use:    "local-cluster-rules",
+		Short:  "Write the cluster's PrometheusRule objects as the local Prometheus's rule files (berth up --monitoring starts it)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := kf.config()
+			if err != nil {
+				return err
+			}
+			return localcluster.RunRuleSync(cmd.Context(), cfg, dir, 2*time.Second, app.Err)
+		},
+	}
+	kf.add(cmd)
+	cmd.Flags().StringVar(&dir, "cluster-dir", "", "state directory of the local cluster")
 	return cmd
 }
 

@@ -204,7 +204,13 @@ type Status struct {
 	Kubeconfig string          `json:"kubeconfig,omitempty"`
 	Processes  map[string]bool `json:"processes,omitempty"`
 	Network    *Network        `json:"network,omitempty"`
-	Error      string          `json:"error,omitempty"`
+	// Addons are the cluster's add-ons (local controller, Prometheus, ...).
+	Addons map[string]bool `json:"addons,omitempty"`
+	// Prometheus and Alertmanager are the URLs of the cluster's monitoring,
+	// when it ever ran with it.
+	Prometheus   string `json:"prometheus,omitempty"`
+	Alertmanager string `json:"alertmanager,omitempty"`
+	Error        string `json:"error,omitempty"`
 }
 
 // processes reports which components run, by their recorded pids.
@@ -238,7 +244,7 @@ func phaseOf(running map[string]bool) Phase {
 func (c *Cluster) Status() Status {
 	running := c.processes()
 	net := c.State.network()
-	return Status{
+	st := Status{
 		Name:       c.Name,
 		Phase:      phaseOf(running),
 		Kubernetes: c.State.Versions.Kubernetes,
@@ -247,7 +253,12 @@ func (c *Cluster) Status() Status {
 		Kubeconfig: c.KubeconfigPath(),
 		Processes:  running,
 		Network:    &net,
+		Addons:     c.AddonsRunning(),
 	}
+	if m, err := c.Monitoring(); err == nil && m != nil {
+		st.Prometheus, st.Alertmanager = m.PrometheusURL(), m.AlertmanagerURL()
+	}
+	return st
 }
 
 // List reports every cluster under home, sorted by name.

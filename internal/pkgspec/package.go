@@ -50,6 +50,10 @@ type Package struct {
 	// ones (parameters and steps berth runs).
 	Runbooks   []Runbook  `yaml:"runbooks,omitempty" json:"runbooks,omitempty"`
 	Dashboards []Document `yaml:"dashboards,omitempty" json:"dashboards,omitempty"`
+	// Alerts are Prometheus alerting rules (see alerts.go); Panels are charts
+	// the console draws from the workspace's Prometheus.
+	Alerts []Alert `yaml:"alerts,omitempty" json:"alerts,omitempty"`
+	Panels []Panel `yaml:"panels,omitempty" json:"panels,omitempty"`
 
 	// File is where the package was loaded from, for error messages.
 	File string `yaml:"-" json:"-"`

@@ -67,6 +67,7 @@ func (p *Package) validate() error {
 	v.rules()
 	v.dependencies()
 	v.outputs()
+	v.alerts()
 	if p.Upgrade.Breaking && strings.TrimSpace(p.Upgrade.Note) == "" {
 		v.add("upgrade.note", []any{"upgrade"}, "say what must happen to the data, e.g. note: dump the database before and restore it after", "is missing; a breaking version needs a note")
 	}

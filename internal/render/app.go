@@ -46,6 +46,8 @@ type AppInput struct {
 	// Discovery, when set, is the target cluster's discovery client: charts
 	// then see the API versions it serves instead of the built-in list.
 	Discovery discovery.ServerResourcesInterface
+	// Monitoring is passed to Render for every package of the app.
+	Monitoring Monitoring
 }
 
 // Part is one rendered package instance of an app.
@@ -161,7 +163,7 @@ func (r *appRenderer) instance(ctx context.Context, key, app string, values map[
 		}
 	}
 	res, err := Render(Input{Package: pkg, Files: files, App: app, Namespace: r.in.Namespace, Config: cfg, Deps: deps, KubeVersion: r.in.KubeVersion, Charts: charts,
-		Seed: r.in.Seed, APIVersions: r.apiVersions})
+		Seed: r.in.Seed, APIVersions: r.apiVersions, Monitoring: r.in.Monitoring})
 	if err != nil {
 		return Dep{}, err
 	}

@@ -106,6 +106,9 @@ type Input struct {
 	// those the target cluster serves; the built-in ones when empty. The
 	// versions of the chart's own CRDs are always added.
 	APIVersions []string
+	// Monitoring says whether the package's alerts and dashboards are
+	// rendered (see Monitoring); nothing when zero.
+	Monitoring Monitoring
 }
 
 // Object is one rendered Kubernetes object.
@@ -196,6 +199,11 @@ func Render(in Input) (*Result, error) {
 			objs = append(objs, Object{Stage: StageMain, Source: m, Object: o})
 		}
 	}
+	mon, err := monitoringObjects(in)
+	if err != nil {
+		return nil, err
+	}
+	objs = append(objs, mon...)
 	finish(in, objs)
 	stampHealthRules(in.Package.Health, objs)
 	res.Objects = objs
