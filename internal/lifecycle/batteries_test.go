@@ -2,7 +2,6 @@ package lifecycle
 
 import (
 	"context"
-	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -15,7 +14,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 
-	"berth.dev/berth/internal/deploy"
 	"berth.dev/berth/internal/render"
 	"berth.dev/berth/internal/testcluster"
 )
@@ -25,29 +23,9 @@ import (
 // cluster client makes.
 func batteryEnv(t *testing.T) (*Env, *countingTransport) {
 	t.Helper()
-	testcluster.ChartMirror(t)
-	cfg := testcluster.Config(t)
-	counter := &countingTransport{}
-	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { counter.rt = rt; return counter }
-	env := newEnv(t, cfg)
+	env, counter := embeddedEnv(t)
 	env.ChartCache = t.TempDir()
 	return env, counter
-}
-
-// deployReady deploys app (and what it needs) and fails unless every app ends
-// ready.
-func deployReady(t *testing.T, env *Env, app string) *DeployResult {
-	t.Helper()
-	res, err := env.Deploy(context.Background(), DeployOptions{Apps: []string{app}, Timeout: 5 * time.Minute})
-	if err != nil {
-		t.Fatalf("deploy %s: %v", app, err)
-	}
-	for _, a := range res.Apps {
-		if a.State != deploy.StateReady {
-			t.Fatalf("deploy %s: app %s is %s: %s", app, a.App, a.State, a.Error)
-		}
-	}
-	return res
 }
 
 // battery is one package of the starter kit under test.
@@ -158,11 +136,11 @@ func testBattery(t *testing.T, b battery) {
 	if _, err := env.Install(ctx, InstallOptions{Package: b.pkg + "@" + b.from, Name: name, Namespace: name, Values: b.values(name)}); err != nil {
 		t.Fatal(err)
 	}
-	deployReady(t, env, name)
+	deployHealthy(t, env, name)
 	b.check(t, dyn, name)
 
 	before := counter.writes.Load()
-	res := deployReady(t, env, name)
+	res := deployHealthy(t, env, name)
 	if writes := counter.writes.Load() - before; writes != 0 {
 		t.Errorf("the second deploy of an unchanged workspace made %d writes, want 0 (%+v)", writes, res.Apps)
 	}
@@ -175,7 +153,7 @@ func testBattery(t *testing.T, b battery) {
 		if !up.Committed || len(up.Changes) == 0 || up.Changes[0].To != b.to {
 			t.Fatalf("upgrade = %+v, want %s committed", up, b.to)
 		}
-		deployReady(t, env, name)
+		deployHealthy(t, env, name)
 		b.check(t, dyn, name)
 	}
 
@@ -331,7 +309,7 @@ func testStarter(t *testing.T) {
 	if _, err := env.Config(ctx, ConfigOptions{App: "traefik", Values: map[string]any{"serviceType": "NodePort"}}); err != nil {
 		t.Fatal(err)
 	}
-	deployReady(t, env, name)
+	deployHealthy(t, env, name)
 
 	// Prometheus scrapes the batteries: each monitor selects what runs.
 	selects := func(gvr schema.GroupVersionResource, monitor string, what schema.GroupVersionResource) {
@@ -370,7 +348,7 @@ func testStarter(t *testing.T) {
 		t.Errorf("the Service the data source names: %v", err)
 	}
 	before := counter.writes.Load()
-	deployReady(t, env, name)
+	deployHealthy(t, env, name)
 	if writes := counter.writes.Load() - before; writes != 0 {
 		t.Errorf("the second deploy of the starter kit made %d writes, want 0", writes)
 	}

@@ -34,7 +34,7 @@ func embeddedEnv(t *testing.T) (*Env, *countingTransport) {
 // app ends ready.
 func deployHealthy(t *testing.T, env *Env, app string) *DeployResult {
 	t.Helper()
-	res, err := env.Deploy(context.Background(), DeployOptions{Apps: []string{app}, Timeout: 4 * time.Minute})
+	res, err := env.Deploy(context.Background(), DeployOptions{Apps: []string{app}, Timeout: 5 * time.Minute})
 	if err != nil {
 		t.Fatalf("deploy %s: %v", app, err)
 	}

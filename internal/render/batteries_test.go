@@ -24,7 +24,7 @@ func renderBattery(t *testing.T, pkg, version, name string, values map[string]an
 	if err != nil {
 		t.Fatal(err)
 	}
-	set := builtinSet()
+	set := embeddedSet()
 	sol, err := resolve.Solve(builtinUniverse(t, set), resolve.Input{Requests: []resolve.Request{{App: name, Package: pkg, Constraint: "=" + version}}, Prefer: builtinPrefer(t, set)})
 	if err != nil {
 		t.Fatalf("%s %s: %v", pkg, version, err)
