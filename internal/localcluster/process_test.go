@@ -103,7 +103,9 @@ func TestStalePIDRecordsNeverNameAnotherProcess(t *testing.T) {
 }
 
 func TestReapedZombieCountsAsGone(t *testing.T) {
-	rec, logPath := startTestProcess(t, "echo first run >&2; exit 3")
+	// It exits once it is recorded (its pid file written), so that a loaded
+	// machine cannot reap it before berth records it.
+	rec, logPath := startTestProcess(t, "while [ ! -s p.pid ]; do sleep 0.01; done; echo first run >&2; exit 3")
 	if !waitExit(context.Background(), rec, 10*time.Second) {
 		t.Fatal("exited process still counts as alive")
 	}
