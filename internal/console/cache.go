@@ -150,8 +150,15 @@ func newClusterCache(ctx context.Context, cfg *rest.Config, onChange func()) (*c
 	}
 	if res, err := disc.ServerResourcesForGroupVersion(berthv1.GroupVersion.String()); err == nil && len(res.APIResources) > 0 {
 		c.workspaces = all.ForResource(workspacesGVR).Informer()
-		c.wsApps = all.ForResource(wsAppsGVR).Informer()
-		for _, inf := range []kcache.SharedIndexInformer{c.workspaces, c.wsApps} {
+		infs := []kcache.SharedIndexInformer{c.workspaces}
+		for _, r := range res.APIResources {
+			// A cluster bootstrapped by an older berth has no WorkspaceApps.
+			if r.Name == wsAppsGVR.Resource {
+				c.wsApps = all.ForResource(wsAppsGVR).Informer()
+				infs = append(infs, c.wsApps)
+			}
+		}
+		for _, inf := range infs {
 			if _, err := inf.AddEventHandler(handler); err != nil {
 				return nil, err
 			}

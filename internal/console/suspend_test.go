@@ -9,61 +9,17 @@ import (
 	"testing"
 	"time"
 
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-	apiextclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	crclient "sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	berthv1 "berth.dev/berth/api/v1alpha1"
-	"berth.dev/berth/config"
 	"berth.dev/berth/internal/testcluster"
 )
 
-// installWorkspaceCRD installs the Workspace CRD as bootstrap does; other
-// test binaries may do it at the same time.
-func installWorkspaceCRD(t *testing.T) {
-	t.Helper()
-	var crd apiextensionsv1.CustomResourceDefinition
-	if err := yaml.Unmarshal(config.WorkspaceCRD, &crd); err != nil {
-		t.Fatal(err)
-	}
-	cs := apiextclient.NewForConfigOrDie(testcluster.Config(t))
-	ctx := context.Background()
-	var err error
-	for range 5 {
-		var cur *apiextensionsv1.CustomResourceDefinition
-		cur, err = cs.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{})
-		switch {
-		case apierrors.IsNotFound(err):
-			_, err = cs.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, crd.DeepCopy(), metav1.CreateOptions{})
-		case err == nil:
-			upd := crd.DeepCopy()
-			upd.ResourceVersion = cur.ResourceVersion
-			_, err = cs.ApiextensionsV1().CustomResourceDefinitions().Update(ctx, upd, metav1.UpdateOptions{})
-		}
-		if !apierrors.IsAlreadyExists(err) && !apierrors.IsConflict(err) {
-			break
-		}
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	testcluster.WaitFor(t, 30*time.Second, func(ctx context.Context) (bool, string, error) {
-		c, err := cs.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{})
-		if err != nil {
-			return false, err.Error(), nil
-		}
-		for _, cond := range c.Status.Conditions {
-			if cond.Type == apiextensionsv1.Established && cond.Status == apiextensionsv1.ConditionTrue {
-				return true, "", nil
-			}
-		}
-		return false, "not established", nil
-	})
-}
+// installWorkspaceCRD installs berth's CRDs (the Workspace's, and the
+// WorkspaceApp's the console watches) as bootstrap does.
+func installWorkspaceCRD(t *testing.T) { testcluster.InstallCRDs(t, testcluster.Config(t)) }
 
 func TestSuspendResumeAndReconcileGoToTheControllersWorkspace(t *testing.T) {
 	scheme := runtime.NewScheme()
