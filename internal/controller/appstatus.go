@@ -161,9 +161,20 @@ func (s *appStatuses) writeOne(ctx context.Context, ws *berthv1.Workspace, app s
 		}
 		cur = obj
 	}
+	// The whole status is written (a patch computed against what this process
+	// holds could leave out fields the object on the server lacks: a new
+	// object has no status at all). A conflict means another writer came
+	// between: write over the object as it is now.
 	next := cur.DeepCopy()
 	next.Status = st
-	if err := s.client.Status().Patch(ctx, next, client.MergeFrom(cur)); err != nil {
+	err := s.client.Status().Update(ctx, next)
+	if apierrors.IsConflict(err) {
+		if err = s.client.Get(ctx, client.ObjectKeyFromObject(cur), next); err == nil {
+			next.Status = st
+			err = s.client.Status().Update(ctx, next)
+		}
+	}
+	if err != nil {
 		return nil, err
 	}
 	return next, nil
