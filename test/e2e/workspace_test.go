@@ -77,6 +77,10 @@ func labelled(t *testing.T, app string) []string {
 				if ann := it.GetAnnotations(); ann["berth.dev/chart-crd"] == "true" || ann["berth.dev/hook-events"] != "" {
 					continue
 				}
+				// Deleted, and being finalized by the namespace controller.
+				if it.GetDeletionTimestamp() != nil {
+					continue
+				}
 				found = append(found, r.Kind+"/"+it.GetNamespace()+"/"+it.GetName())
 			}
 		}
