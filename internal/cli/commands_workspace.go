@@ -898,6 +898,10 @@ unless --yes is given.`,
 			if len(res.KeptSecrets) > 0 {
 				fmt.Fprintf(app.Out, "Kept the secrets in %s (encrypted): installing %s again in the same namespace reuses them.\n", strings.Join(res.KeptSecrets, ", "), opts.App)
 			}
+			for _, ns := range res.KeptNamespaces {
+				fmt.Fprintf(app.Out, "Kept the namespace %s of %s: it holds %s, which berth did not make for %s and does not delete; it is labelled %s=%s ('kubectl delete namespace %s' deletes it with all it holds).\n",
+					ns.Name, ns.App, strings.Join(ns.Holds, ", "), ns.App, lifecycle.LabelKeptFrom, ns.App, ns.Name)
+			}
 			return nil
 		},
 	}
