@@ -849,6 +849,9 @@ stay encrypted in the workspace under apps/.retained/secrets/NAMESPACE/APP.yaml.
 Installing an app of the same name in the same namespace again finds its data
 with the same credentials.
 
+A namespace berth made for the app that holds objects berth did not make for
+it (yours, or the app's own at run time) is kept the same way, and named.
+
 --delete-data deletes the claims and the kept secrets too. It asks first on a
 terminal; scripts confirm with --yes, and without a terminal berth refuses
 unless --yes is given.`,
