@@ -136,7 +136,8 @@ type AppStatus struct {
 	// Namespace holding the app's inventory.
 	Namespace string `json:"namespace"`
 	// AppliedRevision is the commit whose manifests the app last applied
-	// successfully.
+	// successfully. A later commit that leaves the app's manifests as they
+	// are (Digest is the same) does not move it.
 	// +optional
 	AppliedRevision string `json:"appliedRevision,omitempty"`
 	// Digest hashes the app's manifests as last applied.

@@ -119,12 +119,31 @@ func TestSyncCommitsAndWebhook(t *testing.T) {
 		t.Errorf("web created at %s before its dependency cache at %s", web.CreationTimestamp, cache.CreationTimestamp)
 	}
 
-	// A new commit, picked up by polling (interval 1s).
+	// A new commit, picked up by polling (interval 1s). It changes web only:
+	// cache's WorkspaceApp is not written (it keeps the revision it was
+	// applied from), so a push costs one write per app it changes.
+	first := r.head()
+	before := map[string]berthv1.WorkspaceApp{}
+	for _, a := range workspaceApps(ws) {
+		before[a.Spec.App] = a
+	}
 	r.app("web", appNS, []*unstructured.Unstructured{configMap("web", map[string]string{"v": "2"})}, nil)
 	r.push()
-	waitWorkspace(t, k, ns, "main", syncTimeout, readyAt(r.head()))
+	ws = waitWorkspace(t, k, ns, "main", syncTimeout, readyAt(r.head()))
 	if cm := getCM(t, k, appNS, "web"); cm.Data["v"] != "2" {
 		t.Errorf("web after the second commit: %v", cm.Data)
+	}
+	for _, a := range workspaceApps(ws) {
+		switch a.Spec.App {
+		case "cache":
+			if a.ResourceVersion != before["cache"].ResourceVersion || a.Status.AppliedRevision != first {
+				t.Errorf("cache, which the commit left as it was, was written (resourceVersion %s -> %s) or moved to revision %s", before["cache"].ResourceVersion, a.ResourceVersion, a.Status.AppliedRevision)
+			}
+		case "web":
+			if a.Status.AppliedRevision != r.head() || a.Status.Digest == before["web"].Status.Digest {
+				t.Errorf("web after the commit that changed it: revision %s digest %s, want %s and a new digest", a.Status.AppliedRevision, a.Status.Digest, r.head())
+			}
+		}
 	}
 
 	// A push announced by a webhook, with polling out of the way.

@@ -474,7 +474,12 @@ func (r *reconciler) outcome(ws *berthv1.Workspace, rev string, a *appSpec, prev
 		r.recorder.Eventf(ws, corev1.EventTypeWarning, berthv1.ReasonApplyFailed, "app %s at %s: %s", a.Name, short(rev), ar.Error)
 	default: // ready
 		out.state, out.reason = stateReady, berthv1.ReasonSucceeded
-		out.status.AppliedRevision = rev // applied, or found equal to it
+		// The commit the app's manifests were applied from: a commit that
+		// leaves them as they are (it changes other apps) does not move it,
+		// so a push costs a write for each app it changes, not for all.
+		if prev.AppliedRevision == "" || prev.Digest != a.Digest {
+			out.status.AppliedRevision = rev
+		}
 		out.status.Digest = a.Digest
 		out.status.Health = string(health.Current)
 		out.status.LastError = ""

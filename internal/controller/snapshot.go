@@ -125,7 +125,7 @@ func (c *snapshotCache) rendered(root, rendered *object.Tree, renderedDir, app s
 	if key != nil {
 		keyID = fmt.Sprintf("%s/%d", key.ID(), len(key.Entries))
 	}
-	digest := entry.Hash.String()[:16]
+	digest := workspace.Digest(entry.Hash)
 	c.mu.Lock()
 	hit, ok := c.apps[app]
 	c.mu.Unlock()

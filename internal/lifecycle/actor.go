@@ -193,7 +193,13 @@ func (e *Env) deployViaController(ctx context.Context, c *Controller, opts Deplo
 		for _, r := range opts.Removed {
 			gone = append(gone, r.Name)
 		}
-		res, err = c.follow(ctx, h.revision, stamp, ordered, gone, timeout, e.emit)
+		// An app the commit leaves as it was keeps the revision it was
+		// applied from: it is at rev when its manifests' digest is rev's.
+		digests := map[string]string{}
+		for _, a := range ordered {
+			digests[a.Name] = h.fs.DirDigest(workspace.AppRenderedDirIn(h.cluster, a.Name))
+		}
+		res, err = c.follow(ctx, h.revision, digests, stamp, ordered, gone, timeout, e.emit)
 		return err
 	})
 	if res != nil {
@@ -227,9 +233,10 @@ func (e *ControllerError) Error() string {
 }
 
 // follow polls the Workspace until the handled reconcile request is stamp and
-// every app in apps is at rev and in a final state (and every removed app is
+// every app in apps is at rev (applied from it, or holding the manifests
+// whose digest rev has) and in a final state (and every removed app is
 // gone), reporting what changes.
-func (c *Controller) follow(ctx context.Context, rev, stamp string, apps []*workspace.AppEntry, removed []string, timeout time.Duration, emit func(Event)) (*DeployResult, error) {
+func (c *Controller) follow(ctx context.Context, rev string, digests map[string]string, stamp string, apps []*workspace.AppEntry, removed []string, timeout time.Duration, emit func(Event)) (*DeployResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	key := client.ObjectKeyFromObject(c.Workspace)
@@ -254,7 +261,7 @@ func (c *Controller) follow(ctx context.Context, rev, stamp string, apps []*work
 				var list berthv1.WorkspaceAppList
 				if err := c.client.List(ctx, &list, client.InNamespace(key.Namespace), client.MatchingLabels{berthv1.LabelWorkspace: key.Name}); err == nil {
 					states = list.Items
-					res, done := appResults(&ws, states, rev, apps, removed, said, emit)
+					res, done := appResults(&ws, states, rev, digests, apps, removed, said, emit)
 					if done {
 						return res, res.Err()
 					}
@@ -264,7 +271,7 @@ func (c *Controller) follow(ctx context.Context, rev, stamp string, apps []*work
 		select {
 		case <-ctx.Done():
 			if ws := c.Workspace; ws.Status.LastHandledReconcileAt == stamp {
-				res, _ := appResults(ws, states, rev, apps, removed, said, nil)
+				res, _ := appResults(ws, states, rev, digests, apps, removed, said, nil)
 				for i := range res.Apps {
 					if res.Apps[i].State == "" {
 						res.Apps[i].State = deploy.StateProgressing
@@ -286,7 +293,7 @@ func (c *Controller) follow(ctx context.Context, rev, stamp string, apps []*work
 
 // appResults reads each app's state from its WorkspaceApp; done when every
 // app is final.
-func appResults(ws *berthv1.Workspace, states []berthv1.WorkspaceApp, rev string, apps []*workspace.AppEntry, removed []string, said map[string]string, emit func(Event)) (*DeployResult, bool) {
+func appResults(ws *berthv1.Workspace, states []berthv1.WorkspaceApp, rev string, digests map[string]string, apps []*workspace.AppEntry, removed []string, said map[string]string, emit func(Event)) (*DeployResult, bool) {
 	byName := map[string]*berthv1.AppStatus{}
 	for i := range states {
 		byName[states[i].Spec.App] = &states[i].Status
@@ -300,7 +307,7 @@ func appResults(ws *berthv1.Workspace, states []berthv1.WorkspaceApp, rev string
 		case ws.AppSuspended(a.Name):
 			r.State = deploy.StateSuspended
 		case st == nil:
-		case st.AppliedRevision == rev && apimeta.IsStatusConditionTrue(st.Conditions, berthv1.ConditionReady):
+		case (st.AppliedRevision == rev || (st.Digest != "" && st.Digest == digests[a.Name])) && apimeta.IsStatusConditionTrue(st.Conditions, berthv1.ConditionReady):
 			r.State, r.Objects = deploy.StateReady, st.Inventory.Objects
 		case apimeta.IsStatusConditionTrue(st.Conditions, berthv1.ConditionStalled):
 			cond := apimeta.FindStatusCondition(st.Conditions, berthv1.ConditionReady)

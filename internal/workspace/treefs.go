@@ -42,6 +42,21 @@ func CommitFS(dir, rev string) (*TreeFS, string, error) {
 	return &TreeFS{Tree: t}, h.String(), nil
 }
 
+// Digest identifies the content of a directory of a commit: the first 16
+// hex digits of its git tree hash, which covers every file name and content
+// under it (secrets as git stores them: encrypted). Equal digests mean equal
+// manifests; the controller records an app's as it applies it.
+func Digest(tree plumbing.Hash) string { return tree.String()[:16] }
+
+// DirDigest is the Digest of the directory dir, "" when the tree has none.
+func (t *TreeFS) DirDigest(dir string) string {
+	e, err := t.entry(dir)
+	if err != nil || e.Mode.IsFile() {
+		return ""
+	}
+	return Digest(e.Hash)
+}
+
 func (t *TreeFS) entry(name string) (*object.TreeEntry, error) {
 	if !fs.ValidPath(name) {
 		return nil, fs.ErrInvalid
