@@ -11,7 +11,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"berth.dev/berth/internal/catalog"
 	"berth.dev/berth/internal/testcluster"
 	"berth.dev/berth/internal/workspace"
 )
@@ -152,5 +154,76 @@ func TestUpgradeRenameConflicts(t *testing.T) {
 	}
 	if a, _ := env.WS.App("mc"); a.Values["memory"] != "128Mi" || a.Values["maxMemory"] != nil {
 		t.Errorf("app.yaml values %v, want memory: 128Mi only", a.Values)
+	}
+}
+
+// TestUpgradeCarriesAComponentsRenamedSettings: webcache 1.1.0 moves its
+// private memcached from 1.6.0 to 1.6.1, which renames maxMemory: the value
+// the user set for the component (under its dependency name) is carried too.
+func TestUpgradeCarriesAComponentsRenamedSettings(t *testing.T) {
+	ctx := context.Background()
+	env := newEnv(t, nil)
+	dir := t.TempDir()
+	for version, memcached := range map[string]string{"1.0.0": "1.6.0", "1.1.0": "1.6.1"} {
+		files := map[string]string{
+			"package.yaml": "apiVersion: berth.dev/v1alpha1\nkind: Package\nname: webcache\nversion: " + version + "\ndescription: A web cache with a private memcached.\nmanifests: [cm.yaml]\n" +
+				"dependencies:\n  - {package: memcached, version: \"=" + memcached + "\", kind: component}\n",
+			"cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: webcache}\n",
+		}
+		for name, text := range files {
+			p := filepath.Join(dir, "webcache", version, name)
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "webcache", "channels.yaml"), []byte("stable: 1.0.0\nlatest: 1.1.0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env.Catalogs = catalog.NewSet([]catalog.Ref{{Name: "web", Type: catalog.TypeDir, URL: dir}, {Name: catalog.BuiltinName, Type: catalog.TypeBuiltin}},
+		map[string]catalog.Source{"web": catalog.NewDirSource(dir), catalog.BuiltinName: catalog.Builtin()})
+	if _, err := env.Install(ctx, InstallOptions{Package: "webcache", Name: "web", Values: map[string]any{"memcached": map[string]any{"maxMemory": "256Mi"}}}); err != nil {
+		t.Fatal(err)
+	}
+	// The component's Secret, as rendered into the workspace.
+	password := func() string {
+		t.Helper()
+		objs, err := env.WS.ReadRendered("web")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range objs {
+			if o.GetKind() == "Secret" && o.GetName() == "web-memcached" {
+				p, _, _ := unstructured.NestedString(o.Object, "stringData", "password")
+				return p
+			}
+		}
+		t.Fatal("no Secret web-memcached rendered")
+		return ""
+	}
+	before := password()
+	res, err := env.Upgrade(ctx, UpgradeOptions{Apps: []string{"web"}, To: "1.1.0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after := password(); len(before) != 24 || after != before {
+		t.Error("the component's generated password changed with its parameter's name")
+	}
+	want := []Rename{
+		{App: "web", Component: "memcached", Package: "memcached", Version: "1.6.1", From: "maxMemory", To: "memory"},
+		{App: "web", Component: "memcached", Package: "memcached", Version: "1.6.1", From: "password", To: "authPassword"},
+	}
+	if diff := cmp.Diff(want, res.Renamed); diff != "" {
+		t.Errorf("renamed settings (-want +got):\n%s", diff)
+	}
+	a, err := env.WS.App("web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]any{"memcached": map[string]any{"memory": "256Mi"}}, a.Values); diff != "" {
+		t.Errorf("app.yaml values after the upgrade (-want +got):\n%s", diff)
 	}
 }
