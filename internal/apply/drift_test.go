@@ -172,10 +172,7 @@ func TestApplyIgnoresDefaultsStatusAndOthersFields(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		_ = dynClient(t).Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}).
-			Delete(context.Background(), "widgets.test.berth.dev", metav1.DeleteOptions{})
-	})
+	removeCRDAfter(t, "widgets.test.berth.dev")
 	objs := append(objects(t, ns, webDeployment+`
 ---
 apiVersion: v1

@@ -69,10 +69,7 @@ func TestApplyCRDAndItsCustomResourceInOneSet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	crdGVR := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
-	t.Cleanup(func() {
-		_ = dynClient(t).Resource(crdGVR).Delete(context.Background(), "widgets.test.berth.dev", metav1.DeleteOptions{})
-	})
+	removeCRDAfter(t, "widgets.test.berth.dev")
 	var stages []string
 	opts := applyOpts("widgets", ns)
 	opts.Events = func(ev Event) {

@@ -362,7 +362,7 @@ func (e *Engine) deleteItem(ctx context.Context, it *pruneItem, app string, dryR
 			c.Reason = "holds objects of the app that are kept: " + strings.Join(objs, ", ")
 			return
 		}
-		foreign, err := e.foreignObjects(ctx, it.ref.Name, app)
+		foreign, err := e.ForeignObjects(ctx, it.ref.Name, app)
 		if err != nil {
 			c.Action, c.err = ActionFail, fmt.Errorf("%s: checking for objects of others before deleting it: %w", it.ref, err)
 			c.Error = c.err.Error()
@@ -410,7 +410,7 @@ func (e *Engine) deleteOrphanedNamespace(ctx context.Context, opts DeleteOptions
 	if ns.GetLabels()[LabelApp] != opts.App || ns.GetDeletionTimestamp() != nil {
 		return nil, nil
 	}
-	foreign, err := e.foreignObjects(ctx, opts.Namespace, opts.App)
+	foreign, err := e.ForeignObjects(ctx, opts.Namespace, opts.App)
 	if err != nil {
 		return nil, err
 	}
@@ -432,9 +432,9 @@ func (e *Engine) deleteOrphanedNamespace(ctx context.Context, opts DeleteOptions
 	return ch, nil
 }
 
-// foreignObjects lists (up to a few) objects in namespace that are not the app's
+// ForeignObjects lists (up to a few) objects in namespace that are not the app's
 // and not made by Kubernetes itself.
-func (e *Engine) foreignObjects(ctx context.Context, namespace, app string) ([]string, error) {
+func (e *Engine) ForeignObjects(ctx context.Context, namespace, app string) ([]string, error) {
 	lists, err := e.disco.ServerPreferredNamespacedResources()
 	if err != nil && len(lists) == 0 {
 		return nil, err

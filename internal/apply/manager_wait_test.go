@@ -3,6 +3,7 @@ package apply
 import (
 	"context"
 	"errors"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"strings"
 	"sync"
 	"testing"
@@ -180,11 +181,27 @@ func applyCRDFixture(t *testing.T, e *Engine, file, crd string, opts ApplyOption
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		_ = dynClient(t).Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}).
-			Delete(context.Background(), crd, metav1.DeleteOptions{})
-	})
+	removeCRDAfter(t, crd)
 	mustApply(t, e, objs, opts)
+}
+
+// removeCRDAfter deletes the CRD named crd after the test, and waits until it
+// is gone: the next test applying the same fixture would otherwise update the
+// terminating CRD, and its kind would vanish under it.
+func removeCRDAfter(t *testing.T, crd string) {
+	t.Cleanup(func() {
+		crds := dynClient(t).Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"})
+		if err := crds.Delete(context.Background(), crd, metav1.DeleteOptions{}); apierrors.IsNotFound(err) {
+			return
+		}
+		poll(t, testTimeout, func(ctx context.Context) (bool, string, error) {
+			_, err := crds.Get(ctx, crd, metav1.GetOptions{})
+			if apierrors.IsNotFound(err) {
+				return true, "", nil
+			}
+			return false, "CRD " + crd + " is still there", err
+		})
+	})
 }
 
 // TestCRDsAreWatchedUntilEstablished waits for a CRD that is not established

@@ -862,6 +862,9 @@ stay encrypted in the workspace under apps/.retained/secrets/NAMESPACE/APP.yaml.
 Installing an app of the same name in the same namespace again finds its data
 with the same credentials.
 
+A namespace berth made for the app that holds objects berth did not make for
+it (yours, or the app's own at run time) is kept the same way, and named.
+
 --delete-data deletes the claims and the kept secrets too. It asks first on a
 terminal; scripts confirm with --yes, and without a terminal berth refuses
 unless --yes is given.`,
@@ -910,6 +913,10 @@ unless --yes is given.`,
 			}
 			if len(res.KeptSecrets) > 0 {
 				fmt.Fprintf(app.Out, "Kept the secrets in %s (encrypted): installing %s again in the same namespace reuses them.\n", strings.Join(res.KeptSecrets, ", "), opts.App)
+			}
+			for _, ns := range res.KeptNamespaces {
+				fmt.Fprintf(app.Out, "Kept the namespace %s of %s: it holds %s, which berth did not make for %s and does not delete; it is labelled %s=%s ('kubectl delete namespace %s' deletes it with all it holds).\n",
+					ns.Name, ns.App, strings.Join(ns.Holds, ", "), ns.App, lifecycle.LabelKeptFrom, ns.App, ns.Name)
 			}
 			return nil
 		},

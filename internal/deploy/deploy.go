@@ -610,6 +610,13 @@ func (d *Deployer) ForgetNamespace(name string) {
 	d.mu.Unlock()
 }
 
+// ForeignObjects lists (up to a few) objects in namespace that are not app's
+// and not made by Kubernetes itself: what keeps berth from deleting the
+// namespace with the app.
+func (d *Deployer) ForeignObjects(ctx context.Context, namespace, app string) ([]string, error) {
+	return d.engine.ForeignObjects(ctx, namespace, app)
+}
+
 // Remove deletes an app that the workspace no longer has: every object of its
 // inventory, then the inventory. a.Objects are the app's objects as last
 // deployed, when the caller has them: its pre-delete and post-delete hooks

@@ -157,19 +157,31 @@ func testBattery(t *testing.T, b battery) {
 		b.check(t, dyn, name)
 	}
 
-	if _, err := env.Uninstall(ctx, UninstallOptions{App: name, DeleteData: true, Timeout: 3 * time.Minute}); err != nil {
+	un, err := env.Uninstall(ctx, UninstallOptions{App: name, DeleteData: true, Timeout: 3 * time.Minute})
+	if err != nil {
 		t.Fatalf("uninstall: %v", err)
 	}
-	assertGone(t, dyn, name, b.keepsNamespace)
+	assertGone(t, dyn, name, un, b.keepsNamespace)
 }
 
 // assertGone fails when anything labelled as the app's is left: in its
 // namespace, or cluster-wide (other than the charts' CustomResourceDefinitions,
 // which are kept as Helm keeps them). The namespace itself is deleted, unless
 // keepsNamespace: berth keeps a namespace holding objects that are not the
-// app's (cert-manager's webhook makes its CA Secret there at run time).
-func assertGone(t *testing.T, dyn dynamic.Interface, app string, keepsNamespace bool) {
+// app's (cert-manager's webhook makes its CA Secret there at run time), hands
+// it over and says so in res.
+func assertGone(t *testing.T, dyn dynamic.Interface, app string, res *UninstallResult, keepsNamespace bool) {
 	t.Helper()
+	if keepsNamespace {
+		i := slices.IndexFunc(res.KeptNamespaces, func(k KeptNamespace) bool { return k.Name == app && k.App == app })
+		if i < 0 || len(res.KeptNamespaces[i].Holds) == 0 {
+			t.Errorf("uninstall result %+v does not report namespace %s kept with what it holds", res.KeptNamespaces, app)
+		}
+		ns, err := testcluster.Clientset(t).CoreV1().Namespaces().Get(context.Background(), app, metav1.GetOptions{})
+		if err != nil || ns.Labels[LabelKeptFrom] != app || ns.Labels[render.LabelApp] != "" {
+			t.Errorf("kept namespace %s: %v, labels %v; want it handed over (%s=%s, no app label)", app, err, ns.GetLabels(), LabelKeptFrom, app)
+		}
+	}
 	cs := testcluster.Clientset(t)
 	sel := labels.SelectorFromSet(labels.Set{render.LabelApp: app}).String()
 	lists, err := cs.Discovery().ServerPreferredResources()
@@ -362,7 +374,7 @@ func testStarter(t *testing.T) {
 		t.Errorf("uninstall removed %v, want %v", un.Apps, want)
 	}
 	for _, app := range append([]string{name}, shared...) {
-		assertGone(t, dyn, app, app == "cert-manager")
+		assertGone(t, dyn, app, un, app == "cert-manager")
 	}
 }
 

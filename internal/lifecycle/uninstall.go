@@ -49,6 +49,17 @@ type UninstallResult struct {
 	// KeptSecrets are the workspace files (encrypted) that hold the secrets of
 	// the removed apps for a reinstall.
 	KeptSecrets []string `json:"keptSecrets,omitempty"`
+	// KeptNamespaces are the removed apps' namespaces that stay, with what
+	// keeps them.
+	KeptNamespaces []KeptNamespace `json:"keptNamespaces,omitempty"`
+}
+
+// KeptNamespace is a namespace berth made for an app and kept after it:
+// labelled LabelKeptFrom=App, it holds objects berth does not delete.
+type KeptNamespace struct {
+	Name  string   `json:"name"`
+	App   string   `json:"app"`
+	Holds []string `json:"holds"` // KIND/NAME, a few at most
 }
 
 // DependantsError refuses to remove an app that others use.
@@ -339,20 +350,7 @@ func (c *claims) keep(ctx context.Context, a *workspace.App, opts UninstallOptio
 // with them.
 func (c *claims) delete(ctx context.Context, a *workspace.App, opts UninstallOptions, res *UninstallResult) error {
 	if !opts.DeleteData {
-		if !slices.ContainsFunc(res.KeptClaims, func(k string) bool { return strings.HasPrefix(k, a.Namespace+"/") }) {
-			return nil
-		}
-		ns, err := c.cs.CoreV1().Namespaces().Get(ctx, a.Namespace, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) || (err == nil && ns.Labels[render.LabelApp] != a.Name) {
-			return nil
-		}
-		if err == nil {
-			_, err = c.cs.CoreV1().Namespaces().Patch(ctx, a.Namespace, types.MergePatchType, handedOver(a.Name), metav1.PatchOptions{})
-		}
-		if err != nil {
-			return fmt.Errorf("keeping namespace %s with the claims it holds: %w", a.Namespace, err)
-		}
-		return nil
+		return c.keepNamespace(ctx, a, res)
 	}
 	list, err := c.of(ctx, a)
 	if err != nil {
@@ -369,5 +367,35 @@ func (c *claims) delete(ctx context.Context, a *workspace.App, opts UninstallOpt
 	}
 	// The namespace the claims kept (the engine keeps claims, and a
 	// namespace holding them) goes now, when it holds nothing of another's.
-	return c.d.Remove(ctx, &deploy.App{Name: a.Name, Namespace: a.Namespace}, deploy.Options{Timeout: opts.Timeout}).Err
+	if err := c.d.Remove(ctx, &deploy.App{Name: a.Name, Namespace: a.Namespace}, deploy.Options{Timeout: opts.Timeout}).Err; err != nil {
+		return err
+	}
+	return c.keepNamespace(ctx, a, res)
+}
+
+// keepNamespace hands the app's namespace over when it outlives the app: it
+// holds the app's kept claims, or objects berth did not make for the app (a
+// user's, or what the app's software made at run time, as cert-manager's
+// webhook makes its CA Secret), and berth deletes neither. The namespace is
+// no longer labelled as the app's, and res says what keeps it.
+func (c *claims) keepNamespace(ctx context.Context, a *workspace.App, res *UninstallResult) error {
+	ns, err := c.cs.CoreV1().Namespaces().Get(ctx, a.Namespace, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) || (err == nil && (ns.Labels[render.LabelApp] != a.Name || ns.DeletionTimestamp != nil)) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading namespace %s: %w", a.Namespace, err)
+	}
+	holds, err := c.d.ForeignObjects(ctx, a.Namespace, a.Name)
+	if err != nil {
+		return fmt.Errorf("namespace %s: listing what it holds: %w", a.Namespace, err)
+	}
+	if len(holds) == 0 {
+		return nil
+	}
+	if _, err := c.cs.CoreV1().Namespaces().Patch(ctx, a.Namespace, types.MergePatchType, handedOver(a.Name), metav1.PatchOptions{}); err != nil {
+		return fmt.Errorf("keeping namespace %s with what it holds: %w", a.Namespace, err)
+	}
+	res.KeptNamespaces = append(res.KeptNamespaces, KeptNamespace{Name: a.Namespace, App: a.Name, Holds: holds})
+	return nil
 }

@@ -429,7 +429,8 @@ func (t *tester) redeploy(ctx context.Context, app string) (string, error) {
 }
 
 func (t *tester) uninstall(ctx context.Context, app string) (string, error) {
-	if _, err := t.env.Uninstall(ctx, lifecycle.UninstallOptions{App: app, DeleteData: true, Timeout: t.o.Timeout}); err != nil {
+	res, err := t.env.Uninstall(ctx, lifecycle.UninstallOptions{App: app, DeleteData: true, Timeout: t.o.Timeout})
+	if err != nil {
 		return "", err
 	}
 	delete(t.installed, app)
@@ -444,7 +445,13 @@ func (t *tester) uninstall(ctx context.Context, app string) (string, error) {
 	if len(left) > 0 {
 		return "", fmt.Errorf("uninstall --delete-data left %d objects of the app in the cluster: %s", len(left), strings.Join(left, ", "))
 	}
-	return "nothing of the app is left in the cluster", nil
+	detail := "nothing of the app is left in the cluster"
+	for _, ns := range res.KeptNamespaces {
+		// What the app's software made at run time (cert-manager's
+		// webhook makes its CA Secret) is not berth's to delete.
+		detail += fmt.Sprintf("; namespace %s is kept, handed over: it holds %s", ns.Name, strings.Join(ns.Holds, ", "))
+	}
+	return detail, nil
 }
 
 func (t *tester) upgrade(ctx context.Context, app string) (string, error) {
@@ -550,7 +557,9 @@ func scan(ctx context.Context, dyn dynamic.Interface, gvrs []schema.GroupVersion
 		}
 	}
 	ns, err := dyn.Resource(namespaces).Get(ctx, app, metav1.GetOptions{})
-	if err == nil && ns.GetDeletionTimestamp() == nil && !contains(left, "Namespace/"+app) {
+	// A namespace uninstall handed over (it holds objects berth did not
+	// make for the app) is reported, not left behind.
+	if err == nil && ns.GetDeletionTimestamp() == nil && ns.GetLabels()[lifecycle.LabelKeptFrom] != app && !contains(left, "Namespace/"+app) {
 		left = append(left, "Namespace/"+app)
 	}
 	sort.Strings(left)

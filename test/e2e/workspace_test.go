@@ -273,13 +273,19 @@ func TestWorkspaceLifecycleThroughTheCLI(t *testing.T) {
 
 	// Uninstall: grafana takes cert-manager with it; with its data deleted,
 	// nothing labelled remains but what Helm keeps.
-	berth(t, home, "uninstall", "grafana", "--delete-data", "--yes", "-C", ws)
+	out = berth(t, home, "uninstall", "grafana", "--delete-data", "--yes", "-C", ws)
 	for _, a := range []string{"grafana", "cert-manager"} {
 		if left := labelled(t, a); len(left) > 0 {
-			t.Errorf("objects of %s left after uninstall: %v", a, left)
+			t.Errorf("objects of %s left after uninstall: %v\nberth uninstall printed:\n%s", a, left, out)
 		}
 		if _, err := os.Stat(filepath.Join(ws, "apps", a)); !os.IsNotExist(err) {
 			t.Errorf("apps/%s still in the workspace", a)
+		}
+		// A namespace that stays (cert-manager's webhook makes its CA Secret
+		// there at run time) is handed over, and the user is told why.
+		ns, err := testcluster.Clientset(t).CoreV1().Namespaces().Get(context.Background(), a, metav1.GetOptions{})
+		if err == nil && ns.DeletionTimestamp == nil && !strings.Contains(out, "Kept the namespace "+a+" of "+a+": it holds ") {
+			t.Errorf("namespace %s is kept (labels %v) and uninstall did not say why:\n%s", a, ns.Labels, out)
 		}
 	}
 	berth(t, home, "uninstall", af, "--delete-data", "--yes", "-C", ws)
