@@ -578,6 +578,7 @@ rendered files without committing (secret files are only named).`,
 					return writeJSON(app.Out, res)
 				}
 				printChanges(app.Out, res.Changes)
+				printRenames(app.Out, res.Renamed)
 				printPreview(app.Out, res.Preview)
 				return nil
 			}
@@ -600,6 +601,7 @@ rendered files without committing (secret files are only named).`,
 				return writeJSON(app.Out, res)
 			}
 			printChanges(app.Out, res.Changes)
+			printRenames(app.Out, res.Renamed)
 			if len(res.Set) > 0 {
 				fmt.Fprintf(app.Out, "Configured %s: set %s.\n", args[0], strings.Join(res.Set, ", "))
 			}
@@ -636,6 +638,14 @@ func printChanges(w io.Writer, changes []lifecycle.VersionChange) {
 	}
 }
 
+// printRenames says which settings an upgrade carried over to a
+// parameter's new name.
+func printRenames(w io.Writer, renamed []lifecycle.Rename) {
+	for _, r := range renamed {
+		fmt.Fprintf(w, "carried over %s\n", r)
+	}
+}
+
 func printPreview(w io.Writer, pv *lifecycle.Preview) {
 	if pv == nil || len(pv.Files) == 0 {
 		fmt.Fprintln(w, "Dry run: nothing would change.")
@@ -668,7 +678,8 @@ its channel stays until the channel catches up. --to VERSION moves one app to
 that exact version and pins it there (version "=VERSION" in its app.yaml) until
 'berth upgrade APP --unpin'. A new major version, or a version its package
 marks breaking, is refused with the package's upgrade note (what must happen to
-the data) unless --allow-breaking. --dry-run shows the version changes and the
+the data) unless --allow-breaking. A setting whose parameter a new version
+renames is carried over to the new name, and berth says so. --dry-run shows the version changes and the
 diff of the rendered files without committing.`,
 		Example: `  berth upgrade
   berth upgrade cache --to 7.4.2
@@ -698,6 +709,7 @@ diff of the rendered files without committing.`,
 					return writeJSON(app.Out, res)
 				}
 				printChanges(app.Out, res.Changes)
+				printRenames(app.Out, res.Renamed)
 				printPreview(app.Out, res.Preview)
 				return nil
 			}
@@ -737,6 +749,7 @@ diff of the rendered files without committing.`,
 				return nil
 			}
 			printChanges(app.Out, res.Changes)
+			printRenames(app.Out, res.Renamed)
 			return nil
 		},
 	}

@@ -66,3 +66,22 @@ func TestUpgradeCommandLines(t *testing.T) {
 		t.Errorf("rollback across the major version: exit %d\n%s", r.code, r.err)
 	}
 }
+
+// TestUpgradeSaysWhatItCarriedOver: memcached 1.6.1 renames maxMemory to
+// memory; the upgrade says it carried the value over.
+func TestUpgradeSaysWhatItCarriedOver(t *testing.T) {
+	cryptoEnv(t)
+	home := t.TempDir()
+	ws := filepath.Join(t.TempDir(), "ws")
+	mustBerth(t, home, "init", ws)
+	mustBerth(t, home, "install", "memcached", "--name", "cache", "--set", "maxMemory=128Mi", "--yes", "--no-deploy", "-C", ws)
+	out := mustBerth(t, home, "upgrade", "cache", "--to", "1.6.1", "--no-deploy", "-C", ws)
+	for _, want := range []string{"app:cache: 1.6.0 -> 1.6.1", "carried over cache: maxMemory -> memory (renamed in memcached 1.6.1)", "carried over cache: password -> authPassword"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("upgrade output does not say %q:\n%s", want, out)
+		}
+	}
+	if app := read(t, ws, "apps/cache/app.yaml"); !strings.Contains(app, "memory: 128Mi") || strings.Contains(app, "maxMemory") {
+		t.Errorf("app.yaml after the upgrade:\n%s", app)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
 
 	"berth.dev/berth/internal/catalog"
 	"berth.dev/berth/internal/deploy"
@@ -48,8 +49,8 @@ func deployHealthy(t *testing.T, env *Env, app string) *DeployResult {
 
 // TestCatalogPackagesOnTheCluster installs each package of the built-in
 // catalog from the chart mirror at its older version, deploys it to healthy,
-// deploys it again without a single write, and upgrades it to its newer
-// version, healthy again.
+// deploys it again without a single write, upgrades it to its newer version,
+// healthy again, and uninstalls it with its data, leaving nothing of it.
 func TestCatalogPackagesOnTheCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs a local cluster")
@@ -105,6 +106,12 @@ func TestCatalogPackagesOnTheCluster(t *testing.T) {
 			if in, _ := lock.Get("app:" + name); in.Version != tc.to {
 				t.Errorf("berth.lock has %s at %q, want %s", name, in.Version, tc.to)
 			}
+
+			un, err := env.Uninstall(ctx, UninstallOptions{App: name, DeleteData: true, Timeout: 3 * time.Minute})
+			if err != nil {
+				t.Fatalf("uninstall: %v", err)
+			}
+			assertGone(t, dynamic.NewForConfigOrDie(testcluster.Config(t)), name, un, false)
 		})
 	}
 }

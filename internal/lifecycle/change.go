@@ -28,12 +28,15 @@ type ConfigOptions struct {
 
 // ConfigResult says what Config changed.
 type ConfigResult struct {
-	App       string          `json:"app"`
-	Set       []string        `json:"set"`
-	Channel   string          `json:"channel,omitempty"`
-	Changes   []VersionChange `json:"changes,omitempty"`
-	Committed bool            `json:"committed"`
-	Preview   *Preview        `json:"preview,omitempty"`
+	App     string          `json:"app"`
+	Set     []string        `json:"set"`
+	Channel string          `json:"channel,omitempty"`
+	Changes []VersionChange `json:"changes,omitempty"`
+	// Renamed are the settings a channel switch carried over to a
+	// parameter's new name.
+	Renamed   []Rename `json:"renamed,omitempty"`
+	Committed bool     `json:"committed"`
+	Preview   *Preview `json:"preview,omitempty"`
 }
 
 // Config changes an app's configuration: the new values are merged over the
@@ -88,6 +91,10 @@ func (e *Env) Config(ctx context.Context, opts ConfigOptions) (*ConfigResult, er
 			return nil, &BreakingError{Op: "config", Changes: bad}
 		}
 	}
+	renamed, renamedSecrets, err := e.carryRenames(ctx, p, changes)
+	if err != nil {
+		return nil, err
+	}
 	in, _ := p.solution.Get(resolve.AppKey(app))
 	f, err := e.Catalogs.Find(ctx, a.Package)
 	if err != nil {
@@ -97,9 +104,11 @@ func (e *Env) Config(ctx context.Context, opts ConfigOptions) (*ConfigResult, er
 	if err != nil {
 		return nil, err
 	}
-	s, err := e.readSecrets(app)
-	if err != nil {
-		return nil, err
+	s, ok := renamedSecrets[app]
+	if !ok {
+		if s, err = e.readSecrets(app); err != nil {
+			return nil, err
+		}
 	}
 	merged := map[string]any{}
 	mergeValues(merged, a.Values)
@@ -126,7 +135,7 @@ func (e *Env) Config(ctx context.Context, opts ConfigOptions) (*ConfigResult, er
 		what = append(what, "follow channel "+opts.Channel)
 	}
 	msg := fmt.Sprintf("configure %s: %s", app, strings.Join(what, "; "))
-	res := &ConfigResult{App: app, Set: set, Channel: opts.Channel, Changes: changes}
+	res := &ConfigResult{App: app, Set: set, Channel: opts.Channel, Changes: changes, Renamed: renamed}
 	rebuild := []string{app}
 	for n := range p.apps {
 		if _, had := apps[n]; !had {
@@ -136,6 +145,14 @@ func (e *Env) Config(ctx context.Context, opts ConfigOptions) (*ConfigResult, er
 	write := func() error {
 		if err := e.writeSecrets(ctx, app, s); err != nil {
 			return err
+		}
+		for _, n := range slices.Sorted(maps.Keys(renamedSecrets)) {
+			if n == app {
+				continue
+			}
+			if err := e.writeSecrets(ctx, n, renamedSecrets[n]); err != nil {
+				return err
+			}
 		}
 		return e.writePlan(ctx, p, rebuild)
 	}
@@ -194,8 +211,10 @@ type VersionChange struct {
 type UpgradeResult struct {
 	Changes []VersionChange `json:"changes"`
 	// Pinned and Unpinned name the app whose pin changed.
-	Pinned    string   `json:"pinned,omitempty"`
-	Unpinned  string   `json:"unpinned,omitempty"`
+	Pinned   string `json:"pinned,omitempty"`
+	Unpinned string `json:"unpinned,omitempty"`
+	// Renamed are the settings carried over to a parameter's new name.
+	Renamed   []Rename `json:"renamed,omitempty"`
 	Committed bool     `json:"committed"`
 	Preview   *Preview `json:"preview,omitempty"`
 }
@@ -277,6 +296,11 @@ func (e *Env) Upgrade(ctx context.Context, opts UpgradeOptions) (*UpgradeResult,
 			return nil, &BreakingError{Op: "upgrade", Changes: bad}
 		}
 	}
+	renamed, renamedSecrets, err := e.carryRenames(ctx, p, changes)
+	if err != nil {
+		return nil, err
+	}
+	res.Renamed = renamed
 	for n := range pinChanged {
 		touched[n] = true
 	}
@@ -305,10 +329,24 @@ func (e *Env) Upgrade(ctx context.Context, opts UpgradeOptions) (*UpgradeResult,
 		parts = append(parts, "unpin")
 	}
 	msg := "upgrade " + strings.Join(names, ", ") + ": " + strings.Join(parts, ", ")
+	if len(renamed) > 0 {
+		msg += "\n\nCarried over renamed settings:\n"
+		for _, r := range renamed {
+			msg += "  " + r.String() + "\n"
+		}
+	}
 	if opts.Reason != "" {
 		msg += "\n\n" + strings.TrimSpace(opts.Reason) + "\n"
 	}
-	write := func() error { return e.writePlan(ctx, p, rebuild) }
+	write := func() error {
+		// Renders read the secrets from the workspace: write them first.
+		for _, n := range slices.Sorted(maps.Keys(renamedSecrets)) {
+			if err := e.writeSecrets(ctx, n, renamedSecrets[n]); err != nil {
+				return err
+			}
+		}
+		return e.writePlan(ctx, p, rebuild)
+	}
 	if opts.DryRun {
 		res.Preview, err = e.preview(ctx, msg, e.allPaths(p, rebuild), write)
 		return res, err

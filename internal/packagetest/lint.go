@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -505,8 +506,7 @@ func (l *linter) catalog(ctx context.Context) error {
 	if e == nil {
 		return nil
 	}
-	l.upgrade(e.Versions)
-	return nil
+	return l.upgrade(ctx, e.Versions)
 }
 
 // dependencies reports dependencies that no catalog can satisfy, and
@@ -545,19 +545,24 @@ func (l *linter) dependencies(ctx context.Context) bool {
 
 // upgrade checks the upgrade metadata against the previous version in the
 // catalog: a breaking version needs one to break from, a new major version
-// should say what to do, and a note outside any boundary is never shown.
-func (l *linter) upgrade(all []catalog.Version) {
+// should say what to do, a note outside any boundary is never shown, and
+// renamed parameters rename what the previous version has.
+func (l *linter) upgrade(ctx context.Context, all []catalog.Version) error {
 	pkg := l.s.pkg
 	cur, err := semver.NewVersion(pkg.Version)
 	if err != nil {
-		return
+		return nil
 	}
 	var prev *semver.Version
+	prevVersion := ""
 	for _, v := range all {
 		sv, err := semver.NewVersion(v.Version)
 		if err == nil && sv.LessThan(cur) && (prev == nil || sv.GreaterThan(prev)) {
-			prev = sv
+			prev, prevVersion = sv, v.Version
 		}
+	}
+	if err := l.renamed(ctx, prevVersion); err != nil {
+		return err
 	}
 	switch {
 	case prev == nil && pkg.Upgrade.Breaking:
@@ -567,6 +572,59 @@ func (l *linter) upgrade(all []catalog.Version) {
 	case prev != nil && prev.Major() == cur.Major() && !pkg.Upgrade.Breaking && pkg.Upgrade.Note != "":
 		l.add(CheckUpgrade, SeverityWarning, "upgrade.note", "set breaking: true if the upgrade from "+prev.String()+" needs action, or remove the note", "the note is never shown: %s -> %s is not a breaking boundary", prev, cur)
 	}
+	return nil
+}
+
+// renamed checks upgrade.renamed against the previous version in the
+// catalog (prev; none when empty): each old name is a parameter there, of a
+// type whose values the new parameter takes. A parameter of the previous
+// version that this one neither has nor renames is reported too: the value
+// an app set for it stops the app's upgrade.
+func (l *linter) renamed(ctx context.Context, prev string) error {
+	pkg := l.s.pkg
+	if prev == "" {
+		if len(pkg.Upgrade.Renamed) > 0 {
+			l.add(CheckUpgrade, SeverityWarning, "upgrade.renamed", "remove it, or add the earlier version to the catalog", "the catalog has no earlier version of %s whose parameters it renames", pkg.Name)
+		}
+		return nil
+	}
+	f, err := l.s.set.Find(ctx, pkg.Name)
+	if err != nil {
+		return err
+	}
+	old, _, err := l.s.set.Load(ctx, f, prev)
+	if err != nil {
+		return err
+	}
+	renamedFrom := map[string]bool{}
+	for _, from := range slices.Sorted(maps.Keys(pkg.Upgrade.Renamed)) {
+		to := pkg.Upgrade.Renamed[from]
+		renamedFrom[from] = true
+		field := "upgrade.renamed." + from
+		was, ok := old.Param(from)
+		if !ok {
+			l.add(CheckUpgrade, SeverityError, field, "name a parameter of "+prev+" (its parameters: "+paramNames(old)+")", "%s has no parameter %s to rename", prev, from)
+			continue
+		}
+		is, ok := pkg.Param(to)
+		if ok && !pkgspec.CompatibleTypes(was.Type, is.Type) {
+			l.add(CheckUpgrade, SeverityError, field, "keep the type, or give the new setting a name of its own and no rename", "%s is of type %s in %s and %s is of type %s here; its values cannot be carried over", from, was.Type, prev, to, is.Type)
+		}
+	}
+	for _, q := range old.Config {
+		if _, ok := pkg.Param(q.Name); !ok && !renamedFrom[q.Name] {
+			l.add(CheckUpgrade, SeverityWarning, "config", "add it to upgrade.renamed if it has a new name", "%s's parameter %s is neither in this version nor renamed: an app that set it cannot upgrade until the value is removed", prev, q.Name)
+		}
+	}
+	return nil
+}
+
+func paramNames(p *pkgspec.Package) string {
+	var names []string
+	for _, q := range p.Config {
+		names = append(names, q.Name)
+	}
+	return strings.Join(names, ", ")
 }
 
 func versions(vs []catalog.Version) string {

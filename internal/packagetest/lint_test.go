@@ -3,6 +3,7 @@ package packagetest
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -51,7 +52,10 @@ func TestLint(t *testing.T) {
 		extra, values string
 		// catalog puts the package at CATALOG/greeter/2.0.0 beside a 1.0.0.
 		catalog bool
-		want    []Finding // matched on check, severity, field and a part of the message
+		// edit are old, new pairs replaced in 2.0.0's package.yaml and
+		// values template (a parameter renamed since 1.0.0).
+		edit []string
+		want []Finding // matched on check, severity, field and a part of the message
 	}{
 		"clean":              {values: lintValues},
 		"clean in a catalog": {values: lintValues, catalog: true, extra: "upgrade:\n  note: export the greetings first\n"},
@@ -98,6 +102,23 @@ func TestLint(t *testing.T) {
 			catalog: true,
 			want:    []Finding{{Check: CheckUpgrade, Severity: SeverityWarning, Field: "upgrade.note", Message: "1.0.0 -> 2.0.0 is a new major version"}},
 		},
+		"a parameter renamed": {
+			values: lintValues, catalog: true, edit: []string{"greeting", "salutation"},
+			extra: "upgrade:\n  note: export the greetings first\n  renamed: {greeting: salutation}\n",
+		},
+		"a rename of what the earlier version does not have": {
+			values: lintValues, catalog: true, edit: []string{"greeting", "salutation"},
+			extra: "upgrade:\n  note: export the greetings first\n  renamed: {greting: salutation}\n",
+			want: []Finding{
+				{Check: CheckUpgrade, Severity: SeverityError, Field: "upgrade.renamed.greting", Line: 23, Message: "1.0.0 has no parameter greting to rename"},
+				{Check: CheckUpgrade, Severity: SeverityWarning, Field: "config", Line: 10, Message: "1.0.0's parameter greeting is neither in this version nor renamed"},
+			},
+		},
+		"a rename to another type": {
+			values: lintValues, catalog: true, edit: []string{"name: domain\n    type: domain", "name: port\n    type: int", `index .config "domain"`, ".config.port"},
+			extra: "upgrade:\n  note: export the greetings first\n  renamed: {domain: port}\n",
+			want:  []Finding{{Check: CheckUpgrade, Severity: SeverityError, Field: "upgrade.renamed.domain", Line: 23, Message: "domain is of type domain in 1.0.0 and port is of type int here"}},
+		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -108,6 +129,21 @@ func TestLint(t *testing.T) {
 				dir = filepath.Join(cat, "greeter", "2.0.0")
 			}
 			greeterPackage(t, dir, "2.0.0", tc.extra, tc.values)
+			for _, f := range []string{"package.yaml", "values.yaml.tmpl"} {
+				b, err := os.ReadFile(filepath.Join(dir, f))
+				if err != nil {
+					t.Fatal(err)
+				}
+				// Not in upgrade.renamed, which names the old parameter.
+				text, tail, found := strings.Cut(string(b), "upgrade:")
+				for i := 0; i+1 < len(tc.edit); i += 2 {
+					text = strings.ReplaceAll(text, tc.edit[i], tc.edit[i+1])
+				}
+				if found {
+					text += "upgrade:" + tail
+				}
+				writeFile(t, filepath.Join(dir, f), text)
+			}
 			res, err := Lint(ctx, LintOptions{Dir: dir})
 			if err != nil {
 				t.Fatal(err)

@@ -75,6 +75,22 @@ type Upgrade struct {
 	// Note says what must happen to the data to cross into this version (or
 	// back), shown when berth refuses such a move.
 	Note string `yaml:"note,omitempty" json:"note,omitempty"`
+	// Renamed maps the name a configuration parameter had before this
+	// version to its name in this version. berth upgrade carries an app's
+	// value over from the old name to the new one (and back on a downgrade).
+	Renamed map[string]string `yaml:"renamed,omitempty" json:"renamed,omitempty"`
+}
+
+// CompatibleTypes reports whether a value of a parameter of type from can be
+// carried over to a parameter of type to when the parameter is renamed: the
+// same type, or any string-like type to a string or password (whose value
+// stays the same text).
+func CompatibleTypes(from, to ParamType) bool {
+	if from == to {
+		return true
+	}
+	stringLike := func(t ParamType) bool { return t != TypeInt && t != TypeBool }
+	return stringLike(from) && (to == TypeString || to == TypePassword)
 }
 
 // Maintainer is a person or team responsible for a package.

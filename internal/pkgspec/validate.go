@@ -3,9 +3,11 @@ package pkgspec
 import (
 	"fmt"
 	"io/fs"
+	"maps"
 	"net/url"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 	"text/template"
 
@@ -71,6 +73,7 @@ func (p *Package) validate() error {
 	if p.Upgrade.Breaking && strings.TrimSpace(p.Upgrade.Note) == "" {
 		v.add("upgrade.note", []any{"upgrade"}, "say what must happen to the data, e.g. note: dump the database before and restore it after", "is missing; a breaking version needs a note")
 	}
+	v.renamed()
 	for i, h := range p.Health {
 		at := []any{"health", i}
 		if h.APIVersion == "" || h.Kind == "" || h.Condition == "" {
@@ -426,4 +429,34 @@ func (p *Package) checkFiles(fsys fs.FS, dir string) error {
 		return &ValidationError{Errors: v.errs}
 	}
 	return nil
+}
+
+// renamed checks upgrade.renamed: every new name is a parameter of this
+// version, no old name still is, and no two old names meet in one new name.
+func (v *validator) renamed() {
+	p := v.p
+	into := map[string]string{}
+	for _, old := range slices.Sorted(maps.Keys(p.Upgrade.Renamed)) {
+		name := p.Upgrade.Renamed[old]
+		f, at := "upgrade.renamed."+old, []any{"upgrade", "renamed", old}
+		switch {
+		case !paramName.MatchString(old):
+			v.add(f, at, "use the parameter's name in the earlier version", "%q is not a valid parameter name", old)
+		case !paramName.MatchString(name):
+			v.add(f, at, "use the parameter's name in this version", "%q is not a valid parameter name", name)
+		case old == name:
+			v.add(f, at, "remove the entry: the parameter keeps its name", "renames %s to itself", old)
+		default:
+			if _, ok := p.Param(old); ok {
+				v.add(f, at, "remove the entry, or rename the parameter in config", "%s is still a configuration parameter of this version, so it is not renamed", old)
+			}
+			if _, ok := p.Param(name); !ok {
+				v.add(f, at, "name a parameter of this version's config", "%s is not a configuration parameter of this version", name)
+			}
+			if other, ok := into[name]; ok {
+				v.add(f, at, "rename each earlier parameter to a parameter of its own", "%s and %s are both renamed to %s", other, old, name)
+			}
+			into[name] = old
+		}
+	}
 }

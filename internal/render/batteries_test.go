@@ -187,7 +187,7 @@ func TestCatalogBatteriesRender(t *testing.T) {
 			has("StatefulSet/app", "Deployment/app-agent-injector", "MutatingWebhookConfiguration/app-agent-injector-cfg", "Service/app-ui"),
 			output("address", "http://app.app.svc:8200"),
 		}},
-		"vault settings": {"vault", []string{"0.32.0"}, map[string]any{
+		"vault settings": {"vault", []string{"0.31.0", "0.32.0"}, map[string]any{
 			"mode": "ha", "replicas": 5, "injector": false, "domain": "vault.example.com", "tlsIssuer": "selfsigned",
 		}, []check{
 			has("Ingress/app", "PodDisruptionBudget/app"),

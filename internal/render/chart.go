@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
 	"helm.sh/helm/v4/pkg/chart/common"
 	chartutil "helm.sh/helm/v4/pkg/chart/common/util"
 	"helm.sh/helm/v4/pkg/chart/loader/archive"
@@ -150,11 +149,11 @@ func renderChart(in Input, c pkgspec.Chart, data TemplateData, kv *common.KubeVe
 		if err != nil {
 			return nil, fmt.Errorf("%s: values template %w", where, err)
 		}
-		if err := yaml.Unmarshal([]byte(out), &vals); err != nil {
+		// Read as helm reads a values file (JSON semantics: every number
+		// is a float64), so the chart sees the types it sees under helm.
+		vals, err = common.ReadValues([]byte(out))
+		if err != nil {
 			return nil, fmt.Errorf("%s: values template %s does not produce YAML: %w", where, c.Values, err)
-		}
-		if vals == nil {
-			vals = map[string]any{}
 		}
 	}
 	out, err := renderHelm(ch, vals, helmOptions{

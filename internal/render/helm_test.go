@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -75,6 +76,44 @@ func TestRenderMissingDependency(t *testing.T) {
 	_, err := renderTestdata(t, "missing", nil)
 	if err == nil || !strings.Contains(err.Error(), "chart chart") || !strings.Contains(err.Error(), "redis") || !strings.Contains(err.Error(), "lonely") {
 		t.Fatalf("Render error = %v, want one naming the chart lonely and its missing dependency redis", err)
+	}
+}
+
+// TestRenderValuesHaveHelmTypes checks that a chart sees the values of its
+// package's values template with the Go types helm gives a values file
+// (every number a float64), as its templates compare, print and test them.
+func TestRenderValuesHaveHelmTypes(t *testing.T) {
+	res, err := renderTestdata(t, "kinds", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _, _ := unstructured.NestedMap(find(t, res, "ConfigMap/apps/kinds").Object, "data")
+	want := map[string]any{"replicas": "float64", "ratio": "float64", "big": "1e+07", "port": "float64",
+		"first": "float64", "name": "string", "fromChart": "float64", "isFloat": "true"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("types the chart sees (-want +got):\n%s", diff)
+	}
+	if testing.Short() {
+		return
+	}
+	dir := filepath.Join("testdata", "helm", "kinds")
+	cmd := exec.Command(helmCLI(t), "template", "demo", filepath.Join(dir, "chart"), "--namespace", "apps", "--values", filepath.Join(dir, "values.yaml"))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("helm template: %v\n%s", err, stderr.String())
+	}
+	objs, err := decodeObjects("helm template", out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(objs) != 1 {
+		t.Fatalf("helm template printed %d objects, want 1", len(objs))
+	}
+	fromHelm, _, _ := unstructured.NestedMap(objs[0].Object, "data")
+	if diff := cmp.Diff(fromHelm, got); diff != "" {
+		t.Errorf("types the chart sees (-helm +berth):\n%s", diff)
 	}
 }
 

@@ -4,6 +4,8 @@
 // built-in catalog held before it moved to upstream charts. They render
 // without a chart repository, install quickly on the local test cluster and
 // keep the versions, channels, outputs and upgrade notes the tests expect.
+// memcached 1.6.0 and 1.6.1 (settings only, no workload) were written here
+// for the tests of settings a version renames (upgrade.renamed).
 //
 // A test package reads them as the catalog named builtin by calling Use in its
 // TestMain; berth processes the tests start inherit the setting.
