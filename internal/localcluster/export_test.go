@@ -1,4 +1,4 @@
 package localcluster
 
 // EnsurePrometheusRuleCRD is exported for tests that run the rule sync in-process.
-var EnsurePrometheusRuleCRD = ensurePrometheusRuleCRD
+var EnsurePrometheusRuleCRD = EnsurePrometheusRuleCRD
