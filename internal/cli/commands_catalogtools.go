@@ -142,6 +142,7 @@ func newPackageLintCmd(app *App) *cobra.Command {
            CATALOG/NAME/VERSION, the upgrade metadata agrees with the catalog's
            earlier version (a breaking version has one to break from, a new
            major version has a note, a note is not set where it is never shown)
+  promql   alert expressions and panel queries parse with Prometheus's parser
   catalog  the catalog lists the package (directory names, channels.yaml)
 
 Each finding names the file, line and field. Errors make the command exit 1;

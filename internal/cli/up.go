@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
 
 	"berth.dev/berth/internal/localcluster"
+	"berth.dev/berth/internal/workspace"
 )
 
 func newUpCmd(app *App) *cobra.Command {
@@ -69,11 +72,17 @@ alerts to berth's local controller (/hooks/alertmanager). See docs/monitoring.md
 			}
 			st := c.Status()
 			if out == outputJSON {
+				var mon *workspace.MonitoringConfig
+				if monitoring {
+					mon = localMonitoringConfig(st)
+				}
 				return writeJSON(app.Out, struct {
 					localcluster.Status
 					Created        bool `json:"created"`
 					AlreadyRunning bool `json:"alreadyRunning"`
-				}{st, res.Created, res.AlreadyRunning})
+					// Monitoring is berth.yaml's monitoring: for this cluster.
+					Monitoring *workspace.MonitoringConfig `json:"monitoring,omitempty"`
+				}{st, res.Created, res.AlreadyRunning, mon})
 			}
 			verb := "is up"
 			switch {
@@ -85,6 +94,7 @@ alerts to berth's local controller (/hooks/alertmanager). See docs/monitoring.md
 			fmt.Fprintf(app.Out, "Cluster %q %s: kubernetes %s, %d nodes, API server %s\n", c.Name, verb, st.Kubernetes, st.Nodes, st.APIServer)
 			if monitoring {
 				fmt.Fprintf(app.Out, "Monitoring: Prometheus %s, Alertmanager %s\n", st.Prometheus, st.Alertmanager)
+				fmt.Fprintf(app.Out, "For a workspace of this cluster, in its berth.yaml:\n\n%s\n", monitoringConfigYAML(st))
 			}
 			fmt.Fprintf(app.Out, "Kubeconfig: %s\n\n  export KUBECONFIG=%s\n  kubectl get nodes\n", c.KubeconfigPath(), c.KubeconfigPath())
 			return nil
@@ -230,4 +240,26 @@ func newStandInsCmd(app *App) *cobra.Command {
 	kf.add(cmd)
 	cmd.Flags().StringVar(&opts.EgressSocket, "egress-socket", "", "serve the API server's egress to the cluster network on this Unix socket")
 	return cmd
+}
+
+// localMonitoringConfig is berth.yaml's monitoring: section for a local
+// cluster's Prometheus and Alertmanager.
+func localMonitoringConfig(st localcluster.Status) *workspace.MonitoringConfig {
+	return &workspace.MonitoringConfig{
+		Prometheus:   &workspace.MonitoringEndpoint{URL: st.Prometheus},
+		Alertmanager: &workspace.MonitoringEndpoint{URL: st.Alertmanager},
+	}
+}
+
+// monitoringConfigYAML is localMonitoringConfig as berth.yaml holds it.
+func monitoringConfigYAML(st localcluster.Status) string {
+	data, err := yaml.Marshal(map[string]any{"monitoring": localMonitoringConfig(st)})
+	if err != nil {
+		return err.Error() // plain strings: cannot happen
+	}
+	var b strings.Builder
+	for _, line := range strings.SplitAfter(strings.TrimSuffix(string(data), "\n"), "\n") {
+		b.WriteString("  " + line)
+	}
+	return b.String() + "\n"
 }

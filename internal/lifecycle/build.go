@@ -231,11 +231,16 @@ func (e *Env) renderAppWith(ctx context.Context, p *plan, a *workspace.App, over
 		return nil, err
 	}
 	mergeValues(vals, override)
+	mon, err := e.monitoring(p)
+	if err != nil {
+		return nil, err
+	}
 	res, err := render.RenderApp(ctx, e.Catalogs.Loader(), render.AppInput{
 		Solution: p.solution, App: a.Name, Namespace: a.Namespace, Values: vals, KubeVersion: e.KubeVersion,
-		Generator: func(scope string) pkgspec.Generator { return pkgspec.SeededGenerator(seed, scope) },
-		Charts:    p.charts.Fetch,
-		Seed:      seed,
+		Generator:  func(scope string) pkgspec.Generator { return pkgspec.SeededGenerator(seed, scope) },
+		Charts:     p.charts.Fetch,
+		Seed:       seed,
+		Monitoring: mon,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("app %s: %w", a.Name, err)

@@ -184,9 +184,10 @@ func kwokArgs(c *Cluster) []string {
 	return args
 }
 
-// kwokConfig is kwok's configuration: its defaults, and one ClusterLogs that
+// kwokConfig is kwok's configuration: its defaults, one ClusterLogs that
 // serves the simulated log file for every container of every pod, so that
-// 'kubectl logs' and 'berth logs' read lines through the real API server.
+// 'kubectl logs' and 'berth logs' read lines through the real API server, and
+// the simulated pod metrics (kwokMetricsConfig).
 func (c *Cluster) kwokConfig() []byte {
 	return []byte(`apiVersion: config.kwok.x-k8s.io/v1alpha1
 kind: KwokConfiguration
@@ -201,7 +202,7 @@ spec:
   - logsFile: ` + strconv.Quote(c.simulatedLogPath()) + `
     previousLogsFile: ` + strconv.Quote(c.simulatedLogPath()) + `
     follow: true
-`)
+` + kwokMetricsConfig)
 }
 
 func (c *Cluster) simulatedLogPath() string { return filepath.Join(c.Dir, "kwok", "container.log") }
@@ -289,3 +290,82 @@ func probeHealthz(port func(Ports) int) func(ctx context.Context, c *Cluster) er
 		return httpsGet(ctx, cfg, url(port(c.State.Ports))+"/healthz")
 	}
 }
+
+// KwokMetricsPath is where kwok's kubelet server serves the simulated pod
+// metrics of each node ({nodeName}); kwok lists one target per node at
+// /discovery/prometheus, which the local Prometheus scrapes (job kwok).
+const KwokMetricsPath = "/metrics/nodes/{nodeName}/metrics/resource"
+
+// kwokMetricsConfig makes kwok simulate what a kubelet's resource metrics
+// endpoint serves for its pods, with the names the kubelet uses, so that
+// alerts and panels written for real clusters find series: the CPU and
+// memory of each container and pod (1m CPU and 1Mi by default; a pod's
+// annotations kwok.x-k8s.io/usage-cpu and kwok.x-k8s.io/usage-memory set
+// them, as kwok's own usage-from-annotation does), and kube-state-metrics'
+// kube_pod_status_phase (1 for the pod's current phase). Container restart
+// counts are not among them: kwok's expression language does not reach a
+// pod's container statuses.
+const kwokMetricsConfig = `---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterResourceUsage
+metadata:
+  name: berth-usage-from-annotation
+spec:
+  usages:
+  - usage:
+      cpu:
+        expression: '"kwok.x-k8s.io/usage-cpu" in pod.metadata.annotations ? Quantity(pod.metadata.annotations["kwok.x-k8s.io/usage-cpu"]) : Quantity("1m")'
+      memory:
+        expression: '"kwok.x-k8s.io/usage-memory" in pod.metadata.annotations ? Quantity(pod.metadata.annotations["kwok.x-k8s.io/usage-memory"]) : Quantity("1Mi")'
+---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Metric
+metadata:
+  name: berth-pods
+spec:
+  path: "` + KwokMetricsPath + `"
+  metrics:
+  - name: container_cpu_usage_seconds_total
+    dimension: container
+    help: Cumulative cpu time consumed by the container in core-seconds (simulated by kwok)
+    kind: counter
+    labels:
+    - {name: container, value: container.name}
+    - {name: namespace, value: pod.metadata.namespace}
+    - {name: pod, value: pod.metadata.name}
+    value: pod.CumulativeUsage("cpu", container.name)
+  - name: container_memory_working_set_bytes
+    dimension: container
+    help: Current working set of the container in bytes (simulated by kwok)
+    kind: gauge
+    labels:
+    - {name: container, value: container.name}
+    - {name: namespace, value: pod.metadata.namespace}
+    - {name: pod, value: pod.metadata.name}
+    value: pod.Usage("memory", container.name)
+  - name: pod_cpu_usage_seconds_total
+    dimension: pod
+    help: Cumulative cpu time consumed by the pod in core-seconds (simulated by kwok)
+    kind: counter
+    labels:
+    - {name: namespace, value: pod.metadata.namespace}
+    - {name: pod, value: pod.metadata.name}
+    value: pod.CumulativeUsage("cpu")
+  - name: pod_memory_working_set_bytes
+    dimension: pod
+    help: Current working set of the pod in bytes (simulated by kwok)
+    kind: gauge
+    labels:
+    - {name: namespace, value: pod.metadata.namespace}
+    - {name: pod, value: pod.metadata.name}
+    value: pod.Usage("memory")
+  - name: kube_pod_status_phase
+    dimension: pod
+    help: The pod's current phase (as kube-state-metrics reports it; simulated by kwok)
+    kind: gauge
+    labels:
+    - {name: namespace, value: pod.metadata.namespace}
+    - {name: pod, value: pod.metadata.name}
+    - {name: phase, value: pod.status.phase}
+    value: "1"
+`

@@ -307,6 +307,20 @@ func (c *Cluster) writeMonitoringConfig(m *MonitoringState) error {
 				"files": []string{filepath.Join(c.monitoringDir(), "targets", "*.json")}, "refresh_interval": "5s"}}},
 		},
 	}
+	if p.Kwok != 0 {
+		// kwok's simulated pod metrics: one target per node, listed by kwok's
+		// kubelet server (kwokMetricsConfig), which serves TLS with a
+		// certificate of its own on the loopback, not verified (as the API
+		// server reads it), given the admin's client certificate as the API
+		// server gives its own. Clusters made before kwok had a port have
+		// none.
+		prom["scrape_configs"] = append(prom["scrape_configs"].([]any), map[string]any{
+			"job_name": "kwok", "tls_config": selfSigned,
+			"http_sd_configs": []any{map[string]any{
+				"url": "https://127.0.0.1:" + strconv.Itoa(p.Kwok) + "/discovery/prometheus", "refresh_interval": "10s",
+				"tls_config": selfSigned}},
+		})
+	}
 	if err := writeJSONFile(filepath.Join(c.monitoringDir(), "prometheus.yml"), prom); err != nil {
 		return err
 	}

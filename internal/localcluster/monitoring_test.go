@@ -15,9 +15,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 
 	"berth.dev/berth/internal/dashboards"
 	"berth.dev/berth/internal/localcluster"
@@ -57,7 +59,8 @@ func promQuery(ctx context.Context, base, query, label string) (map[string]strin
 }
 
 // TestMonitoringScrapesTheClusterAndDeliversAlerts starts a cluster with
-// monitoring, checks that Prometheus scrapes every target (up == 1), then
+// monitoring, checks that Prometheus scrapes every target (up == 1) and has
+// kwok's simulated metrics of a pod, then
 // applies a PrometheusRule whose alert always fires and checks that the rule
 // sync loads it and Alertmanager delivers it to the connected controller's
 // webhook with its bearer token.
@@ -103,7 +106,24 @@ func TestMonitoringScrapesTheClusterAndDeliversAlerts(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	jobs := []string{"apiserver", "kube-controller-manager", "kube-scheduler", "prometheus", "alertmanager", "berth-controller"}
+	// A pod kwok runs, whose simulated memory its annotation sets.
+	cfg, err := c.RESTConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "busy", Namespace: "default", Annotations: map[string]string{"kwok.x-k8s.io/usage-memory": "64Mi"}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "main", Image: "busybox"}}},
+	}
+	if _, err := cs.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	jobs := []string{"apiserver", "kube-controller-manager", "kube-scheduler", "prometheus", "alertmanager", "berth-controller", "kwok"}
 	testcluster.WaitFor(t, 3*time.Minute, func(ctx context.Context) (bool, string, error) {
 		up, err := promQuery(ctx, m.PrometheusURL(), "up", "job")
 		if err != nil {
@@ -115,6 +135,19 @@ func TestMonitoringScrapesTheClusterAndDeliversAlerts(t *testing.T) {
 			}
 		}
 		return true, "", nil
+	})
+	// kwok's simulated pod metrics: the pod's memory as its annotation says,
+	// its phase as kube-state-metrics reports it.
+	testcluster.WaitFor(t, 2*time.Minute, func(ctx context.Context) (bool, string, error) {
+		mem, err := promQuery(ctx, m.PrometheusURL(), `container_memory_working_set_bytes{namespace="default", pod="busy"}`, "container")
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		phase, err := promQuery(ctx, m.PrometheusURL(), `kube_pod_status_phase{namespace="default", pod="busy"}`, "phase")
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		return mem["main"] == "67108864" && phase["Running"] == "1", fmt.Sprintf("memory by container %v, phase %v", mem, phase), nil
 	})
 	// Panels, as the console evaluates them.
 	dc := &dashboards.Client{URL: m.PrometheusURL()}
@@ -136,10 +169,6 @@ func TestMonitoringScrapesTheClusterAndDeliversAlerts(t *testing.T) {
 	}
 
 	// Rules: the CRD, one PrometheusRule, the sync (run in-process here).
-	cfg, err := c.RESTConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
 	if err := localcluster.EnsurePrometheusRuleCRD(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}

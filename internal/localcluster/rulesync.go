@@ -55,9 +55,9 @@ var prometheusRuleCRD = map[string]any{
 
 var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 
-// ensurePrometheusRuleCRD creates the minimal PrometheusRule CRD unless one
+// EnsurePrometheusRuleCRD creates the minimal PrometheusRule CRD unless one
 // exists, and waits until it is served.
-func ensurePrometheusRuleCRD(ctx context.Context, cfg *rest.Config) error {
+func EnsurePrometheusRuleCRD(ctx context.Context, cfg *rest.Config) error {
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return err
@@ -91,7 +91,7 @@ func (c *Cluster) StartRuleSync(ctx context.Context, bin string) error {
 	if err != nil {
 		return err
 	}
-	if err := ensurePrometheusRuleCRD(ctx, cfg); err != nil {
+	if err := EnsurePrometheusRuleCRD(ctx, cfg); err != nil {
 		return err
 	}
 	if _, err := c.StartAddon(ctx, RuleSyncAddon, bin, []string{"local-cluster-rules", "--kubeconfig", c.KubeconfigPath(), "--cluster-dir", c.Dir}); err != nil {

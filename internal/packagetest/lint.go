@@ -146,6 +146,7 @@ func Lint(ctx context.Context, o LintOptions) (*LintResult, error) {
 		l.health(kinds)
 	}
 	l.unused()
+	l.promql()
 	if err := l.catalog(ctx); err != nil {
 		return nil, err
 	}

@@ -97,6 +97,19 @@ func TestLint(t *testing.T) {
 				{Check: CheckRender, Severity: SeverityError, Field: "config[1] (mode)", Line: 14, Message: "with mode=fancy"},
 			},
 		},
+		"alerts and panels Prometheus accepts": {
+			extra:  "alerts:\n  - {name: Down, expr: 'up{namespace=\"{{ .Namespace }}\"} == 0', severity: critical, summary: down}\npanels:\n  - {title: Rate, query: 'sum by (pod) (rate(http_requests_total{namespace=\"{{ .Namespace }}\"}[5m]))'}\n",
+			values: lintValues,
+		},
+		"PromQL that only Prometheus's parser refuses": {
+			// Brackets and quotes balance, so package.yaml loads.
+			extra:  "alerts:\n  - name: Down\n    expr: rate(up[5x]) > 0\n    severity: warning\n    summary: down\npanels:\n  - {title: Broken, query: 'sum(up) up'}\n",
+			values: lintValues,
+			want: []Finding{
+				{Check: CheckPromQL, Severity: SeverityError, Field: "alerts[0].expr", Line: 23, Message: "alert Down:"},
+				{Check: CheckPromQL, Severity: SeverityError, Field: "panels[0].query", Line: 27, Message: `panel "Broken":`},
+			},
+		},
 		"a new major version without a note": {
 			values:  lintValues,
 			catalog: true,

@@ -312,6 +312,10 @@ func TestCatalogGrafanaDataSources(t *testing.T) {
 	if y := yamlOf(t, findObjects(alone, "ConfigMap", "grafana")...); strings.Contains(y, "datasources.yaml") {
 		t.Errorf("grafana alone has data sources:\n%s", y)
 	}
+	// Its sidecar loads the dashboards packages ship (render's
+	// GrafanaDashboards) from ConfigMaps of every namespace.
+	wantContains(t, "grafana's dashboard sidecar", yamlOf(t, findObjects(alone, "Deployment", "grafana")...),
+		"name: grafana-sc-dashboard", "name: LABEL\n          value: grafana_dashboard", "name: LABEL_VALUE\n          value: \"1\"", "name: NAMESPACE\n          value: ALL")
 	if len(alone.Shared) != 1 || alone.Shared[0].Package != "cert-manager" {
 		t.Errorf("grafana alone needs %+v, want cert-manager only", alone.Shared)
 	}

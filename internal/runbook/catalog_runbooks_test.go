@@ -2,62 +2,79 @@ package runbook
 
 import (
 	"io/fs"
-	"os"
 	"path"
+	"slices"
 	"strings"
 	"testing"
-	"testing/fstest"
 
+	builtin "berth.dev/berth/catalog"
 	"berth.dev/berth/internal/pkgspec"
 )
 
-// TestCatalogRunbooksValidate loads each runbooks.yaml of
-// testdata/catalog-runbooks into a stand-in package with the configuration
-// parameters they set, and renders every step with sample parameters, so the
-// definitions handed over for the catalog are valid as they are.
+// catalogRunbooks are the executable runbooks each package of the built-in
+// catalog must have, in every version.
+var catalogRunbooks = map[string][]string{
+	"postgresql": {"resize-storage", "scale-resources", "backup", "restore", "rotate-password"},
+	"redis":      {"resize-storage"},
+	"airflow":    {"scale-workers"},
+	"grafana":    {"reset-admin-password"},
+}
+
+// runbookSamples are parameters each catalog runbook is tried with.
+var runbookSamples = map[string]map[string]any{
+	"resize-storage":       {"size": "16Gi"},
+	"scale-resources":      {"cpu": "1", "memory": "2Gi"},
+	"backup":               {"name": "nightly"},
+	"restore":              {"backup": "nightly"},
+	"rotate-password":      nil,
+	"scale-workers":        {"workers": 3},
+	"reset-admin-password": nil,
+}
+
+// TestCatalogRunbooksValidate loads every version of the built-in catalog's
+// packages, as berth does, checks that those above have their runbooks, and
+// renders every executable runbook's checks and steps (Job templates
+// included) over the package's default configuration with sample
+// parameters.
 func TestCatalogRunbooksValidate(t *testing.T) {
-	params := map[string]string{
-		"postgresql": "  - {name: storage, type: size, default: 8Gi}\n  - {name: cpu, type: size, default: 250m}\n  - {name: memory, type: size, default: 512Mi}\n  - {name: password, type: password, generate: {length: 32}}\n  - {name: username, type: string, default: app}\n  - {name: database, type: string, default: app}\n",
-		"redis":      "  - {name: storage, type: size, default: 8Gi}\n",
-		"airflow":    "  - {name: workers, type: int, default: 1}\n",
-		"grafana":    "  - {name: adminPassword, type: password, generate: {length: 24}}\n",
+	files, err := fs.Glob(builtin.FS, "*/*/package.yaml")
+	if err != nil || len(files) < 15 {
+		t.Fatalf("found %d package versions in the built-in catalog (%v)", len(files), err)
 	}
-	samples := map[string]map[string]any{
-		"resize-storage":       {"size": "16Gi"},
-		"scale-resources":      {"cpu": "1", "memory": "2Gi"},
-		"backup":               {"name": "nightly"},
-		"restore":              {"backup": "nightly"},
-		"rotate-password":      nil,
-		"scale-workers":        {"workers": 3},
-		"reset-admin-password": nil,
-	}
-	root := os.DirFS("testdata/catalog-runbooks")
-	for name, cfg := range params {
-		t.Run(name, func(t *testing.T) {
-			rbs, err := fs.ReadFile(root, path.Join(name, "runbooks.yaml"))
+	seen := map[string]int{}
+	for _, file := range files {
+		dir := path.Dir(file)
+		name := path.Dir(dir)
+		t.Run(strings.ReplaceAll(dir, "/", "@"), func(t *testing.T) {
+			pkgFS, err := fs.Sub(builtin.FS, dir)
 			if err != nil {
 				t.Fatal(err)
 			}
-			doc := "apiVersion: berth.dev/v1alpha1\nkind: Package\nname: " + name + "\nversion: 1.0.0\ndescription: stand-in\nmanifests: [all.yaml]\nconfig:\n" + cfg +
-				"runbooks:\n" + indent(string(rbs))
-			files := fstest.MapFS{"package.yaml": {Data: []byte(doc)}, "all.yaml": {Data: []byte("{}\n")}}
-			jobs, _ := fs.ReadDir(root, path.Join(name, "jobs"))
-			for _, j := range jobs {
-				data, err := fs.ReadFile(root, path.Join(name, "jobs", j.Name()))
-				if err != nil {
-					t.Fatal(err)
+			p, err := pkgspec.Load(pkgFS, ".", file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var executable []string
+			for _, rb := range p.Runbooks {
+				if rb.Executable() {
+					executable = append(executable, rb.Name)
 				}
-				files["jobs/"+j.Name()] = &fstest.MapFile{Data: data}
 			}
-			p, err := pkgspec.Load(files, ".", name+"/package.yaml")
+			if want := catalogRunbooks[name]; !slices.Equal(executable, want) {
+				t.Errorf("executable runbooks %v, want %v", executable, want)
+			}
+			if len(executable) > 0 {
+				seen[name]++
+			}
+			cfg, err := p.Configure(pkgspec.ConfigureOptions{})
 			if err != nil {
 				t.Fatal(err)
-			}
-			if len(p.Runbooks) == 0 {
-				t.Fatal("no runbooks")
 			}
 			for _, rb := range p.Runbooks {
-				values, ok := samples[rb.Name]
+				if !rb.Executable() {
+					continue
+				}
+				values, ok := runbookSamples[rb.Name]
 				if !ok {
 					t.Errorf("runbook %s has no sample parameters in this test", rb.Name)
 					continue
@@ -69,11 +86,18 @@ func TestCatalogRunbooksValidate(t *testing.T) {
 				}
 				data := map[string]any{
 					"params": map[string]any(params),
-					"config": map[string]any{"storage": "8Gi", "database": "app", "username": "app", "workers": 1},
+					"config": map[string]any(cfg),
 					"app":    map[string]any{"name": "x", "namespace": "x"},
 					"run":    map[string]any{"id": "20261206-230000-abcd"},
 				}
-				steps, err := prepare(rb, files, data)
+				for i, c := range rb.Checks {
+					for field, text := range map[string]string{"name": c.Name, "message": c.Message} {
+						if _, err := render("check "+field, text, data); err != nil {
+							t.Errorf("runbook %s checks[%d].%s: %v", rb.Name, i, field, err)
+						}
+					}
+				}
+				steps, err := prepare(rb, pkgFS, data)
 				if err != nil {
 					t.Errorf("runbook %s: %v", rb.Name, err)
 					continue
@@ -84,12 +108,38 @@ func TestCatalogRunbooksValidate(t *testing.T) {
 			}
 		})
 	}
+	for name := range catalogRunbooks {
+		if seen[name] == 0 {
+			t.Errorf("no version of %s has its runbooks", name)
+		}
+	}
 }
 
-func indent(s string) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	for i, l := range lines {
-		lines[i] = "  " + l
+// TestRedisResizeRefusesReadReplicas: the redis runbook grows a Redis
+// without read replicas only; with replicas its check names an object that
+// cannot exist, and its message says why.
+func TestRedisResizeRefusesReadReplicas(t *testing.T) {
+	pkgFS, err := fs.Sub(builtin.FS, "redis/22.0.4")
+	if err != nil {
+		t.Fatal(err)
 	}
-	return strings.Join(lines, "\n") + "\n"
+	p, err := pkgspec.Load(pkgFS, ".", "redis/22.0.4/package.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, ok := p.Runbook("resize-storage")
+	if !ok || len(rb.Checks) != 1 {
+		t.Fatalf("resize-storage: %+v", rb)
+	}
+	for replicas, want := range map[int64]string{0: "x-master", 2: "x-without-read-replicas"} {
+		cfg, err := p.Configure(pkgspec.ConfigureOptions{Values: map[string]any{"replicas": replicas}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		data := map[string]any{"config": map[string]any(cfg), "app": map[string]any{"name": "x", "namespace": "x"}}
+		got, err := render("check name", rb.Checks[0].Name, data)
+		if err != nil || got != want {
+			t.Errorf("with %d replicas the check looks for %q (%v), want %q", replicas, got, err, want)
+		}
+	}
 }

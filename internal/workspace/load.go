@@ -131,6 +131,9 @@ func ParseConfig(file string, data []byte, cfg *Config) error {
 	if err := cfg.Console.validate(); err != nil {
 		return fmt.Errorf("%s: console.%w", file, err)
 	}
+	if err := cfg.Monitoring.validate(); err != nil {
+		return fmt.Errorf("%s: monitoring.%w", file, err)
+	}
 	return nil
 }
 

@@ -53,6 +53,9 @@ type Config struct {
 	Upgrades *UpgradesConfig `json:"upgrades,omitempty"`
 	// Console configures 'berth console': sign-in and roles.
 	Console *ConsoleConfig `json:"console,omitempty"`
+	// Monitoring says where the workspace's Prometheus and Alertmanager are
+	// (docs/monitoring.md).
+	Monitoring *MonitoringConfig `json:"monitoring,omitempty"`
 	// Clusters and Environments make the workspace a fleet (see fleet.go):
 	// several clusters, each rendered under rendered/CLUSTER/, and the stages
 	// versions are promoted through. Without clusters, Cluster is the one
@@ -217,6 +220,9 @@ func Open(dir string) (*Workspace, error) {
 			}
 			if err := w.Config.Console.validate(); err != nil {
 				return nil, fmt.Errorf("%s: console.%w", filepath.Join(d, ConfigFile), err)
+			}
+			if err := w.Config.Monitoring.validate(); err != nil {
+				return nil, fmt.Errorf("%s: monitoring.%w", filepath.Join(d, ConfigFile), err)
 			}
 			if err := w.Config.validateFleet(); err != nil {
 				return nil, fmt.Errorf("%s: %w", filepath.Join(d, ConfigFile), err)
