@@ -2,9 +2,11 @@ package lifecycle
 
 import (
 	"context"
+	"errors"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -174,5 +176,80 @@ func TestFleetBuildRefusesAClusterWithoutAKind(t *testing.T) {
 	_ = unstructured.SetNestedField(crd.Object, "Widget", "spec", "names", "kind")
 	if reason, _ := apis.refuse(context.Background(), "prod-eu", append(ok, crd, obj("example.com/v1", "Widget"))); reason != "" {
 		t.Fatalf("a kind the app's own CRD defines was refused: %q", reason)
+	}
+}
+
+// TestFleetPreflightChecksEveryClusterTheChangeRendersFor runs the preflight
+// of a fleet per cluster: a change dev would refuse, and a change for a
+// cluster that cannot be reached, are refused naming the cluster, and
+// nothing is committed; a change only for dev does not need prod.
+func TestFleetPreflightChecksEveryClusterTheChangeRendersFor(t *testing.T) {
+	ctx := context.Background()
+	cfg := testcluster.Config(t)
+	env := newEnv(t, nil)
+	env.ClusterOf = func(name string) (*rest.Config, error) {
+		if name == "dev" {
+			return cfg, nil
+		}
+		return &rest.Config{Host: "https://127.0.0.1:1"}, nil // nothing listens there
+	}
+	env.WS.Config.Clusters = []workspace.ClusterEntry{{Name: "dev"}, {Name: "prod"}}
+	writeCommitted(t, env, workspace.ConfigFile, env.WS.Config)
+	name := testcluster.UniqueName(t, 20)
+	t.Cleanup(func() {
+		_ = testcluster.Clientset(t).CoreV1().Namespaces().Delete(context.Background(), name, metav1.DeleteOptions{})
+	})
+	if _, err := env.Install(ctx, InstallOptions{Package: "redis", Name: name}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := env.WS.App(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Placement = &workspace.Placement{Clusters: []string{"dev"}}
+	writeCommitted(t, env, "apps/"+name+"/app.yaml", a)
+	if _, err := env.Build(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.ForCluster("dev").Deploy(ctx, DeployOptions{Timeout: 2 * time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	env.Preflight = true
+	refused := func(what string, change func() error, want ...string) {
+		t.Helper()
+		head := git(t, env.WS.Root, "rev-parse", "HEAD")
+		err := change()
+		var pe *PreflightError
+		if !errors.As(err, &pe) {
+			t.Fatalf("%s: %v, want a PreflightError", what, err)
+		}
+		for _, w := range want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: %v, want it to name %q", what, err, w)
+			}
+		}
+		if got := git(t, env.WS.Root, "rev-parse", "HEAD"); got != head {
+			t.Errorf("%s: a refused change was committed", what)
+		}
+		if st := git(t, env.WS.Root, "status", "--porcelain", "--untracked-files=all"); st != "" {
+			t.Errorf("%s: a refused change left files:\n%s", what, st)
+		}
+	}
+	refused("a claim template dev would refuse", func() error {
+		_, err := env.Config(ctx, ConfigOptions{App: name, Values: map[string]any{"storage": "4Gi"}})
+		return err
+	}, "cluster dev would refuse", "cluster dev, app "+name, "StatefulSet")
+
+	a.Placement = &workspace.Placement{Clusters: []string{"dev", "prod"}}
+	writeCommitted(t, env, "apps/"+name+"/app.yaml", a)
+	refused("placing it on prod, which cannot be reached", func() error {
+		_, err := env.Build(ctx)
+		return err
+	}, "cluster prod would refuse", "cluster prod: cannot reach")
+
+	a.Placement = &workspace.Placement{Clusters: []string{"dev"}}
+	writeCommitted(t, env, "apps/"+name+"/app.yaml", a)
+	if _, err := env.Config(ctx, ConfigOptions{App: name, Values: map[string]any{"evictionPolicy": "allkeys-lru"}}); err != nil {
+		t.Errorf("a change dev accepts, for dev only, was refused: %v", err)
 	}
 }
