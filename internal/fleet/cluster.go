@@ -93,7 +93,7 @@ func Add(ctx context.Context, ws *workspace.Workspace, opts AddOptions) (workspa
 	if opts.Config != nil && c.Kubernetes == nil {
 		k, err := ReadKubernetes(ctx, opts.Config)
 		if err != nil {
-			return c, fmt.Errorf("cluster %s: reading its Kubernetes version and API versions: %w", c.Name, err)
+			return c, &KubernetesError{Cluster: c.Name, Err: err}
 		}
 		c.Kubernetes = k
 	}
@@ -137,6 +137,19 @@ func Add(ctx context.Context, ws *workspace.Workspace, opts AddOptions) (workspa
 	ws.Config = cfg
 	return c, nil
 }
+
+// KubernetesError means a cluster's Kubernetes version and API versions,
+// which an add records, could not be read from it.
+type KubernetesError struct {
+	Cluster string
+	Err     error
+}
+
+func (e *KubernetesError) Error() string {
+	return fmt.Sprintf("cluster %s: reading its Kubernetes version and API versions: %v", e.Cluster, e.Err)
+}
+
+func (e *KubernetesError) Unwrap() error { return e.Err }
 
 // ReadKubernetes reads a cluster's Kubernetes version and the API versions
 // it serves, as charts rendered for it see them in .Capabilities.
