@@ -46,7 +46,10 @@ it (--kubeconfig, --context), its labels (for placement and environments) and
 its pod and service ranges. The ranges are read from the cluster (its nodes'
 pod ranges, its ServiceCIDR objects) unless given with --pod-cidr and
 --service-cidr. A cluster whose ranges overlap another cluster's of the
-workspace is refused, naming both; --allow-overlap records it anyway.
+workspace is refused, naming both; --allow-overlap records it anyway. Its
+Kubernetes version and the API versions it serves are read and recorded too
+(kubernetes:): charts rendered for the cluster see them in .Capabilities
+without contacting it (--offline records none: the defaults are used).
 
 Once a workspace has clusters, every app is rendered per cluster under
 rendered/CLUSTER/APP/ (see 'placement:' in app.yaml).`,
@@ -91,7 +94,10 @@ rendered/CLUSTER/APP/ (see 'placement:' in app.yaml).`,
 			}
 			added, err := fleet.Add(cmd.Context(), ws, opts)
 			var oe *fleet.OverlapError
+			var ke *fleet.KubernetesError
 			switch {
+			case errors.As(err, &ke):
+				return fmt.Errorf("%w; rerun with --offline (and --pod-cidr, --service-cidr) to record it without contacting it", err)
 			case errors.As(err, &oe):
 				return fmt.Errorf("%w; choose other ranges, or rerun with --allow-overlap if the clusters never route to each other", err)
 			case err != nil && offline:

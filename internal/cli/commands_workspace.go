@@ -117,6 +117,12 @@ func (d *deployFlags) before(ctx context.Context, env *lifecycle.Env) error {
 	if d.noDeploy {
 		return nil
 	}
+	if env.WS.Config.IsFleet() {
+		// The fleet's preflight asks every cluster the change renders for,
+		// and names the one that cannot be reached.
+		env.Preflight = true
+		return nil
+	}
 	if err := env.CheckCluster(ctx); err != nil {
 		var ue *lifecycle.UnreachableError
 		if errors.As(err, &ue) {

@@ -217,7 +217,7 @@ func (l *upgradeLoop) patch(ctx context.Context, nn types.NamespacedName, status
 // is, the credential that may push (spec.upgrades.writeSecretRef, else
 // spec.secretRef) and the key of its secrets.
 func (l *upgradeLoop) target(ctx context.Context, ws *berthv1.Workspace) (upgrades.Target, error) {
-	t := upgrades.Target{Key: ws.Namespace + "/" + ws.Name, URL: ws.Spec.URL, Branch: ws.Spec.Branch, Path: ws.Spec.Path}
+	t := upgrades.Target{Key: ws.Namespace + "/" + ws.Name, URL: ws.Spec.URL, Branch: ws.Spec.Branch, Path: ws.Spec.Path, Cluster: ws.Spec.Cluster}
 	auth, key, err := l.rec.credentials(ctx, ws)
 	if err != nil {
 		return t, err

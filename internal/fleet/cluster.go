@@ -13,12 +13,14 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
 
 	"berth.dev/berth/internal/netplan"
+	"berth.dev/berth/internal/render"
 	"berth.dev/berth/internal/workspace"
 )
 
@@ -88,6 +90,13 @@ func Add(ctx context.Context, ws *workspace.Workspace, opts AddOptions) (workspa
 			c.Network.Services = found.Services
 		}
 	}
+	if opts.Config != nil && c.Kubernetes == nil {
+		k, err := ReadKubernetes(ctx, opts.Config)
+		if err != nil {
+			return c, &KubernetesError{Cluster: c.Name, Err: err}
+		}
+		c.Kubernetes = k
+	}
 	if len(c.Network.Pods) == 0 || len(c.Network.Services) == 0 {
 		return c, fmt.Errorf("cluster %s: its pod and service ranges could not be read from the cluster (pods: %s, services: %s); give them", c.Name, orNone(c.Network.Pods), orNone(c.Network.Services))
 	}
@@ -127,6 +136,41 @@ func Add(ctx context.Context, ws *workspace.Workspace, opts AddOptions) (workspa
 	}
 	ws.Config = cfg
 	return c, nil
+}
+
+// KubernetesError means a cluster's Kubernetes version and API versions,
+// which an add records, could not be read from it.
+type KubernetesError struct {
+	Cluster string
+	Err     error
+}
+
+func (e *KubernetesError) Error() string {
+	return fmt.Sprintf("cluster %s: reading its Kubernetes version and API versions: %v", e.Cluster, e.Err)
+}
+
+func (e *KubernetesError) Unwrap() error { return e.Err }
+
+// ReadKubernetes reads a cluster's Kubernetes version and the API versions
+// it serves, as charts rendered for it see them in .Capabilities.
+func ReadKubernetes(ctx context.Context, cfg *rest.Config) (*workspace.ClusterKubernetes, error) {
+	cfg = rest.CopyConfig(cfg)
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	v, err := dc.ServerVersion()
+	if err != nil {
+		return nil, err
+	}
+	versions, err := render.ServedAPIVersions(dc)
+	if err != nil {
+		return nil, err
+	}
+	return &workspace.ClusterKubernetes{Version: v.GitVersion, APIVersions: versions}, nil
 }
 
 // fleetSecretAttributes returns the workspace's .gitattributes with a

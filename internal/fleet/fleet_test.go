@@ -153,6 +153,9 @@ func TestFleetOfThreeLocalClusters(t *testing.T) {
 			if want := c.NetworkOf().ServiceCIDR; !slices.Contains(added.Network.Services, want) {
 				t.Errorf("cluster %s: services read as %v, want %s", name, added.Network.Services, want)
 			}
+			if k := added.Kubernetes; k == nil || !strings.HasPrefix(k.Version, "v1.") || !slices.Contains(k.APIVersions, "apps/v1/StatefulSet") {
+				t.Errorf("cluster %s: Kubernetes recorded as %+v, want its version and API versions", name, k)
+			}
 		}
 		if err := CheckOverlaps(ws.Config.Clusters, ""); err != nil {
 			t.Fatalf("three local clusters of one home overlap: %v", err)

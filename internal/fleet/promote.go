@@ -139,9 +139,13 @@ func Promote(ctx context.Context, env *lifecycle.Env, opts PromoteOptions) (*Pro
 	if err != nil {
 		return nil, refuse("", "%v", err)
 	}
+	ver, err := verificationOf(ctx, env, a, from)
+	if err != nil {
+		return nil, refuse("", "%v", err)
+	}
 	res := &PromoteResult{App: a.Name, From: from.Name, To: to.Name, Source: source, Clusters: dst}
 	for _, c := range src {
-		ev, err := evidence(ctx, env.ForCluster(c), a, from, source, now())
+		ev, err := evidence(ctx, env.ForCluster(c), a, stageCheck{stage: from, source: source, verify: ver}, now())
 		if err != nil {
 			return nil, refuse(c, "%v", err)
 		}
@@ -193,11 +197,20 @@ func renderedSource(ws *workspace.Workspace, app string, clusters []string) (str
 	return source, nil
 }
 
+// stageCheck is what every cluster of the source stage must show: the
+// stage (its soak time), the source, and the verification to run (nil for
+// none).
+type stageCheck struct {
+	stage  workspace.Environment
+	source string
+	verify *verification
+}
+
 // evidence checks one cluster of the source stage: the app is healthy there
 // without drift (so it runs exactly what is rendered for it, source
 // annotation included), has been since at least the soak time, and the
-// stage's verification Job completed.
-func evidence(ctx context.Context, env *lifecycle.Env, a *workspace.App, stage workspace.Environment, source string, now time.Time) (*Evidence, error) {
+// verification Job (the stage's, else the package's) completed.
+func evidence(ctx context.Context, env *lifecycle.Env, a *workspace.App, chk stageCheck, now time.Time) (*Evidence, error) {
 	st, err := env.Status(ctx, a.Name)
 	if err != nil {
 		return nil, err
@@ -228,12 +241,12 @@ func evidence(ctx context.Context, env *lifecycle.Env, a *workspace.App, stage w
 	if err != nil {
 		return nil, err
 	}
-	if soak := stage.SoakDuration(); now.Sub(since) < soak {
+	if soak := chk.stage.SoakDuration(); now.Sub(since) < soak {
 		return nil, fmt.Errorf("app %s has run this source since %s, %s of the stage's soak time %s", a.Name, since.Format(time.RFC3339), now.Sub(since).Round(time.Second), soak)
 	}
 	ev := &Evidence{Cluster: env.FleetCluster, Health: s.Health, Since: since, Revision: s.Revision}
-	if stage.Verify != nil {
-		name, err := verify(ctx, cs, env.WS, a, stage, source)
+	if chk.verify != nil {
+		name, err := verify(ctx, cs, chk.verify, chk.source)
 		if err != nil {
 			return nil, err
 		}
@@ -258,32 +271,18 @@ func appliedAt(ctx context.Context, cs kubernetes.Interface, a *workspace.App) (
 	return t, nil
 }
 
-// verify runs the stage's verification Job in the app's namespace (once per
-// source: its name carries the source digest's prefix) and waits for it to
-// complete; a Job that fails or does not finish in time refuses.
-func verify(ctx context.Context, cs kubernetes.Interface, ws *workspace.Workspace, a *workspace.App, stage workspace.Environment, source string) (string, error) {
-	data, err := ws.ReadFile(stage.Verify.Job)
-	if err != nil {
-		return "", fmt.Errorf("%s: environments %s: verify.job: %w", workspace.ConfigFile, stage.Name, err)
-	}
-	var job batchv1.Job
-	if err := yaml.UnmarshalStrict(data, &job); err != nil || job.Kind != "Job" {
-		return "", fmt.Errorf("%s (environment %s's verify.job) is not a Job manifest: %v", stage.Verify.Job, stage.Name, err)
-	}
-	if job.Namespace == "" {
-		job.Namespace = a.Namespace
-	}
-	// One Job per source: a new source is verified afresh.
-	job.Name = strings.TrimRight(truncate(job.Name, 50), "-") + "-" + strings.TrimPrefix(source, "sha256:")[:8]
-	timeout := 5 * time.Minute
-	if d, err := time.ParseDuration(stage.Verify.Timeout); err == nil && d > 0 {
-		timeout = d
-	}
-	_, err = cs.BatchV1().Jobs(job.Namespace).Get(ctx, job.Name, metav1.GetOptions{})
+// verify runs a verification Job (once per source: its name carries the
+// source digest's prefix) and waits for it to complete; a Job that fails or
+// does not finish in time refuses.
+func verify(ctx context.Context, cs kubernetes.Interface, v *verification, source string) (string, error) {
+	job := *v.job.DeepCopy()
+	job.Name = v.nameFor(source)
+	timeout := v.timeout
+	_, err := cs.BatchV1().Jobs(job.Namespace).Get(ctx, job.Name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
 		if _, err = cs.BatchV1().Jobs(job.Namespace).Create(ctx, &job, metav1.CreateOptions{}); err != nil {
-			return "", fmt.Errorf("creating verification job %s/%s: %w", job.Namespace, job.Name, err)
+			return "", fmt.Errorf("creating verification job %s/%s from %s: %w", job.Namespace, job.Name, v.origin, err)
 		}
 	case err != nil:
 		return "", err
@@ -311,10 +310,10 @@ func verify(ctx context.Context, cs kubernetes.Interface, ws *workspace.Workspac
 		return false, nil
 	})
 	if err != nil {
-		return "", fmt.Errorf("verification %s did not finish within %s", ref, timeout)
+		return "", fmt.Errorf("verification %s (from %s) did not finish within %s", ref, v.origin, timeout)
 	}
 	if outcome != "complete" {
-		return "", fmt.Errorf("verification %s %s", ref, strings.TrimSpace(outcome))
+		return "", fmt.Errorf("verification %s (from %s) %s", ref, v.origin, strings.TrimSpace(outcome))
 	}
 	return ref, nil
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/discovery"
 
 	"berth.dev/berth/internal/catalog"
 	"berth.dev/berth/internal/pkgspec"
@@ -212,12 +213,20 @@ const namespacePhase = "-1"
 // renderApp renders one app of a plan into objects annotated with their phase,
 // plus its namespace when it has one of its own.
 func (e *Env) renderApp(ctx context.Context, p *plan, a *workspace.App) ([]*unstructured.Unstructured, error) {
-	return e.renderAppWith(ctx, p, a, nil)
+	return e.renderAppWith(ctx, p, a, renderTarget{})
 }
 
-// renderAppWith is renderApp with override values that win over all others
-// (a fleet cluster's, from the app's placement).
-func (e *Env) renderAppWith(ctx context.Context, p *plan, a *workspace.App, override map[string]any) ([]*unstructured.Unstructured, error) {
+// renderTarget is what a fleet cluster changes of a render: the values its
+// placement's overrides set, which win over all others, and the Kubernetes
+// version and API versions charts see there (the Env's when empty).
+type renderTarget struct {
+	override    map[string]any
+	kubeVersion string
+	discovery   discovery.ServerResourcesInterface
+}
+
+// renderAppWith is renderApp for a target.
+func (e *Env) renderAppWith(ctx context.Context, p *plan, a *workspace.App, to renderTarget) ([]*unstructured.Unstructured, error) {
 	s, err := e.readSecrets(a.Name)
 	if err != nil {
 		return nil, err
@@ -230,13 +239,17 @@ func (e *Env) renderAppWith(ctx context.Context, p *plan, a *workspace.App, over
 	if err != nil {
 		return nil, err
 	}
-	mergeValues(vals, override)
+	mergeValues(vals, to.override)
+	kube := e.KubeVersion
+	if to.kubeVersion != "" {
+		kube = to.kubeVersion
+	}
 	mon, err := e.monitoring(p)
 	if err != nil {
 		return nil, err
 	}
 	res, err := render.RenderApp(ctx, e.Catalogs.Loader(), render.AppInput{
-		Solution: p.solution, App: a.Name, Namespace: a.Namespace, Values: vals, KubeVersion: e.KubeVersion,
+		Solution: p.solution, App: a.Name, Namespace: a.Namespace, Values: vals, KubeVersion: kube, Discovery: to.discovery,
 		Generator:  func(scope string) pkgspec.Generator { return pkgspec.SeededGenerator(seed, scope) },
 		Charts:     p.charts.Fetch,
 		Seed:       seed,

@@ -152,73 +152,42 @@ func (e *Env) checkOverrides(ctx context.Context, p *plan, a *workspace.App) err
 
 // writeFleetPlan renders the named apps of p once per cluster they are
 // placed on, checking each cluster's API first; a cluster that lacks one
-// of an app's kinds is refused for that app and keeps what it had.
+// of an app's kinds is refused for that app and keeps what it had. With
+// Preflight, every cluster that gets new objects checks them (in parallel)
+// before anything is written.
 func (e *Env) writeFleetPlan(ctx context.Context, p *plan, names []string) ([]Refusal, error) {
 	targets, err := e.fleetTargets(ctx, p)
 	if err != nil {
 		return nil, err
 	}
-	apis := &clusterAPIs{env: e, served: map[string]*servedKinds{}}
-	stages, err := e.stages()
-	if err != nil {
-		return nil, err
-	}
-	var refused []Refusal
 	for _, c := range e.WS.Config.Clusters {
 		// Each cluster's directory exists, so that a commit can name it.
 		if err := e.WS.WriteFile(path.Join(workspace.RenderedDir, c.Name, ".keep"), nil); err != nil {
 			return nil, err
 		}
 	}
+	writes, refused, err := e.renderFleet(ctx, p, names, targets)
+	if err != nil {
+		return nil, err
+	}
+	if e.Preflight {
+		if err := e.preflightFleet(ctx, p, writes); err != nil {
+			return nil, err
+		}
+	}
+	for _, c := range e.WS.Config.Clusters {
+		for _, name := range names {
+			if objs, ok := writes[c.Name][name]; ok {
+				if _, err := e.WS.WriteRenderedIn(ctx, c.Name, name, objs); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
 	for _, name := range names {
-		a := p.apps[name]
-		if err := e.WS.WriteApp(a); err != nil {
-			return nil, err
-		}
-		if _, err := e.WS.ReadFile(secretsPath(name)); err != nil {
-			s, err := e.initialSecrets(a.Namespace, name, a.Package, nil)
-			if err != nil {
-				return nil, err
-			}
-			if err := e.writeSecrets(ctx, name, s); err != nil {
-				return nil, err
-			}
-		}
-		source, err := e.sourceDigest(p, a)
-		if err != nil {
-			return nil, err
-		}
-		promoted, err := e.WS.ReadPromotions(name)
-		if err != nil {
-			return nil, err
-		}
 		placed := map[string]bool{}
 		for _, t := range targets[name] {
 			placed[t.Cluster] = true
-			if stage, ok := stages.laterStage(t.Cluster); ok && promoted.Stages[stage].Source != source {
-				continue // a later stage keeps what was promoted into it
-			}
-			objs, err := e.renderFor(ctx, p, a, t)
-			if err != nil {
-				return nil, err
-			}
-			for _, o := range objs {
-				ann := o.GetAnnotations()
-				if ann == nil {
-					ann = map[string]string{}
-				}
-				ann[workspace.AnnotationSource] = source
-				o.SetAnnotations(ann)
-			}
-			if reason, err := apis.refuse(ctx, t.Cluster, objs); err != nil {
-				return nil, err
-			} else if reason != "" {
-				refused = append(refused, Refusal{App: name, Cluster: t.Cluster, Reason: reason})
-				continue
-			}
-			if _, err := e.WS.WriteRenderedIn(ctx, t.Cluster, name, objs); err != nil {
-				return nil, err
-			}
 		}
 		for _, c := range e.WS.Config.Clusters {
 			if !placed[c.Name] {
@@ -239,13 +208,89 @@ func (e *Env) writeFleetPlan(ctx context.Context, p *plan, names []string) ([]Re
 	return refused, e.WS.WriteLock(lock)
 }
 
+// fleetWrites are the objects a fleet write renders, by cluster and app.
+type fleetWrites map[string]map[string][]*unstructured.Unstructured
+
+// renderFleet renders the named apps for the clusters they are placed on
+// (writing their app files and first secrets, which rendering reads): a
+// cluster of a later stage only from the source promoted into it, a
+// cluster that does not serve one of the app's kinds not at all.
+func (e *Env) renderFleet(ctx context.Context, p *plan, names []string, targets map[string][]placement.Target) (fleetWrites, []Refusal, error) {
+	apis := &clusterAPIs{env: e, served: map[string]*servedKinds{}}
+	stages, err := e.stages()
+	if err != nil {
+		return nil, nil, err
+	}
+	writes := fleetWrites{}
+	var refused []Refusal
+	for _, name := range names {
+		a := p.apps[name]
+		if err := e.WS.WriteApp(a); err != nil {
+			return nil, nil, err
+		}
+		if _, err := e.WS.ReadFile(secretsPath(name)); err != nil {
+			s, err := e.initialSecrets(a.Namespace, name, a.Package, nil)
+			if err != nil {
+				return nil, nil, err
+			}
+			if err := e.writeSecrets(ctx, name, s); err != nil {
+				return nil, nil, err
+			}
+		}
+		source, err := e.sourceDigest(p, a)
+		if err != nil {
+			return nil, nil, err
+		}
+		promoted, err := e.WS.ReadPromotions(name)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, t := range targets[name] {
+			if stage, ok := stages.laterStage(t.Cluster); ok && promoted.Stages[stage].Source != source {
+				continue // a later stage keeps what was promoted into it
+			}
+			objs, err := e.renderFor(ctx, p, a, t)
+			if err != nil {
+				return nil, nil, err
+			}
+			for _, o := range objs {
+				ann := o.GetAnnotations()
+				if ann == nil {
+					ann = map[string]string{}
+				}
+				ann[workspace.AnnotationSource] = source
+				o.SetAnnotations(ann)
+			}
+			if reason, err := apis.refuse(ctx, t.Cluster, objs); err != nil {
+				return nil, nil, err
+			} else if reason != "" {
+				refused = append(refused, Refusal{App: name, Cluster: t.Cluster, Reason: reason})
+				continue
+			}
+			if writes[t.Cluster] == nil {
+				writes[t.Cluster] = map[string][]*unstructured.Unstructured{}
+			}
+			writes[t.Cluster][name] = objs
+		}
+	}
+	return writes, refused, nil
+}
+
 // renderFor renders a for one cluster, with the values its placement's
-// overrides set there winning over every other value.
+// overrides set there winning over every other value, and the Kubernetes
+// version and API versions recorded for the cluster in berth.yaml.
 func (e *Env) renderFor(ctx context.Context, p *plan, a *workspace.App, t placement.Target) ([]*unstructured.Unstructured, error) {
+	to := renderTarget{override: t.Values}
+	if c, ok := e.WS.Config.FleetCluster(t.Cluster); ok && c.Kubernetes != nil {
+		to.kubeVersion = c.Kubernetes.Version
+		if len(c.Kubernetes.APIVersions) > 0 {
+			to.discovery = recordedAPIs(c.Kubernetes.APIVersions)
+		}
+	}
 	var objs []*unstructured.Unstructured
 	err := e.step(a.Name, "render "+a.Name+" for cluster "+t.Cluster, func() error {
 		var err error
-		objs, err = e.renderAppWith(ctx, p, a, t.Values)
+		objs, err = e.renderAppWith(ctx, p, a, to)
 		if err != nil {
 			return fmt.Errorf("cluster %s: %w", t.Cluster, err)
 		}

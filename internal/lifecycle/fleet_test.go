@@ -2,15 +2,21 @@ package lifecycle
 
 import (
 	"context"
+	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
+	"berth.dev/berth/internal/catalog"
+	"berth.dev/berth/internal/render"
 	"berth.dev/berth/internal/testcluster"
 	"berth.dev/berth/internal/workspace"
 )
@@ -174,5 +180,144 @@ func TestFleetBuildRefusesAClusterWithoutAKind(t *testing.T) {
 	_ = unstructured.SetNestedField(crd.Object, "Widget", "spec", "names", "kind")
 	if reason, _ := apis.refuse(context.Background(), "prod-eu", append(ok, crd, obj("example.com/v1", "Widget"))); reason != "" {
 		t.Fatalf("a kind the app's own CRD defines was refused: %q", reason)
+	}
+}
+
+// TestFleetPreflightChecksEveryClusterTheChangeRendersFor runs the preflight
+// of a fleet per cluster: a change dev would refuse, and a change for a
+// cluster that cannot be reached, are refused naming the cluster, and
+// nothing is committed; a change only for dev does not need prod.
+func TestFleetPreflightChecksEveryClusterTheChangeRendersFor(t *testing.T) {
+	ctx := context.Background()
+	cfg := testcluster.Config(t)
+	env := newEnv(t, nil)
+	env.ClusterOf = func(name string) (*rest.Config, error) {
+		if name == "dev" {
+			return cfg, nil
+		}
+		return &rest.Config{Host: "https://127.0.0.1:1"}, nil // nothing listens there
+	}
+	env.WS.Config.Clusters = []workspace.ClusterEntry{{Name: "dev"}, {Name: "prod"}}
+	writeCommitted(t, env, workspace.ConfigFile, env.WS.Config)
+	name := testcluster.UniqueName(t, 20)
+	t.Cleanup(func() {
+		_ = testcluster.Clientset(t).CoreV1().Namespaces().Delete(context.Background(), name, metav1.DeleteOptions{})
+	})
+	if _, err := env.Install(ctx, InstallOptions{Package: "redis", Name: name}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := env.WS.App(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Placement = &workspace.Placement{Clusters: []string{"dev"}}
+	writeCommitted(t, env, "apps/"+name+"/app.yaml", a)
+	if _, err := env.Build(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.ForCluster("dev").Deploy(ctx, DeployOptions{Timeout: 2 * time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	env.Preflight = true
+	refused := func(what string, change func() error, want ...string) {
+		t.Helper()
+		head := git(t, env.WS.Root, "rev-parse", "HEAD")
+		err := change()
+		var pe *PreflightError
+		if !errors.As(err, &pe) {
+			t.Fatalf("%s: %v, want a PreflightError", what, err)
+		}
+		for _, w := range want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: %v, want it to name %q", what, err, w)
+			}
+		}
+		if got := git(t, env.WS.Root, "rev-parse", "HEAD"); got != head {
+			t.Errorf("%s: a refused change was committed", what)
+		}
+		if st := git(t, env.WS.Root, "status", "--porcelain", "--untracked-files=all"); st != "" {
+			t.Errorf("%s: a refused change left files:\n%s", what, st)
+		}
+	}
+	refused("a claim template dev would refuse", func() error {
+		_, err := env.Config(ctx, ConfigOptions{App: name, Values: map[string]any{"storage": "4Gi"}})
+		return err
+	}, "cluster dev would refuse", "cluster dev, app "+name, "StatefulSet")
+
+	a.Placement = &workspace.Placement{Clusters: []string{"dev", "prod"}}
+	writeCommitted(t, env, "apps/"+name+"/app.yaml", a)
+	refused("placing it on prod, which cannot be reached", func() error {
+		_, err := env.Build(ctx)
+		return err
+	}, "cluster prod would refuse", "cluster prod: cannot reach")
+
+	a.Placement = &workspace.Placement{Clusters: []string{"dev"}}
+	writeCommitted(t, env, "apps/"+name+"/app.yaml", a)
+	if _, err := env.Config(ctx, ConfigOptions{App: name, Values: map[string]any{"evictionPolicy": "allkeys-lru"}}); err != nil {
+		t.Errorf("a change dev accepts, for dev only, was refused: %v", err)
+	}
+}
+
+// TestFleetRendersEachClusterWithItsKubernetes renders a chart that prints
+// .Capabilities into a ConfigMap for three clusters: two with the Kubernetes
+// version and API versions recorded in berth.yaml, which differ, and one
+// without, which gets the defaults of a workspace without clusters. None is
+// reached.
+func TestFleetRendersEachClusterWithItsKubernetes(t *testing.T) {
+	ctx := context.Background()
+	cat := t.TempDir()
+	files := map[string]string{
+		"caps/channels.yaml": "stable: 1.0.0\n",
+		"caps/1.0.0/package.yaml": "apiVersion: berth.dev/v1alpha1\nkind: Package\nname: caps\nversion: 1.0.0\ndescription: Capabilities.\n" +
+			"charts:\n  - path: chart\n",
+		"caps/1.0.0/chart/Chart.yaml": "apiVersion: v2\nname: caps\nversion: 1.0.0\n",
+		"caps/1.0.0/chart/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: caps}\ndata:\n" +
+			"  kube: {{ .Capabilities.KubeVersion.Version | quote }}\n" +
+			"  widget: {{ .Capabilities.APIVersions.Has \"example.com/v1/Widget\" | quote }}\n" +
+			"  examplegroup: {{ .Capabilities.APIVersions.Has \"example.com/v1\" | quote }}\n" +
+			"  batch: {{ .Capabilities.APIVersions.Has \"batch/v1\" | quote }}\n",
+	}
+	for name, data := range files {
+		if err := os.MkdirAll(filepath.Join(cat, filepath.Dir(name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(cat, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := newEnv(t, nil)
+	set, err := catalog.OpenRefs(t.TempDir(), env.WS.Root, []catalog.Ref{{Name: "test", Type: catalog.TypeDir, URL: cat}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.Catalogs = set
+	env.WS.Config.Clusters = []workspace.ClusterEntry{
+		{Name: "old", Kubernetes: &workspace.ClusterKubernetes{Version: "v1.31.4", APIVersions: []string{"v1", "v1/ConfigMap", "batch/v1", "batch/v1/Job", "example.com/v1", "example.com/v1/Widget"}}},
+		{Name: "new", Kubernetes: &workspace.ClusterKubernetes{Version: "v1.34.2", APIVersions: []string{"v1", "v1/ConfigMap"}}},
+		{Name: "unrecorded"},
+	}
+	writeCommitted(t, env, workspace.ConfigFile, env.WS.Config)
+	if _, err := env.Install(ctx, InstallOptions{Package: "caps"}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]map[string]any{
+		"old":        {"kube": "v1.31.4", "widget": "true", "examplegroup": "true", "batch": "true"},
+		"new":        {"kube": "v1.34.2", "widget": "false", "examplegroup": "false", "batch": "false"},
+		"unrecorded": {"kube": render.DefaultKubeVersion, "widget": "false", "examplegroup": "false", "batch": "true"},
+	}
+	for cluster, w := range want {
+		objs, err := workspace.ReadRenderedFS(os.DirFS(env.WS.Root), workspace.AppRenderedDirIn(cluster, "caps"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got map[string]any
+		for _, o := range objs {
+			if o.GetKind() == "ConfigMap" && o.GetName() == "caps" {
+				got, _, _ = unstructured.NestedMap(o.Object, "data")
+			}
+		}
+		if diff := cmp.Diff(w, got); diff != "" {
+			t.Errorf("cluster %s: the chart saw (-want +got):\n%s", cluster, diff)
+		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -15,13 +17,95 @@ import (
 )
 
 // PreflightError lists what the cluster would refuse of a change; nothing was
-// committed.
+// committed. In a fleet, Clusters are the clusters that refused (or could
+// not be asked), and each problem names its cluster.
 type PreflightError struct {
 	Problems []string
+	Clusters []string
 }
 
 func (e *PreflightError) Error() string {
-	return fmt.Sprintf("the cluster would refuse this change, so nothing was committed:\n  %s", strings.Join(e.Problems, "\n  "))
+	who := "the cluster"
+	switch len(e.Clusters) {
+	case 0:
+	case 1:
+		who = "cluster " + e.Clusters[0]
+	default:
+		who = "clusters " + strings.Join(e.Clusters, ", ")
+	}
+	return fmt.Sprintf("%s would refuse this change, so nothing was committed:\n  %s", who, strings.Join(e.Problems, "\n  "))
+}
+
+// Bounds of a fleet preflight's work on each cluster: how long the cluster
+// has to answer at all (as the fleet status waits), and how long its whole
+// dry run may take.
+const (
+	fleetPreflightReach   = 10 * time.Second
+	fleetPreflightTimeout = 2 * time.Minute
+)
+
+// preflightFleet runs the preflight of every cluster that gets new objects,
+// all at once, each bounded as the fleet status bounds its reads. A cluster
+// that cannot be reached, does not answer in time, or would refuse an
+// object refuses the change, named in the error; the others are still
+// checked, so one error lists every cluster's problems.
+func (e *Env) preflightFleet(ctx context.Context, p *plan, writes fleetWrites) error {
+	clusters := slices.Sorted(maps.Keys(writes))
+	problems := make([][]string, len(clusters))
+	var wg sync.WaitGroup
+	for i, c := range clusters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			problems[i] = e.ForCluster(c).preflightCluster(ctx, p, writes[c])
+		}()
+	}
+	wg.Wait()
+	out := &PreflightError{}
+	for i, ps := range problems {
+		if len(ps) > 0 {
+			out.Clusters = append(out.Clusters, clusters[i])
+			out.Problems = append(out.Problems, ps...)
+		}
+	}
+	if len(out.Problems) > 0 {
+		return out
+	}
+	return nil
+}
+
+// preflightCluster is the preflight of one fleet cluster; what it finds is
+// returned as problems naming the cluster.
+func (e *Env) preflightCluster(ctx context.Context, p *plan, rendered map[string][]*unstructured.Unstructured) []string {
+	cluster := e.FleetCluster
+	ctx, cancel := context.WithTimeout(ctx, fleetPreflightTimeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		if err := e.CheckClusterWithin(ctx, fleetPreflightReach); err != nil {
+			done <- err
+			return
+		}
+		done <- e.preflight(ctx, p, rendered)
+	}()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("no answer within %s", fleetPreflightTimeout)
+	}
+	if err == nil {
+		return nil
+	}
+	var pe *PreflightError
+	if errors.As(err, &pe) {
+		out := make([]string, len(pe.Problems))
+		for i, pr := range pe.Problems {
+			out[i] = "cluster " + cluster + ", " + pr
+		}
+		return out
+	}
+	return []string{fmt.Sprintf("cluster %s: %v", cluster, err)}
 }
 
 // preflight plans the rendered apps against the cluster: a server-side dry run

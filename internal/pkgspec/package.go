@@ -54,6 +54,9 @@ type Package struct {
 	// the console draws from the workspace's Prometheus.
 	Alerts []Alert `yaml:"alerts,omitempty" json:"alerts,omitempty"`
 	Panels []Panel `yaml:"panels,omitempty" json:"panels,omitempty"`
+	// Verify is the package's smoke test, which promotion runs before an
+	// app moves on from a stage (see verify.go).
+	Verify *Verify `yaml:"verify,omitempty" json:"verify,omitempty"`
 
 	// File is where the package was loaded from, for error messages.
 	File string `yaml:"-" json:"-"`

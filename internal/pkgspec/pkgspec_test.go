@@ -99,6 +99,8 @@ func TestParseErrors(t *testing.T) {
 		"output value missing": {add: "outputs: [{name: host}]\n", want: []string{"outputs[0].value: is missing"}},
 		"health":               {add: "health: [{kind: Certificate, status: Yes}]\n", want: []string{"health[0]: is incomplete", `health[0].status: "Yes" is not a condition status`}},
 		"runbook":              {add: "runbooks: [{name: r, file: /etc/passwd}, {name: s}]\n", want: []string{`runbooks[0].file: "/etc/passwd" leaves the package`, "runbooks[1]: is incomplete"}},
+		"verify":               {add: "verify: {job: ../job.yaml, timeout: soon}\n", want: []string{`verify.job: "../job.yaml" leaves the package`, `verify.timeout: "soon" is not a positive duration`}},
+		"verify without job":   {add: "verify: {timeout: 2m}\n", want: []string{"verify.job: is missing"}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

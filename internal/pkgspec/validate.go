@@ -84,6 +84,7 @@ func (p *Package) validate() error {
 		}
 	}
 	v.runbooks()
+	v.verify()
 	for _, docs := range []struct {
 		field string
 		list  []Document
@@ -414,6 +415,9 @@ func (p *Package) checkFiles(fsys fs.FS, dir string) error {
 				exists(fmt.Sprintf("runbooks[%d].steps[%d].job.template", i, j), []any{"runbooks", i, "steps", j}, s.Job.Template, false)
 			}
 		}
+	}
+	if p.Verify != nil && localPath(p.Verify.Job) {
+		exists("verify.job", []any{"verify", "job"}, p.Verify.Job, false)
 	}
 	for _, docs := range []struct {
 		field string

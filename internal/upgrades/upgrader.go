@@ -60,6 +60,11 @@ type Target struct {
 	Decryption *secrets.Key
 	// Suspend lists and decides, but commits, proposes and rolls back nothing.
 	Suspend bool
+	// Cluster is the fleet cluster whose controller runs the cycle (the
+	// Workspace's spec.cluster); empty outside a fleet. A cluster of a later
+	// stage lists upgrades but leaves them to the first stage's controllers:
+	// upgrades enter the first stage and move on by promotion.
+	Cluster string
 }
 
 // Observed is what the controller knows of the workspace: the upgrades
@@ -166,6 +171,9 @@ type cycle struct {
 	res     *Result
 	pushOK  bool
 	pushErr error
+	// later is the stage of the cycle's cluster when it is a fleet stage
+	// after the first: it lands, proposes and rolls back nothing.
+	later string
 }
 
 // Cycle runs one check: fetch the branch, poll the catalogs, decide per
@@ -228,6 +236,11 @@ func (c *cycle) run(ctx context.Context) error {
 	ws, err := workspace.Open(root)
 	if err != nil {
 		return err
+	}
+	if c.later, err = laterStage(&snap.Config, c.t.Cluster); err != nil {
+		c.condition(berthv1.ConditionPoliciesValid, false, berthv1.ReasonInvalidPolicy, err.Error())
+		c.res.Status.Available, c.res.Status.Proposals, c.res.Status.InFlight = c.prev.Available, c.prev.Proposals, c.prev.InFlight
+		return nil
 	}
 	c.env = &lifecycle.Env{WS: ws, Catalogs: poll.Set, ChartCache: c.u.opts.ChartCache, LockTimeout: time.Minute}
 	// Roll back first: what is then available starts from the rolled back state.
@@ -295,6 +308,10 @@ func (c *cycle) event(ev Event) { c.res.Events = append(c.res.Events, ev) }
 
 // act makes what a candidate's state asks for.
 func (c *cycle) act(ctx context.Context, cd *Candidate) error {
+	if c.later != "" && (cd.State == StateProposed || cd.State == StateApplying) {
+		cd.Message += fmt.Sprintf("; cluster %s is in stage %s, which takes new versions by promotion: the controllers of the first stage land them", c.t.Cluster, c.later)
+		return nil
+	}
 	switch cd.State {
 	case StateProposed:
 		return c.propose(ctx, cd)

@@ -12,6 +12,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+	utilversion "k8s.io/apimachinery/pkg/util/version"
 )
 
 // ClusterEntry is one cluster of a fleet workspace (berth.yaml clusters:):
@@ -22,6 +23,19 @@ type ClusterEntry struct {
 	Context    string            `json:"context,omitempty"`
 	Labels     map[string]string `json:"labels,omitempty"`
 	Network    ClusterNetwork    `json:"network,omitempty"`
+	// Kubernetes is what charts rendered for the cluster see in
+	// .Capabilities, as 'berth cluster add' read it from the cluster, so a
+	// render without the cluster reachable is the same; nil renders with
+	// the defaults of a workspace without clusters.
+	Kubernetes *ClusterKubernetes `json:"kubernetes,omitempty"`
+}
+
+// ClusterKubernetes is a cluster's Kubernetes version and the API versions
+// it serves: group/version and group/version/Kind, as Helm's
+// .Capabilities.APIVersions holds them.
+type ClusterKubernetes struct {
+	Version     string   `json:"version"`
+	APIVersions []string `json:"apiVersions,omitempty"`
 }
 
 // Ref is where to reach the cluster.
@@ -145,6 +159,11 @@ func (c *Config) validateFleet() error {
 			}
 			if errs := validation.IsValidLabelValue(v); len(errs) > 0 {
 				return fmt.Errorf("%s (%s).labels.%s: value %q: %v", field, cl.Name, k, v, errs[0])
+			}
+		}
+		if k := cl.Kubernetes; k != nil {
+			if _, err := utilversion.ParseGeneric(k.Version); err != nil {
+				return fmt.Errorf("%s (%s).kubernetes.version: %q is not a Kubernetes version (like v1.34.1)", field, cl.Name, k.Version)
 			}
 		}
 		for _, list := range []struct {

@@ -13,6 +13,7 @@ func TestParseConfigChecksClustersAndEnvironments(t *testing.T) {
   network: {pods: [10.244.0.0/16], services: [10.96.0.0/20]}
 - name: prod-eu
   labels: {env: prod, region: eu}
+  kubernetes: {version: v1.31.4, apiVersions: [v1, v1/ConfigMap, apps/v1]}
 environments:
 - name: dev
   clusters: [dev]
@@ -26,6 +27,9 @@ environments:
 	if err := ParseConfig(ConfigFile, []byte(ok), &cfg); err != nil {
 		t.Fatal(err)
 	}
+	if eu, _ := cfg.FleetCluster("prod-eu"); eu.Kubernetes == nil || eu.Kubernetes.Version != "v1.31.4" || len(eu.Kubernetes.APIVersions) != 3 {
+		t.Fatalf("prod-eu's kubernetes: %+v", eu.Kubernetes)
+	}
 	if !cfg.IsFleet() || len(cfg.Environments) != 2 || cfg.Environments[0].SoakDuration().Minutes() != 10 {
 		t.Fatalf("parsed %+v", cfg)
 	}
@@ -38,6 +42,7 @@ environments:
 		"unknown stage cl":    {head + "clusters: [{name: a}]\nenvironments: [{name: dev, clusters: [b]}]\n", "environments[0] (dev).clusters: no cluster \"b\" among"},
 		"both clusters & sel": {head + "clusters: [{name: a}]\nenvironments: [{name: dev, clusters: [a], selector: {matchLabels: {x: y}}}]\n", "set clusters or selector, not both"},
 		"bad soak":            {head + "clusters: [{name: a}]\nenvironments: [{name: dev, clusters: [a], soak: soon}]\n", "environments[0] (dev).soak"},
+		"bad kube version":    {head + "clusters: [{name: a, kubernetes: {version: latest}}]\n", "clusters[0] (a).kubernetes.version: \"latest\" is not a Kubernetes version"},
 		"verify outside":      {head + "clusters: [{name: a}]\nenvironments: [{name: dev, clusters: [a], verify: {job: ../x.yaml}}]\n", "verify.job"},
 	}
 	for name, tc := range bad {
