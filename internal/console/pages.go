@@ -330,7 +330,7 @@ func (s *Server) appData(r *request, app string) (map[string]any, bool) {
 		}
 	}
 	nodes, events, _ := s.appTree(app)
-	data := map[string]any{"Title": app, "Nav": "apps", "App": g.App, "Version": g.Version, "Row": st, "Tree": nodes, "Events": events, "RenderErr": g.Err, "Controller": s.controllerWorkspace() != nil}
+	data := map[string]any{"Components": components(g), "Cluster": s.opts.Cluster != nil, "Title": app, "Nav": "apps", "App": g.App, "Version": g.Version, "Row": st, "Tree": nodes, "Events": events, "RenderErr": g.Err, "Controller": s.controllerWorkspace() != nil}
 	if revs, err := s.env.History(r.Context(), app); err == nil {
 		data["History"] = revs
 	} else {

@@ -74,6 +74,12 @@ type Server struct {
 	// follow names the controller's Workspace that follows this repository
 	// ("namespace/name"), or is "" when none does.
 	follow atomic.Value
+
+	clientsOnce sync.Once
+	kube        *clients
+	clientsErr  error
+	// logStreams counts the log streams open in browsers.
+	logStreams atomic.Int64
 }
 
 // New starts a console over opts.Env: it reads the workspace, starts and
