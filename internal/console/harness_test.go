@@ -137,6 +137,7 @@ type fixture struct {
 	url     string
 	app     string // the deployed webapp
 	catalog string // the directory of the fixture catalog's copy
+	home    string
 	appNS   string
 	issuer  string
 }
@@ -166,7 +167,7 @@ func newFixtureWith(t *testing.T, before func(*fixture)) *fixture {
 		t.Fatal(err)
 	}
 	env := &lifecycle.Env{WS: ws, Catalogs: set, Cluster: func() (*rest.Config, error) { return cfg, nil }, ChartCache: filepath.Join(home, "charts")}
-	f := &fixture{t: t, cfg: cfg, env: env, catalog: cat, app: testcluster.UniqueName(t, 30), appNS: testcluster.Namespace(t)}
+	f := &fixture{t: t, cfg: cfg, env: env, catalog: cat, home: home, app: testcluster.UniqueName(t, 30), appNS: testcluster.Namespace(t)}
 	if _, err := env.Install(ctx, lifecycle.InstallOptions{Package: "webapp", Name: f.app, Namespace: f.appNS}); err != nil {
 		t.Fatal(err)
 	}
