@@ -96,15 +96,18 @@ func (s *Server) computeRows() []Row {
 	if ws != nil {
 		status = s.cache.appStates(ws.Namespace, ws.Name)
 	}
+	incidents := s.openIncidents(s.incidentNamespace())
 	var out []Row
 	for _, name := range v.Names {
 		g := v.Apps[name]
-		out = append(out, row(g, s.cache.appObjects(name), s.cache, status[name], ws))
+		r := row(g, s.cache.appObjects(name), s.cache, status[name], ws)
+		r.Incidents = incidents[name]
+		out = append(out, r)
 	}
 	return out
 }
 
-var healthChoices = []string{lifecycle.HealthHealthy, lifecycle.HealthProgressing, lifecycle.HealthFailed, lifecycle.HealthNotDeployed, "drifted", "suspended"}
+var healthChoices = []string{lifecycle.HealthHealthy, lifecycle.HealthProgressing, lifecycle.HealthFailed, lifecycle.HealthNotDeployed, "drifted", "suspended", "incidents"}
 
 func (s *Server) serveOverview(w http.ResponseWriter, r *request) {
 	q := r.URL.Query()
