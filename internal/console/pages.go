@@ -228,36 +228,41 @@ func formFields(pkg *pkgspec.Package, current map[string]any, posted map[string]
 		if p.Generate != nil {
 			continue // generated once and kept; not a choice
 		}
-		f := field{Param: p, IsSecret: p.IsSecret(), Errors: errs[p.Name]}
-		v, has := current[p.Name]
-		if !has && p.Default != nil {
-			v, has = p.Default, true
-		}
-		if f.IsSecret {
-			_, f.IsSet = current[p.Name]
-			v, has = nil, false
-		}
-		if has {
-			f.Value = fmt.Sprint(v)
-		}
-		if pv, ok := posted[p.Name]; ok && !f.IsSecret {
-			f.Value = pv
-		}
-		switch {
-		case f.IsSecret:
-			f.Input = "password"
-		case p.Type == pkgspec.TypeBool:
-			f.Input, f.Checked = "checkbox", f.Value == "true"
-		case p.Type == pkgspec.TypeEnum:
-			f.Input = "select"
-		case p.Type == pkgspec.TypeInt:
-			f.Input = "number"
-		default:
-			f.Input = "text"
-		}
-		out = append(out, f)
+		out = append(out, paramField(p, current, posted, errs))
 	}
 	return out
+}
+
+// paramField is one parameter on a form.
+func paramField(p pkgspec.Param, current map[string]any, posted map[string]string, errs map[string][]string) field {
+	f := field{Param: p, IsSecret: p.IsSecret(), Errors: errs[p.Name]}
+	v, has := current[p.Name]
+	if !has && p.Default != nil {
+		v, has = p.Default, true
+	}
+	if f.IsSecret {
+		_, f.IsSet = current[p.Name]
+		v, has = nil, false
+	}
+	if has {
+		f.Value = fmt.Sprint(v)
+	}
+	if pv, ok := posted[p.Name]; ok && !f.IsSecret {
+		f.Value = pv
+	}
+	switch {
+	case f.IsSecret:
+		f.Input = "password"
+	case p.Type == pkgspec.TypeBool:
+		f.Input, f.Checked = "checkbox", f.Value == "true"
+	case p.Type == pkgspec.TypeEnum:
+		f.Input = "select"
+	case p.Type == pkgspec.TypeInt:
+		f.Input = "number"
+	default:
+		f.Input = "text"
+	}
+	return f
 }
 
 // formValues reads the posted parameters of pkg: strings, which Configure
@@ -341,6 +346,7 @@ func (s *Server) appData(r *request, app string) (map[string]any, bool) {
 	}
 	if pkg, err := s.appPackage(r.Context(), app); err == nil {
 		data["Fields"] = formFields(pkg, g.App.Values, nil, nil)
+		data["Runbooks"] = pkg.Runbooks
 	} else {
 		data["ConfigErr"] = err.Error()
 	}
