@@ -51,6 +51,7 @@ func (s *Server) routes() {
 	m.Handle("POST /incidents/{ns}/{name}/resolve", s.signedIn(RoleOperator, s.postIncident(true)))
 	m.Handle("GET /apps/{app}/runbooks/{runbook}", s.signedIn(RoleViewer, s.serveRunbook))
 	m.Handle("POST /apps/{app}/runbooks/{runbook}/run", s.signedIn(RoleOperator, s.postRunbook))
+	m.Handle("GET /fleet", s.signedIn(RoleViewer, s.serveFleet))
 	m.Handle("GET /catalog", s.signedIn(RoleViewer, s.serveCatalog))
 	m.Handle("GET /catalog/{pkg}", s.signedIn(RoleViewer, s.servePackage))
 	m.Handle("POST /catalog/{pkg}/install", s.signedIn(RoleAdmin, s.postInstall))

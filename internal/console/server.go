@@ -43,6 +43,9 @@ type Options struct {
 	DeployTimeout time.Duration
 	// PageSize is how many apps the overview shows per page.
 	PageSize int
+	// ClusterTimeout bounds the read of each cluster on the fleet page;
+	// fleet.DefaultStatusOptions' when zero.
+	ClusterTimeout time.Duration
 }
 
 // DefaultOptions returns the defaults of Options besides Env.
