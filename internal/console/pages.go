@@ -134,6 +134,9 @@ func (s *Server) serveOverview(w http.ResponseWriter, r *request) {
 		"Filter": f, "Healths": healthChoices, "Page": page, "Pages": pages, "Controller": s.controllerWorkspace() != nil,
 		"Self": link(page),
 	}
+	if m := q.Get("done"); m != "" {
+		data["Flash"] = m
+	}
 	if page > 1 {
 		data["Prev"] = link(page - 1)
 	}
@@ -347,6 +350,7 @@ func (s *Server) appData(r *request, app string) (map[string]any, bool) {
 	if pkg, err := s.appPackage(r.Context(), app); err == nil {
 		data["Fields"] = formFields(pkg, g.App.Values, nil, nil)
 		data["Runbooks"] = pkg.Runbooks
+		data["RevealBase"] = "/apps/" + app + "/secrets/"
 	} else {
 		data["ConfigErr"] = err.Error()
 	}

@@ -52,6 +52,8 @@ func (s *Server) routes() {
 	m.Handle("GET /apps/{app}/runbooks/{runbook}", s.signedIn(RoleViewer, s.serveRunbook))
 	m.Handle("POST /apps/{app}/runbooks/{runbook}/run", s.signedIn(RoleOperator, s.postRunbook))
 	m.Handle("GET /fleet", s.signedIn(RoleViewer, s.serveFleet))
+	m.Handle("POST /apps/{app}/uninstall", s.signedIn(RoleAdmin, s.postUninstall))
+	m.Handle("POST /apps/{app}/secrets/{param}/reveal", s.signedIn(RoleAdmin, s.postReveal))
 	m.Handle("GET /catalog", s.signedIn(RoleViewer, s.serveCatalog))
 	m.Handle("GET /catalog/{pkg}", s.signedIn(RoleViewer, s.servePackage))
 	m.Handle("POST /catalog/{pkg}/install", s.signedIn(RoleAdmin, s.postInstall))

@@ -105,3 +105,15 @@ func TestLogLineIsOneEventOfJSON(t *testing.T) {
 		t.Errorf("the event carries markup unescaped: %q", out)
 	}
 }
+
+func TestEveryPageParses(t *testing.T) {
+	s := &Server{}
+	if err := s.parseTemplates(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"overview", "app", "catalog", "package", "signin", "upgrades", "incidents", "incident", "runbook", "fleet"} {
+		if s.pages[p] == nil {
+			t.Errorf("no page %s", p)
+		}
+	}
+}
