@@ -36,6 +36,10 @@ func TestBrowserFleetShowsEachClusterWithinItsTimeout(t *testing.T) {
 			}
 			return fleet.RESTConfig(c)
 		}
+		// The app, placed on every cluster, as the fleet renders it.
+		if _, err := f.env.Build(ctx); err != nil {
+			t.Fatal(err)
+		}
 	})
 	ctx := browser(t)
 	f.signInAs(t, ctx, viewerUser)
