@@ -218,7 +218,6 @@ type field struct {
 	Value    string
 	Checked  bool
 	IsSecret bool
-	IsSet    bool // a secret that has a value (never shown)
 	Errors   []string
 	Input    string // text, number, checkbox, select, password
 }
@@ -244,7 +243,7 @@ func paramField(p pkgspec.Param, current map[string]any, posted map[string]strin
 		v, has = p.Default, true
 	}
 	if f.IsSecret {
-		_, f.IsSet = current[p.Name]
+		// Secret values live in the encrypted secrets file, never here.
 		v, has = nil, false
 	}
 	if has {

@@ -61,13 +61,13 @@ func (s *Server) runbookData(r *request, app, name string) (map[string]any, pkgs
 		}
 	}
 	var steps []string
-	for i, st := range rb.Steps {
+	for _, st := range rb.Steps {
 		action, _ := st.Action()
 		n := st.Name
 		if n == "" {
 			n = action
 		}
-		steps = append(steps, fmt.Sprintf("%d. %s (%s)", i+1, n, action))
+		steps = append(steps, fmt.Sprintf("%s (%s)", n, action))
 	}
 	data["Steps"] = steps
 	recs, err := runbook.Records(s.env.WS, app)
