@@ -120,6 +120,7 @@ func (s *Server) postIncident(resolve bool) func(http.ResponseWriter, *request) 
 			return err
 		})
 		if err != nil {
+			w.WriteHeader(http.StatusUnprocessableEntity)
 			s.render(w, r, "incident", map[string]any{"Title": name, "Nav": "incidents", "Incident": s.incident(ns, name), "Error": err.Error()})
 			return
 		}
