@@ -24,12 +24,12 @@ func newConsoleCmd(app *App) *cobra.Command {
 	var listen, certFile, keyFile string
 	cmd := &cobra.Command{
 		Use:   "console",
-		Short: "Serve the operations console: apps, their resources, history and configuration, and the catalog",
+		Short: "Serve the operations console: apps (resources, logs, history, configuration, runbooks), upgrades, incidents, the fleet and the catalog",
 		Long: `Serve berth's web console for the workspace and its cluster. It prints a URL
 that signs in the first person who opens it (once), as the person running the
 command. With console.oidc in berth.yaml, people also sign in with the team's
 OpenID provider, and the groups in console.roles decide what they may do
-(viewer, operator, admin).
+(viewer, operator, admin). docs/console.md is a guide to each page.
 
 Every change made in the console is a commit authored by the signed-in
 person, deployed through the same path as 'berth deploy' (the controller, when

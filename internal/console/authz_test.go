@@ -123,13 +123,24 @@ func TestRolesAndCSRFGuardEveryChange(t *testing.T) {
 	if status, _ := viewer.post("/catalog/notes/install", url.Values{"csrf": {token}, "p.title": {"Viewer notes"}}); status != http.StatusForbidden {
 		t.Errorf("viewer's install = %d, want 403", status)
 	}
+	for _, path := range []string{"/upgrades/approve", "/upgrades/reject", appPath + "/runbooks/scale/run", appPath + "/uninstall", appPath + "/secrets/apiToken/reveal", "/incidents/" + f.appNS + "/any/ack", "/incidents/" + f.appNS + "/any/resolve"} {
+		form := url.Values{"csrf": {token}, "app": {f.app}, "version": {"1.1.0"}, "p.replicas": {"2"}, "confirm": {f.app}}
+		if status, _ := viewer.post(path, form); status != http.StatusForbidden {
+			t.Errorf("viewer's POST %s = %d, want 403", path, status)
+		}
+	}
 
-	// An operator may configure, but not install.
+	// An operator may configure, but not install, uninstall or reveal.
 	operator := newClient(t, f.url)
 	operator.signInOIDC(f.issuer, operatorUser)
 	opToken := operator.csrf(appPath)
 	if status, _ := operator.post("/catalog/notes/install", url.Values{"csrf": {opToken}, "p.title": {"Operator notes"}}); status != http.StatusForbidden {
 		t.Errorf("operator's install = %d, want 403", status)
+	}
+	for _, path := range []string{appPath + "/uninstall", appPath + "/secrets/apiToken/reveal"} {
+		if status, _ := operator.post(path, url.Values{"csrf": {opToken}, "confirm": {f.app}}); status != http.StatusForbidden {
+			t.Errorf("operator's POST %s = %d, want 403", path, status)
+		}
 	}
 
 	// The one-time token signs in once, as an admin; without the CSRF token

@@ -44,6 +44,7 @@ var (
 	eventsGVR      = schema.GroupVersionResource{Version: "v1", Resource: "events"}
 	workspacesGVR  = berthv1.GroupVersion.WithResource("workspaces")
 	wsAppsGVR      = berthv1.GroupVersion.WithResource("workspaceapps")
+	incidentsGVR   = berthv1.GroupVersion.WithResource("incidents")
 )
 
 const (
@@ -65,8 +66,10 @@ type clusterCache struct {
 	workspaces kcache.SharedIndexInformer
 	// wsApps holds the WorkspaceApps: each app's state as the controller
 	// reports it.
-	wsApps   kcache.SharedIndexInformer
-	onChange func()
+	wsApps kcache.SharedIndexInformer
+	// incidents is nil when the cluster has no Incident API.
+	incidents kcache.SharedIndexInformer
+	onChange  func()
 }
 
 func indexApp(obj any) ([]string, error) {
@@ -153,9 +156,13 @@ func newClusterCache(ctx context.Context, cfg *rest.Config, onChange func()) (*c
 		infs := []kcache.SharedIndexInformer{c.workspaces}
 		for _, r := range res.APIResources {
 			// A cluster bootstrapped by an older berth has no WorkspaceApps.
-			if r.Name == wsAppsGVR.Resource {
+			switch r.Name {
+			case wsAppsGVR.Resource:
 				c.wsApps = all.ForResource(wsAppsGVR).Informer()
 				infs = append(infs, c.wsApps)
+			case incidentsGVR.Resource:
+				c.incidents = all.ForResource(incidentsGVR).Informer()
+				infs = append(infs, c.incidents)
 			}
 		}
 		for _, inf := range infs {
@@ -317,4 +324,40 @@ func objectKey(gk schema.GroupKind, namespace, name string) string {
 		k += "." + gk.Group
 	}
 	return strings.Join([]string{k, namespace, name}, "/")
+}
+
+// incidentsOf returns the Incidents of namespace (all when empty) about app
+// (all apps when empty), most recently seen first.
+func (c *clusterCache) incidentsOf(namespace, app string) []berthv1.Incident {
+	if c == nil || c.incidents == nil {
+		return nil
+	}
+	var out []berthv1.Incident
+	for _, o := range c.incidents.GetStore().List() {
+		u := o.(*unstructured.Unstructured)
+		if namespace != "" && u.GetNamespace() != namespace {
+			continue
+		}
+		var inc berthv1.Incident
+		if runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &inc) != nil {
+			continue
+		}
+		if app != "" && inc.Spec.App != app {
+			continue
+		}
+		out = append(out, inc)
+	}
+	last := func(i berthv1.Incident) time.Time {
+		if i.Status.LastSeen != nil {
+			return i.Status.LastSeen.Time
+		}
+		return i.CreationTimestamp.Time
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if a, b := last(out[i]), last(out[j]); !a.Equal(b) {
+			return a.After(b)
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
 }

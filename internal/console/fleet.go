@@ -99,6 +99,8 @@ type Row struct {
 	Suspended                                  bool
 	Shared                                     bool
 	LastError                                  string
+	// Incidents counts the app's incidents that are not resolved.
+	Incidents int
 }
 
 // Drifted says whether the cluster differs from git as far as the cache
@@ -157,7 +159,7 @@ func fromStatus(s health.Status) string {
 // Filter selects rows of the overview.
 type Filter struct {
 	Query  string // in name, package or namespace
-	Health string // one of the health values, "drifted", "suspended" or ""
+	Health string // one of the health values, "drifted", "suspended", "incidents" or ""
 }
 
 func (f Filter) match(r Row) bool {
@@ -172,6 +174,8 @@ func (f Filter) match(r Row) bool {
 		return r.Drifted()
 	case "suspended":
 		return r.Suspended
+	case "incidents":
+		return r.Incidents > 0
 	}
 	return r.Health == f.Health
 }

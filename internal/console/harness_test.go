@@ -130,14 +130,16 @@ func startProvider(t *testing.T, redirect string) string {
 // fixture is a workspace over the test catalog, with one app deployed, and
 // a console serving it.
 type fixture struct {
-	t      *testing.T
-	cfg    *rest.Config
-	env    *lifecycle.Env
-	srv    *Server
-	url    string
-	app    string // the deployed webapp
-	appNS  string
-	issuer string
+	t       *testing.T
+	cfg     *rest.Config
+	env     *lifecycle.Env
+	srv     *Server
+	url     string
+	app     string // the deployed webapp
+	catalog string // the directory of the fixture catalog's copy
+	home    string
+	appNS   string
+	issuer  string
 }
 
 func newFixture(t *testing.T) *fixture { return newFixtureWith(t, nil) }
@@ -154,8 +156,9 @@ func newFixtureWith(t *testing.T, before func(*fixture)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cat, err := filepath.Abs("testdata/catalog")
-	if err != nil {
+	// A copy of the fixture catalog, which a test may publish versions to.
+	cat := filepath.Join(t.TempDir(), "catalog")
+	if err := os.CopyFS(cat, os.DirFS("testdata/catalog")); err != nil {
 		t.Fatal(err)
 	}
 	ws.Config.Catalogs = []workspace.CatalogRef{{Name: "fixtures", Type: "dir", URL: cat}}
@@ -164,7 +167,7 @@ func newFixtureWith(t *testing.T, before func(*fixture)) *fixture {
 		t.Fatal(err)
 	}
 	env := &lifecycle.Env{WS: ws, Catalogs: set, Cluster: func() (*rest.Config, error) { return cfg, nil }, ChartCache: filepath.Join(home, "charts")}
-	f := &fixture{t: t, cfg: cfg, env: env, app: testcluster.UniqueName(t, 30), appNS: testcluster.Namespace(t)}
+	f := &fixture{t: t, cfg: cfg, env: env, catalog: cat, home: home, app: testcluster.UniqueName(t, 30), appNS: testcluster.Namespace(t)}
 	if _, err := env.Install(ctx, lifecycle.InstallOptions{Package: "webapp", Name: f.app, Namespace: f.appNS}); err != nil {
 		t.Fatal(err)
 	}

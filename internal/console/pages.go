@@ -96,15 +96,18 @@ func (s *Server) computeRows() []Row {
 	if ws != nil {
 		status = s.cache.appStates(ws.Namespace, ws.Name)
 	}
+	incidents := s.openIncidents(s.incidentNamespace())
 	var out []Row
 	for _, name := range v.Names {
 		g := v.Apps[name]
-		out = append(out, row(g, s.cache.appObjects(name), s.cache, status[name], ws))
+		r := row(g, s.cache.appObjects(name), s.cache, status[name], ws)
+		r.Incidents = incidents[name]
+		out = append(out, r)
 	}
 	return out
 }
 
-var healthChoices = []string{lifecycle.HealthHealthy, lifecycle.HealthProgressing, lifecycle.HealthFailed, lifecycle.HealthNotDeployed, "drifted", "suspended"}
+var healthChoices = []string{lifecycle.HealthHealthy, lifecycle.HealthProgressing, lifecycle.HealthFailed, lifecycle.HealthNotDeployed, "drifted", "suspended", "incidents"}
 
 func (s *Server) serveOverview(w http.ResponseWriter, r *request) {
 	q := r.URL.Query()
@@ -130,6 +133,9 @@ func (s *Server) serveOverview(w http.ResponseWriter, r *request) {
 		"Title": "Apps", "Nav": "apps", "Rows": shown, "Total": len(rows), "All": len(s.gitView().Names),
 		"Filter": f, "Healths": healthChoices, "Page": page, "Pages": pages, "Controller": s.controllerWorkspace() != nil,
 		"Self": link(page),
+	}
+	if m := q.Get("done"); m != "" {
+		data["Flash"] = m
 	}
 	if page > 1 {
 		data["Prev"] = link(page - 1)
@@ -212,7 +218,6 @@ type field struct {
 	Value    string
 	Checked  bool
 	IsSecret bool
-	IsSet    bool // a secret that has a value (never shown)
 	Errors   []string
 	Input    string // text, number, checkbox, select, password
 }
@@ -225,36 +230,41 @@ func formFields(pkg *pkgspec.Package, current map[string]any, posted map[string]
 		if p.Generate != nil {
 			continue // generated once and kept; not a choice
 		}
-		f := field{Param: p, IsSecret: p.IsSecret(), Errors: errs[p.Name]}
-		v, has := current[p.Name]
-		if !has && p.Default != nil {
-			v, has = p.Default, true
-		}
-		if f.IsSecret {
-			_, f.IsSet = current[p.Name]
-			v, has = nil, false
-		}
-		if has {
-			f.Value = fmt.Sprint(v)
-		}
-		if pv, ok := posted[p.Name]; ok && !f.IsSecret {
-			f.Value = pv
-		}
-		switch {
-		case f.IsSecret:
-			f.Input = "password"
-		case p.Type == pkgspec.TypeBool:
-			f.Input, f.Checked = "checkbox", f.Value == "true"
-		case p.Type == pkgspec.TypeEnum:
-			f.Input = "select"
-		case p.Type == pkgspec.TypeInt:
-			f.Input = "number"
-		default:
-			f.Input = "text"
-		}
-		out = append(out, f)
+		out = append(out, paramField(p, current, posted, errs))
 	}
 	return out
+}
+
+// paramField is one parameter on a form.
+func paramField(p pkgspec.Param, current map[string]any, posted map[string]string, errs map[string][]string) field {
+	f := field{Param: p, IsSecret: p.IsSecret(), Errors: errs[p.Name]}
+	v, has := current[p.Name]
+	if !has && p.Default != nil {
+		v, has = p.Default, true
+	}
+	if f.IsSecret {
+		// Secret values live in the encrypted secrets file, never here.
+		v, has = nil, false
+	}
+	if has {
+		f.Value = fmt.Sprint(v)
+	}
+	if pv, ok := posted[p.Name]; ok && !f.IsSecret {
+		f.Value = pv
+	}
+	switch {
+	case f.IsSecret:
+		f.Input = "password"
+	case p.Type == pkgspec.TypeBool:
+		f.Input, f.Checked = "checkbox", f.Value == "true"
+	case p.Type == pkgspec.TypeEnum:
+		f.Input = "select"
+	case p.Type == pkgspec.TypeInt:
+		f.Input = "number"
+	default:
+		f.Input = "text"
+	}
+	return f
 }
 
 // formValues reads the posted parameters of pkg: strings, which Configure
@@ -330,7 +340,7 @@ func (s *Server) appData(r *request, app string) (map[string]any, bool) {
 		}
 	}
 	nodes, events, _ := s.appTree(app)
-	data := map[string]any{"Title": app, "Nav": "apps", "App": g.App, "Version": g.Version, "Row": st, "Tree": nodes, "Events": events, "RenderErr": g.Err, "Controller": s.controllerWorkspace() != nil}
+	data := map[string]any{"Components": components(g), "Cluster": s.opts.Cluster != nil, "Title": app, "Nav": "apps", "App": g.App, "Version": g.Version, "Row": st, "Tree": nodes, "Events": events, "RenderErr": g.Err, "Controller": s.controllerWorkspace() != nil}
 	if revs, err := s.env.History(r.Context(), app); err == nil {
 		data["History"] = revs
 	} else {
@@ -338,6 +348,8 @@ func (s *Server) appData(r *request, app string) (map[string]any, bool) {
 	}
 	if pkg, err := s.appPackage(r.Context(), app); err == nil {
 		data["Fields"] = formFields(pkg, g.App.Values, nil, nil)
+		data["Runbooks"] = pkg.Runbooks
+		data["RevealBase"] = "/apps/" + app + "/secrets/"
 	} else {
 		data["ConfigErr"] = err.Error()
 	}

@@ -43,6 +43,9 @@ type Options struct {
 	DeployTimeout time.Duration
 	// PageSize is how many apps the overview shows per page.
 	PageSize int
+	// ClusterTimeout bounds the read of each cluster on the fleet page;
+	// fleet.DefaultStatusOptions' when zero.
+	ClusterTimeout time.Duration
 }
 
 // DefaultOptions returns the defaults of Options besides Env.
@@ -74,6 +77,12 @@ type Server struct {
 	// follow names the controller's Workspace that follows this repository
 	// ("namespace/name"), or is "" when none does.
 	follow atomic.Value
+
+	clientsOnce sync.Once
+	kube        *clients
+	clientsErr  error
+	// logStreams counts the log streams open in browsers.
+	logStreams atomic.Int64
 }
 
 // New starts a console over opts.Env: it reads the workspace, starts and
@@ -205,6 +214,19 @@ func (s *Server) parseTemplates() error {
 		},
 		"when": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
 		"add":  func(a, b int) int { return a + b },
+		// upgradeMode is what an available upgrade in state offers.
+		"upgradeMode": func(state string) string {
+			if state == "rejected" || state == "held" {
+				return "held"
+			}
+			return "open"
+		},
+		// decide is the data of the approve / reject buttons of one version.
+		// mode is "proposal" (approve, reject), "held" (approve: allow it
+		// again) or "open" (reject).
+		"decide": func(page map[string]any, app, version, mode string) map[string]any {
+			return map[string]any{"Operator": page["Operator"], "CSRF": page["CSRF"], "App": app, "Version": version, "Approve": mode != "open", "Reject": mode != "held"}
+		},
 	}
 	layout, err := template.New("layout.html").Funcs(funcs).ParseFS(webFS, "web/templates/layout.html")
 	if err != nil {

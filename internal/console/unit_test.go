@@ -1,6 +1,8 @@
 package console
 
 import (
+	"encoding/json"
+	"strings"
 	"testing"
 
 	"berth.dev/berth/internal/workspace"
@@ -77,5 +79,41 @@ func TestFilterMatchesSearchAndHealth(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A log line is one event whose data is JSON, whatever it holds: markup
+// stays text for the page, and a newline cannot end the event early.
+func TestLogLineIsOneEventOfJSON(t *testing.T) {
+	var b strings.Builder
+	text := "</div><script>alert(1)</script>\ndata: {\"text\":\"forged\"}\n\nevent: failed"
+	if err := writeSSE(&b, "line", logEvent{Pod: "web-1", Container: "web", Text: text}); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if !strings.HasPrefix(out, "event: line\ndata: ") || !strings.HasSuffix(out, "\n\n") || strings.Count(out, "\n") != 3 {
+		t.Fatalf("event = %q, want one event line, one data line and the blank line", out)
+	}
+	var got logEvent
+	if err := json.Unmarshal([]byte(strings.TrimSuffix(strings.TrimPrefix(out, "event: line\ndata: "), "\n\n")), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Text != text {
+		t.Errorf("the line read back = %q, want %q", got.Text, text)
+	}
+	if strings.Contains(out, "<script>") {
+		t.Errorf("the event carries markup unescaped: %q", out)
+	}
+}
+
+func TestEveryPageParses(t *testing.T) {
+	s := &Server{}
+	if err := s.parseTemplates(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"overview", "app", "catalog", "package", "signin", "upgrades", "incidents", "incident", "runbook", "fleet"} {
+		if s.pages[p] == nil {
+			t.Errorf("no page %s", p)
+		}
 	}
 }

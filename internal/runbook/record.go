@@ -122,8 +122,16 @@ func Records(ws *workspace.Workspace, app string) ([]*Record, error) {
 	return out, nil
 }
 
-// who is the workspace's git identity, as its commits record it.
+// who is the person a change is made for (the console's signed-in person),
+// else the workspace's git identity, as its commits record it.
 func who(ctx context.Context, ws *workspace.Workspace) string {
+	// A run started from the console is the signed-in person's.
+	if a, ok := workspace.AuthorOf(ctx); ok {
+		if a.Email != "" {
+			return a.Name + " <" + a.Email + ">"
+		}
+		return a.Name
+	}
 	name, _ := gitcmd.Run(ctx, ws.Root, nil, "config", "user.name")
 	email, _ := gitcmd.Run(ctx, ws.Root, nil, "config", "user.email")
 	n, e := strings.TrimSpace(string(name)), strings.TrimSpace(string(email))

@@ -100,6 +100,13 @@ func WithAuthor(ctx context.Context, a Author) context.Context {
 	return context.WithValue(ctx, authorKey{}, a)
 }
 
+// AuthorOf returns the author WithAuthor put in ctx, if any: who a change
+// is made for, for records that name the person (a runbook run's).
+func AuthorOf(ctx context.Context) (Author, bool) {
+	a, ok := ctx.Value(authorKey{}).(Author)
+	return a, ok && a.Name != ""
+}
+
 // authorFrom returns the --author argument of ctx's author, or "".
 func authorFrom(ctx context.Context) string {
 	a, ok := ctx.Value(authorKey{}).(Author)
