@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"berth.dev/berth/internal/catalog"
+	"berth.dev/berth/internal/pkgspec"
 	"berth.dev/berth/internal/testcluster"
 	"berth.dev/berth/internal/workspace"
 )
@@ -225,5 +226,69 @@ func TestUpgradeCarriesAComponentsRenamedSettings(t *testing.T) {
 	}
 	if diff := cmp.Diff(map[string]any{"memcached": map[string]any{"memory": "256Mi"}}, a.Values); diff != "" {
 		t.Errorf("app.yaml values after the upgrade (-want +got):\n%s", diff)
+	}
+}
+
+// TestCarryFollowsChainedRenames: a renamed to b in one version and b to c in
+// the next take a value set as a (plain, secret, or generated and never set)
+// to c, into secrets.yaml as c is secret; a user value under the new name
+// stops it.
+func TestCarryFollowsChainedRenames(t *testing.T) {
+	parse := func(version, config string) *pkgspec.Package {
+		t.Helper()
+		p, err := pkgspec.Parse("chain/package.yaml", []byte("apiVersion: berth.dev/v1alpha1\nkind: Package\nname: chain\nversion: "+version+"\ndescription: d\nmanifests: [m.yaml]\nconfig:\n"+config))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	rn := &renames{
+		steps: []renameStep{{version: "1.1.0", names: map[string]string{"a": "b"}}, {version: "1.2.0", names: map[string]string{"b": "c"}}},
+		from:  parse("1.0.0", "  - {name: a, type: password, generate: {length: 16}}\n"),
+		to:    parse("1.2.0", "  - {name: c, type: password, generate: {length: 16}}\n"),
+	}
+	gen := pkgspec.SeededGenerator([]byte("0123456789abcdef0123456789abcdef"), "ns/app")
+	generated, err := gen.Generate("a", pkgspec.Generate{Length: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := map[string]struct {
+		plain, secret, user map[string]any
+		wantPlain           map[string]any
+		wantSecret          map[string]any
+		wantErr             string
+	}{
+		"set in app.yaml":      {plain: map[string]any{"a": "x"}, secret: map[string]any{}, wantPlain: map[string]any{}, wantSecret: map[string]any{"c": "x"}},
+		"set in secrets.yaml":  {plain: map[string]any{}, secret: map[string]any{"a": "x"}, wantPlain: map[string]any{}, wantSecret: map[string]any{"c": "x"}},
+		"generated":            {plain: map[string]any{}, secret: map[string]any{}, wantPlain: map[string]any{}, wantSecret: map[string]any{"c": generated}},
+		"new name set as well": {plain: map[string]any{"a": "x"}, secret: map[string]any{}, user: map[string]any{"c": "y"}, wantErr: "renames the parameter b to c, and app app sets both (c in apps/app/values.yaml)"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			v := appValues{plain: tc.plain, secret: tc.secret, user: tc.user, generator: gen}
+			var err error
+			for _, st := range rn.steps {
+				for old, to := range st.names {
+					if _, err = carry(v, rn, Rename{App: "app", Package: "chain", Version: st.version, From: old, To: to}); err != nil {
+						break
+					}
+				}
+			}
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("carry: %v, want an error saying %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.wantPlain, v.plain); diff != "" {
+				t.Errorf("app.yaml values (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.wantSecret, v.secret); diff != "" {
+				t.Errorf("secret values (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
