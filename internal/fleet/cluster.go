@@ -13,14 +13,13 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
 
+	"berth.dev/berth/internal/lifecycle"
 	"berth.dev/berth/internal/netplan"
-	"berth.dev/berth/internal/render"
 	"berth.dev/berth/internal/workspace"
 )
 
@@ -91,7 +90,7 @@ func Add(ctx context.Context, ws *workspace.Workspace, opts AddOptions) (workspa
 		}
 	}
 	if opts.Config != nil && c.Kubernetes == nil {
-		k, err := ReadKubernetes(ctx, opts.Config)
+		k, err := lifecycle.ReadKubernetes(ctx, opts.Config)
 		if err != nil {
 			return c, &KubernetesError{Cluster: c.Name, Err: err}
 		}
@@ -150,28 +149,6 @@ func (e *KubernetesError) Error() string {
 }
 
 func (e *KubernetesError) Unwrap() error { return e.Err }
-
-// ReadKubernetes reads a cluster's Kubernetes version and the API versions
-// it serves, as charts rendered for it see them in .Capabilities.
-func ReadKubernetes(ctx context.Context, cfg *rest.Config) (*workspace.ClusterKubernetes, error) {
-	cfg = rest.CopyConfig(cfg)
-	if cfg.Timeout == 0 {
-		cfg.Timeout = 30 * time.Second
-	}
-	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
-	if err != nil {
-		return nil, err
-	}
-	v, err := dc.ServerVersion()
-	if err != nil {
-		return nil, err
-	}
-	versions, err := render.ServedAPIVersions(dc)
-	if err != nil {
-		return nil, err
-	}
-	return &workspace.ClusterKubernetes{Version: v.GitVersion, APIVersions: versions}, nil
-}
 
 // fleetSecretAttributes returns the workspace's .gitattributes with a
 // fleet's rendered Secrets (rendered/CLUSTER/APP/secrets/) encrypted like

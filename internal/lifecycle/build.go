@@ -29,6 +29,9 @@ type plan struct {
 	charts *catalog.ChartFetcher
 	// notes are the rendered apps' package notes (secrets hidden), by app.
 	notes map[string]string
+	// kube is the one cluster's Kubernetes, as charts see it (nil: berth's
+	// defaults); the lock records it.
+	kube *workspace.ClusterKubernetes
 }
 
 // constraint is the version constraint an app is resolved with. An app that
@@ -143,7 +146,7 @@ func (e *Env) solve(ctx context.Context, apps map[string]*workspace.App, lock *w
 	if err != nil {
 		return nil, err
 	}
-	return &plan{apps: out, solution: sol, lock: lock, charts: charts}, nil
+	return &plan{apps: out, solution: sol, lock: lock, charts: charts, kube: e.targetKubernetes(ctx, lock)}, nil
 }
 
 // checkLockCatalogs fails when a locked package comes from a catalog the
@@ -213,7 +216,7 @@ const namespacePhase = "-1"
 // renderApp renders one app of a plan into objects annotated with their phase,
 // plus its namespace when it has one of its own.
 func (e *Env) renderApp(ctx context.Context, p *plan, a *workspace.App) ([]*unstructured.Unstructured, error) {
-	return e.renderAppWith(ctx, p, a, renderTarget{})
+	return e.renderAppWith(ctx, p, a, kubernetesTarget(p.kube))
 }
 
 // renderTarget is what a fleet cluster changes of a render: the values its
@@ -331,7 +334,7 @@ func labelClaimTemplates(obj *unstructured.Unstructured, app string) error {
 
 // lockOf records a plan's solution with each package version's content digest.
 func (e *Env) lockOf(ctx context.Context, p *plan) (*workspace.Lock, error) {
-	l := &workspace.Lock{}
+	l := &workspace.Lock{Kubernetes: p.kube}
 	for _, in := range p.solution.Instances {
 		f, err := e.Catalogs.Find(ctx, in.Package)
 		if err != nil {

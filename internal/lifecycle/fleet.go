@@ -280,13 +280,11 @@ func (e *Env) renderFleet(ctx context.Context, p *plan, names []string, targets 
 // overrides set there winning over every other value, and the Kubernetes
 // version and API versions recorded for the cluster in berth.yaml.
 func (e *Env) renderFor(ctx context.Context, p *plan, a *workspace.App, t placement.Target) ([]*unstructured.Unstructured, error) {
-	to := renderTarget{override: t.Values}
-	if c, ok := e.WS.Config.FleetCluster(t.Cluster); ok && c.Kubernetes != nil {
-		to.kubeVersion = c.Kubernetes.Version
-		if len(c.Kubernetes.APIVersions) > 0 {
-			to.discovery = recordedAPIs(c.Kubernetes.APIVersions)
-		}
+	var to renderTarget
+	if c, ok := e.WS.Config.FleetCluster(t.Cluster); ok {
+		to = kubernetesTarget(c.Kubernetes)
 	}
+	to.override = t.Values
 	var objs []*unstructured.Unstructured
 	err := e.step(a.Name, "render "+a.Name+" for cluster "+t.Cluster, func() error {
 		var err error

@@ -258,13 +258,10 @@ func TestFleetPreflightChecksEveryClusterTheChangeRendersFor(t *testing.T) {
 	}
 }
 
-// TestFleetRendersEachClusterWithItsKubernetes renders a chart that prints
-// .Capabilities into a ConfigMap for three clusters: two with the Kubernetes
-// version and API versions recorded in berth.yaml, which differ, and one
-// without, which gets the defaults of a workspace without clusters. None is
-// reached.
-func TestFleetRendersEachClusterWithItsKubernetes(t *testing.T) {
-	ctx := context.Background()
+// capsCatalog is a directory catalog of one package, caps, whose ConfigMap
+// says what its chart saw in .Capabilities.
+func capsCatalog(t *testing.T) string {
+	t.Helper()
 	cat := t.TempDir()
 	files := map[string]string{
 		"caps/channels.yaml": "stable: 1.0.0\n",
@@ -285,6 +282,17 @@ func TestFleetRendersEachClusterWithItsKubernetes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	return cat
+}
+
+// TestFleetRendersEachClusterWithItsKubernetes renders a chart that prints
+// .Capabilities into a ConfigMap for three clusters: two with the Kubernetes
+// version and API versions recorded in berth.yaml, which differ, and one
+// without, which gets the defaults of a workspace without clusters. None is
+// reached.
+func TestFleetRendersEachClusterWithItsKubernetes(t *testing.T) {
+	ctx := context.Background()
+	cat := capsCatalog(t)
 	env := newEnv(t, nil)
 	set, err := catalog.OpenRefs(t.TempDir(), env.WS.Root, []catalog.Ref{{Name: "test", Type: catalog.TypeDir, URL: cat}})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	utilversion "k8s.io/apimachinery/pkg/util/version"
 	"os"
 	"path"
 	"path/filepath"
@@ -149,6 +150,11 @@ type Lock struct {
 	// from chart repositories, the first time it is resolved; a different
 	// archive is refused afterwards.
 	Charts []LockedChart `json:"charts,omitempty"`
+	// Kubernetes is the one cluster's Kubernetes version and served API
+	// versions that charts saw in .Capabilities, as read from the cluster by
+	// the last change that reached it; a render without the cluster uses it.
+	// (A fleet records each cluster's in berth.yaml.)
+	Kubernetes *ClusterKubernetes `json:"kubernetes,omitempty"`
 }
 
 // LockedChart is the digest recorded for one chart version of a repository.
@@ -198,6 +204,11 @@ func parseLock(file string, data []byte) (*Lock, error) {
 	var l Lock
 	if err := decodeStrict(file, data, &l); err != nil {
 		return nil, err
+	}
+	if k := l.Kubernetes; k != nil {
+		if _, err := utilversion.ParseGeneric(k.Version); err != nil {
+			return nil, fmt.Errorf("%s: %w", file, fmt.Errorf("kubernetes.version: %q is not a Kubernetes version (like v1.34.1): remove the kubernetes: section and the next change reads it from the cluster", k.Version))
+		}
 	}
 	return &l, nil
 }
