@@ -208,8 +208,8 @@ func seriesLabel(labels map[string]string) string {
 		parts = append(parts, k+"="+strconv.Quote(labels[k]))
 	}
 	out := "{" + strings.Join(parts, ", ") + "}"
-	if len(out) > legendMaxLen {
-		out = out[:legendMaxLen] + "…"
+	if r := []rune(out); len(r) > legendMaxLen {
+		out = string(r[:legendMaxLen]) + "…"
 	}
 	return out
 }
