@@ -27,14 +27,11 @@ import (
 // and returns its URL once it has a sample of up.
 func startPrometheus(t *testing.T) string {
 	t.Helper()
-	root, err := localcluster.DefaultMonitoringCacheRoot()
+	binDir, err := localcluster.EnsureMonitoringBinaries(context.Background())
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("building the monitoring binaries: %v", err)
 	}
-	bin := filepath.Join(root, "bin", "prometheus-"+localcluster.DefaultMonitoringVersions().Prometheus)
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("no Prometheus at %s (%v): build it with scripts/monitoring-build.sh", bin, err)
-	}
+	bin := filepath.Join(binDir, "prometheus-"+localcluster.DefaultMonitoringVersions().Prometheus)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
