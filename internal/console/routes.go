@@ -37,6 +37,7 @@ func (s *Server) routes() {
 	m.Handle("GET /apps/{app}/tree", s.signedIn(RoleViewer, s.serveTree))
 	m.Handle("GET /apps/{app}/diff", s.signedIn(RoleViewer, s.serveDiff))
 	m.Handle("GET /apps/{app}/logs", s.signedIn(RoleViewer, s.serveLogs))
+	m.Handle("GET /apps/{app}/dashboards", s.signedIn(RoleViewer, s.serveDashboards))
 	m.Handle("POST /apps/{app}/config", s.signedIn(RoleOperator, s.postConfig))
 	m.Handle("POST /apps/{app}/rollback", s.signedIn(RoleOperator, s.postRollback))
 	m.Handle("POST /apps/{app}/suspend", s.signedIn(RoleOperator, s.postSuspend(true)))

@@ -410,6 +410,13 @@ func DefaultMonitoringCacheRoot() (string, error) {
 	return filepath.Join(dir, "berth", "monitoring"), nil
 }
 
+// EnsureMonitoringBinaries returns the directory holding the default
+// versions of prometheus-VERSION and alertmanager-VERSION in the monitoring
+// cache, building the missing ones as 'berth up --monitoring' does.
+func EnsureMonitoringBinaries(ctx context.Context) (string, error) {
+	return ensureMonitoringBinaries(ctx, MonitoringOptions{}, DefaultMonitoringVersions())
+}
+
 // ensureMonitoringBinaries returns the directory holding prometheus-VERSION and
 // alertmanager-VERSION, building the missing ones from the Go module proxy
 // with the adjustments scripts/monitoring-build.sh describes (no web UI
