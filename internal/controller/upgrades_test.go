@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -132,7 +133,7 @@ func TestUpgradesNeverHealthyIsRolledBackAndNotRetried(t *testing.T) {
 		u := ws.Status.Upgrades
 		a := appStatus(ws, f.app)
 		return u != nil && len(u.InFlight) == 1 && u.InFlight[0].To == "1.2.0" && a != nil && a.Health != "" &&
-			apimeta.IsStatusConditionFalse(a.Conditions, berthv1.ConditionReady), describe(ws)
+			apimeta.IsStatusConditionFalse(a.Conditions, berthv1.ConditionReady), fmt.Sprintf("%s; upgrades %+v; app %+v", describe(ws), u, a)
 	})
 	upgraded := f.w.Git(t, "rev-parse", "main")
 	if upgraded == before {
