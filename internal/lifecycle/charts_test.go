@@ -13,6 +13,7 @@ import (
 	chartutil "helm.sh/helm/v4/pkg/chart/v2/util"
 
 	"berth.dev/berth/internal/catalog"
+	"berth.dev/berth/internal/testcluster"
 	"berth.dev/berth/internal/workspace"
 )
 
@@ -60,14 +61,7 @@ func TestChartsFromAMirrorAreLockedByDigest(t *testing.T) {
 		"hello/1.0.0/package.yaml": "apiVersion: berth.dev/v1alpha1\nkind: Package\nname: hello\nversion: 1.0.0\ndescription: Hello.\n" +
 			"charts:\n  - repo: https://charts.test.example/repo\n    chart: hello\n    version: 0.3.0\n",
 	}
-	for name, data := range files {
-		if err := os.MkdirAll(filepath.Join(cat, filepath.Dir(name)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(cat, name), []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testcluster.WriteFiles(t, cat, files)
 	env := newEnv(t, nil)
 	set, err := catalog.OpenRefs(t.TempDir(), env.WS.Root, []catalog.Ref{{Name: "test", Type: catalog.TypeDir, URL: cat}})
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -274,14 +273,7 @@ func capsCatalog(t *testing.T) string {
 			"  examplegroup: {{ .Capabilities.APIVersions.Has \"example.com/v1\" | quote }}\n" +
 			"  batch: {{ .Capabilities.APIVersions.Has \"batch/v1\" | quote }}\n",
 	}
-	for name, data := range files {
-		if err := os.MkdirAll(filepath.Join(cat, filepath.Dir(name)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(cat, name), []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testcluster.WriteFiles(t, cat, files)
 	return cat
 }
 

@@ -3,7 +3,6 @@ package lifecycle
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -51,15 +50,7 @@ panels:
 		"webapp/1.0.0/runbooks/restart.md":      "# Restart\n",
 		"webapp/1.0.0/dashboards/overview.json": `{"title": "webapp"}`,
 	}
-	for name, data := range files {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testcluster.WriteFiles(t, dir, files)
 	return dir
 }
 

@@ -58,15 +58,7 @@ spec:
       containers: [{name: web, image: nginx}]
 `,
 	}
-	for name, data := range files {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testcluster.WriteFiles(t, dir, files)
 	return dir
 }
 
