@@ -561,15 +561,7 @@ func (e *Env) Promote(ctx context.Context, opts PromoteOptions) (*BuildResult, e
 		return nil, err
 	}
 	defer release()
-	apps, err := e.workspaceApps()
-	if err != nil {
-		return nil, err
-	}
-	if _, ok := apps[opts.App]; !ok {
-		_, err := e.WS.App(opts.App)
-		return nil, err
-	}
-	lock, err := e.WS.Lock()
+	apps, lock, err := e.appsWith(opts.App)
 	if err != nil {
 		return nil, err
 	}

@@ -85,15 +85,7 @@ func (e *Env) Uninstall(ctx context.Context, opts UninstallOptions) (*UninstallR
 		return nil, err
 	}
 	defer release()
-	apps, err := e.workspaceApps()
-	if err != nil {
-		return nil, err
-	}
-	if _, ok := apps[opts.App]; !ok {
-		_, err := e.WS.App(opts.App)
-		return nil, err
-	}
-	lock, err := e.WS.Lock()
+	apps, lock, err := e.appsWith(opts.App)
 	if err != nil {
 		return nil, err
 	}
@@ -398,4 +390,26 @@ func (c *claims) keepNamespace(ctx context.Context, a *workspace.App, res *Unins
 	}
 	res.KeptNamespaces = append(res.KeptNamespaces, KeptNamespace{Name: a.Namespace, App: a.Name, Holds: holds})
 	return nil
+}
+
+// appsWith reads the workspace's apps and its lock for a change of the app
+// name, which must be one of them (else the error names what is wrong with
+// it: no such app, or its app.yaml).
+func (e *Env) appsWith(name string) (map[string]*workspace.App, *workspace.Lock, error) {
+	apps, err := e.workspaceApps()
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, ok := apps[name]; !ok {
+		_, err := e.WS.App(name)
+		if err == nil {
+			err = fmt.Errorf("app %s is not in the workspace", name)
+		}
+		return nil, nil, err
+	}
+	lock, err := e.WS.Lock()
+	if err != nil {
+		return nil, nil, err
+	}
+	return apps, lock, nil
 }
