@@ -97,6 +97,14 @@ spec:
     metadata: {labels: {app: web}}
     spec: {containers: [{name: web, image: nginx}]}`), applyOpts("web", ns))
 			pod := runningPod(t, ns, "web")
+			// Available first: otherwise the check for "unavailable" below can
+			// pass before the Deployment ever saw its pod ready, and the wait
+			// then finds it available.
+			poll(t, testTimeout, func(ctx context.Context) (bool, string, error) {
+				d, ok := get(t, deployGVR, ns, "web")
+				n, _, _ := unstructuredInt(d.Object, "status", "availableReplicas")
+				return ok && n == 1, fmt.Sprintf("%d available", n), nil
+			})
 			breakPod(t, ns, pod, tc.waiting, tc.restarts)
 			ref := ObjectRef{Group: "apps", Version: "v1", Kind: "Deployment", Namespace: ns, Name: "web"}
 			// The Deployment goes unavailable once its controller sees the pod.
