@@ -12,20 +12,24 @@ import (
 	"berth.dev/berth/internal/workspace"
 )
 
-// BenchmarkReadSnapshot reads a workspace of 1,000 apps x 10 objects from a
-// commit, as every reconcile does.
+// BenchmarkReadSnapshot reads a workspace of 1,000 and 5,000 apps x 10
+// objects from a commit, as every reconcile does: cold (a new controller) and
+// cached (a commit that changed nothing). Time per app should not grow with
+// the number of apps.
 func BenchmarkReadSnapshot(b *testing.B) {
+	for _, apps := range []int{1000, 5000} {
+		b.Run(fmt.Sprintf("apps=%d", apps), func(b *testing.B) { benchmarkReadSnapshot(b, apps) })
+	}
+}
+
+func benchmarkReadSnapshot(b *testing.B, apps int) {
 	ctx := context.Background()
 	ws, err := workspace.Init(ctx, filepath.Join(b.TempDir(), "ws"), workspace.InitOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	const apps, objects = 1000, 10
-	var paths []string
-	for i := range apps {
-		paths = append(paths, workspace.AppDir(fmt.Sprintf("app-%04d", i)), workspace.AppRenderedDir(fmt.Sprintf("app-%04d", i)))
-	}
-	err = ws.Change(ctx, "apps", paths, func() error {
+	const objects = 10
+	err = ws.Change(ctx, "apps", []string{workspace.AppsDir, workspace.RenderedDir}, func() error {
 		for i := range apps {
 			name := fmt.Sprintf("app-%04d", i)
 			if err := ws.WriteApp(&workspace.App{Name: name, Package: "p", Namespace: "ns"}); err != nil {
