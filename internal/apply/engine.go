@@ -245,6 +245,9 @@ type Result struct {
 	Operation Operation     `json:"operation,omitempty"`
 	Changes   []Change      `json:"changes"`
 	Duration  time.Duration `json:"durationNanos"`
+	// Inventory is the app's inventory as this apply left it (nil for a dry
+	// run): a caller that needs it has no reason to read it again.
+	Inventory *Inventory `json:"-"`
 }
 
 // Count returns how many changes have the action a.

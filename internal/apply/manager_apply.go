@@ -141,6 +141,9 @@ func (e *Engine) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 	if err := r.recordInventory(ctx, res); err != nil {
 		return nil, err
 	}
+	if !r.opts.DryRun {
+		res.Inventory = &Inventory{App: r.opts.App, Entries: r.stored.sorted(), Revision: r.stored.revision}
+	}
 	return r.finish(ctx, res)
 }
 

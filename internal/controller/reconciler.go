@@ -377,8 +377,8 @@ func (r *reconciler) applyApps(ctx context.Context, ws *berthv1.Workspace, wsKey
 		Starting: func(a *deploy.App) { r.drift.begin(wsKey, a.Name) },
 		// Watch the objects for drift once applied: repairs are held back
 		// only while the apply writes, not during a long wait for health.
-		Applied: func(a *deploy.App, objs []*unstructured.Unstructured) {
-			r.track(ctx, wsKey, a.Name, a.Namespace, objs)
+		Applied: func(a *deploy.App, objs []*unstructured.Unstructured, inv *apply.Inventory) {
+			r.track(ctx, wsKey, a.Name, a.Namespace, objs, inv)
 			trackedMu.Lock()
 			tracked[a.Name] = true
 			trackedMu.Unlock()
@@ -390,23 +390,25 @@ func (r *reconciler) applyApps(ctx context.Context, ws *berthv1.Workspace, wsKey
 		a := apps[i]
 		if !tracked[a.Name] && (ar.State == deploy.StateFailed || ar.State == deploy.StateError || ar.State == deploy.StateProgressing) && a.Err == nil {
 			// Repairs cover the objects that made it.
-			r.track(ctx, wsKey, a.Name, a.Namespace, a.Objects)
+			r.track(ctx, wsKey, a.Name, a.Namespace, a.Objects, nil)
 		}
 		outcomes[a.Name] = r.outcome(ws, snap.Revision, specs[a.Name], previous[a.Name], ar)
 	}
 	return outcomes
 }
 
-// track watches the objects of an app for drift, as its inventory records them.
-func (r *reconciler) track(ctx context.Context, wsKey, app, namespace string, objs []*unstructured.Unstructured) {
+// track watches the objects of an app for drift, as its inventory records
+// them: inv, or the stored one when inv is nil.
+func (r *reconciler) track(ctx context.Context, wsKey, app, namespace string, objs []*unstructured.Unstructured, inv *apply.Inventory) {
 	objs, err := deploy.StripIgnoredFields(objs)
 	if err != nil {
 		return
 	}
-	inv, err := r.engine.Inventory(ctx, app, namespace)
-	if err != nil {
-		r.drift.forget(wsKey, app)
-		return
+	if inv == nil {
+		if inv, err = r.engine.Inventory(ctx, app, namespace); err != nil {
+			r.drift.forget(wsKey, app)
+			return
+		}
 	}
 	if err := r.drift.track(ctx, wsKey, app, namespace, objs, inv); err != nil {
 		log.FromContext(ctx).Error(err, "watching the objects of an app for drift", "app", app)

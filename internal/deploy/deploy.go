@@ -77,8 +77,8 @@ type Options struct {
 	Starting func(app *App)
 	// Applied, when set, is called once an app's objects are all applied,
 	// before the wait for the last phase's health (the controller starts
-	// watching them for drift there).
-	Applied func(app *App, objs []*unstructured.Unstructured)
+	// watching them for drift there), with the inventory the apply left.
+	Applied func(app *App, objs []*unstructured.Unstructured, inv *apply.Inventory)
 }
 
 // State is the outcome of one app.
@@ -361,16 +361,10 @@ func (d *Deployer) deployPhases(ctx context.Context, a *App, opts Options, r *Ap
 		phases = [][]*unstructured.Unstructured{nil} // nothing rendered: prune what is left
 	}
 	r.Phases = len(phases)
-	// Install or upgrade is decided once, before the first phase writes the
-	// inventory: it says which Helm hooks run in every phase.
-	installed, err := d.engine.Installed(ctx, a.Name, a.Namespace)
-	if err != nil {
-		return StateError, err
-	}
-	op := apply.OperationInstall
-	if installed {
-		op = apply.OperationUpgrade
-	}
+	// Install or upgrade is decided once, by the first phase's apply before
+	// it writes the inventory (from the inventory it reads anyway): it says
+	// which Helm hooks run in every phase.
+	op := apply.OperationAuto
 	changes := map[string]apply.Change{}
 	defer func() { r.Changes, r.Actions = summarize(changes) }()
 	hooks := map[string]bool{}
@@ -392,8 +386,9 @@ func (d *Deployer) deployPhases(ctx context.Context, a *App, opts Options, r *Ap
 		if err != nil {
 			return classify(err), fmt.Errorf("phase %d of %d: %w", i+1, len(phases), err)
 		}
+		op = res.Operation
 		if last && opts.Applied != nil {
-			opts.Applied(a, objs)
+			opts.Applied(a, objs, res.Inventory)
 		}
 		d.emit(opts, Event{Type: EventPhase, App: a.Name, Phase: i + 1, Phases: len(phases), Objects: refs})
 		var waitFor []apply.ObjectRef
