@@ -31,6 +31,18 @@ func (r *reconciler) observeIncidents(ctx context.Context, ws *berthv1.Workspace
 		logger.Error(err, "listing the pods of the apps")
 		return
 	}
+	// One LIST of the workspace's incidents, not one per app.
+	all, err := rec.List(ctx, ws.Namespace, "")
+	if err != nil {
+		logger.Error(err, "listing the incidents")
+		return
+	}
+	incidents := map[string][]berthv1.Incident{}
+	for _, inc := range all {
+		if app := inc.Labels[berthv1.LabelIncidentApp]; app != "" {
+			incidents[app] = append(incidents[app], inc)
+		}
+	}
 	for _, a := range snap.Apps {
 		o := outcomes[a.Name]
 		if o == nil || o.state == stateSuspended {
@@ -48,7 +60,7 @@ func (r *reconciler) observeIncidents(ctx context.Context, ws *berthv1.Workspace
 			}
 		}
 		if o.state == stateReady {
-			if _, err := rec.ResolveExcept(ctx, a.Name, ws.Namespace, active, "the app is ready at revision "+short(snap.Revision)); err != nil {
+			if _, err := rec.ResolveAmong(ctx, incidents[a.Name], active, "the app is ready at revision "+short(snap.Revision)); err != nil {
 				logger.Error(err, "resolving incidents", "app", a.Name)
 			}
 		}

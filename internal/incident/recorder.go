@@ -92,13 +92,19 @@ func (r *Recorder) Observe(ctx context.Context, c Cause) (*berthv1.Incident, err
 // ResolveExcept resolves the app's unresolved incidents in namespace whose
 // cause is not among active: the app is healthy again as far as they go.
 func (r *Recorder) ResolveExcept(ctx context.Context, app, namespace string, active []Cause, why string) ([]string, error) {
-	keep := map[string]bool{}
-	for _, c := range active {
-		keep[c.Name()] = true
-	}
 	list, err := r.List(ctx, namespace, app)
 	if err != nil {
 		return nil, err
+	}
+	return r.ResolveAmong(ctx, list, active, why)
+}
+
+// ResolveAmong is ResolveExcept over the app's incidents as the caller
+// listed them: a caller with many apps lists them all once.
+func (r *Recorder) ResolveAmong(ctx context.Context, list []berthv1.Incident, active []Cause, why string) ([]string, error) {
+	keep := map[string]bool{}
+	for _, c := range active {
+		keep[c.Name()] = true
 	}
 	var resolved []string
 	for i := range list {
