@@ -53,6 +53,20 @@ func (e *invalidWorkspaceError) Unwrap() error { return e.err }
 // For a cluster of a fleet workspace (cluster not empty) it reads the apps
 // rendered under rendered/CLUSTER/ and no others.
 func readSnapshot(commit *object.Commit, dir, cluster string, key *secrets.Key, cache *snapshotCache) (*snapshot, error) {
+	// The commit read last time, read again (a periodic reconcile with
+	// nothing pushed): the same apps, nothing gone since.
+	id := strings.Join([]string{commit.Hash.String(), dir, cluster, keyID(key)}, "\x00")
+	if last := cache.same(id); last != nil {
+		return last, nil
+	}
+	snap, err := readCommit(commit, dir, cluster, key, cache)
+	if err == nil {
+		cache.remember(id, snap)
+	}
+	return snap, err
+}
+
+func readCommit(commit *object.Commit, dir, cluster string, key *secrets.Key, cache *snapshotCache) (*snapshot, error) {
 	rev := short(commit.Hash.String())
 	root, err := commit.Tree()
 	if err != nil {
@@ -99,6 +113,34 @@ func readSnapshot(commit *object.Commit, dir, cluster string, key *secrets.Key, 
 type snapshotCache struct {
 	mu   sync.Mutex
 	apps map[string]cachedRendered
+	// lastID identifies the last snapshot read (commit, directory, cluster
+	// and key), last is that snapshot.
+	lastID string
+	last   *snapshot
+}
+
+// same returns the last snapshot, without the apps it found gone, when id
+// names it; nil otherwise.
+func (c *snapshotCache) same(id string) *snapshot {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.last == nil || c.lastID != id {
+		return nil
+	}
+	return &snapshot{Revision: c.last.Revision, Apps: c.last.Apps}
+}
+
+func (c *snapshotCache) remember(id string, s *snapshot) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lastID, c.last = id, s
+}
+
+func keyID(key *secrets.Key) string {
+	if key == nil {
+		return ""
+	}
+	return fmt.Sprintf("%s/%d", key.ID(), len(key.Entries))
 }
 
 type cachedRendered struct {
@@ -121,15 +163,12 @@ func (c *snapshotCache) rendered(root, rendered *object.Tree, renderedDir, app s
 	if err != nil || entry.Mode.IsFile() {
 		return nil, "", fmt.Errorf("no %s/ at this commit: render the app with 'berth build' and commit the result", dir)
 	}
-	keyID := ""
-	if key != nil {
-		keyID = fmt.Sprintf("%s/%d", key.ID(), len(key.Entries))
-	}
+	kid := keyID(key)
 	digest := workspace.Digest(entry.Hash)
 	c.mu.Lock()
 	hit, ok := c.apps[app]
 	c.mu.Unlock()
-	if ok && hit.tree == entry.Hash && hit.key == keyID {
+	if ok && hit.tree == entry.Hash && hit.key == kid {
 		return hit.objs, digest, nil
 	}
 	objs, err := workspace.ReadRenderedFS(&workspace.TreeFS{Tree: root}, dir, key)
@@ -141,7 +180,7 @@ func (c *snapshotCache) rendered(root, rendered *object.Tree, renderedDir, app s
 		return nil, "", err
 	}
 	c.mu.Lock()
-	c.apps[app] = cachedRendered{tree: entry.Hash, key: keyID, objs: objs}
+	c.apps[app] = cachedRendered{tree: entry.Hash, key: kid, objs: objs}
 	c.mu.Unlock()
 	return objs, digest, nil
 }

@@ -14,8 +14,8 @@ import (
 
 // BenchmarkReadSnapshot reads a workspace of 1,000 and 5,000 apps x 10
 // objects from a commit, as every reconcile does: cold (a new controller) and
-// cached (a commit that changed nothing). Time per app should not grow with
-// the number of apps.
+// cached (the same commit again: a periodic reconcile with nothing pushed).
+// Time per app should not grow with the number of apps.
 func BenchmarkReadSnapshot(b *testing.B) {
 	for _, apps := range []int{1000, 5000} {
 		b.Run(fmt.Sprintf("apps=%d", apps), func(b *testing.B) { benchmarkReadSnapshot(b, apps) })
