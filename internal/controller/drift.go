@@ -31,7 +31,11 @@ type tracked struct {
 	workspace string // namespace/name of the Workspace
 	app       string
 	namespace string // of the app's inventory
-	desired   *unstructured.Unstructured
+	// desired is the object as the workspace holds it, shared with the
+	// snapshot and never changed (10,000 apps' copies would be 100 MB);
+	// objNamespace is the namespace it lives in ("" when cluster-scoped).
+	desired      *unstructured.Unstructured
+	objNamespace string
 	// fields is the fingerprint recorded after the last apply; a live object
 	// with another one was changed by someone else.
 	fields string
@@ -154,9 +158,7 @@ func (d *driftRepairer) track(ctx context.Context, ws, app, namespace string, ob
 		if !ok || en.Desired == "" {
 			continue // not applied (failed): the reconciler retries it
 		}
-		desired := o.DeepCopy()
-		desired.SetNamespace(ns)
-		next[k] = &tracked{workspace: ws, app: app, namespace: namespace, desired: desired, fields: en.Fields}
+		next[k] = &tracked{workspace: ws, app: app, namespace: namespace, desired: o, objNamespace: ns, fields: en.Fields}
 		keys = append(keys, k)
 		gvrs[m.Resource] = true
 	}
@@ -306,6 +308,10 @@ func (d *driftRepairer) repair(ctx context.Context, k string) (time.Duration, er
 		return 200 * time.Millisecond, nil // the reconciler is applying it anyway
 	}
 	desired, app, ns, fields, seen := t.desired, t.app, t.namespace, t.fields, t.seen
+	if desired.GetNamespace() != t.objNamespace {
+		desired = desired.DeepCopy()
+		desired.SetNamespace(t.objNamespace)
+	}
 	d.mu.Unlock()
 
 	gvk := desired.GroupVersionKind()
