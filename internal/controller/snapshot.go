@@ -79,13 +79,15 @@ func readCommit(commit *object.Commit, dir, cluster string, key *secrets.Key, ca
 			return nil, &invalidWorkspaceError{fmt.Errorf("commit %s has no directory %q: fix spec.path of the Workspace", rev, dir)}
 		}
 	}
-	ws, err := workspace.Load(&workspace.TreeFS{Tree: root})
+	// One TreeFS for the whole read: it decodes each directory once.
+	rootFS := &workspace.TreeFS{Tree: root}
+	ws, err := workspace.Load(rootFS)
 	if err != nil {
 		return nil, &invalidWorkspaceError{fmt.Errorf("workspace at commit %s (directory %q): %w", rev, "/"+dir, err)}
 	}
 	renderedDir := workspace.RenderedDir
 	if cluster != "" {
-		ws = ws.PlacedOn(&workspace.TreeFS{Tree: root}, cluster)
+		ws = ws.PlacedOn(rootFS, cluster)
 		renderedDir = path.Join(workspace.RenderedDir, cluster)
 	}
 	ordered, err := ws.Order()
@@ -98,7 +100,7 @@ func readCommit(commit *object.Commit, dir, cluster string, key *secrets.Key, ca
 	for _, e := range ordered {
 		a := &appSpec{Name: e.Name, Namespace: e.Namespace, DependsOn: e.DependsOn, Err: e.Err}
 		if a.Err == nil {
-			a.Objects, a.Digest, a.Err = cache.rendered(root, renderedTree, renderedDir, a.Name, key)
+			a.Objects, a.Digest, a.Err = cache.rendered(rootFS, renderedTree, renderedDir, a.Name, key)
 		}
 		apps[a.Name] = true
 		snap.Apps = append(snap.Apps, a)
@@ -153,7 +155,7 @@ func newSnapshotCache() *snapshotCache { return &snapshotCache{apps: map[string]
 
 // rendered returns the app's objects and digest (its rendered tree's hash:
 // git hashes every file name and content under it, and secrets as ciphertext).
-func (c *snapshotCache) rendered(root, rendered *object.Tree, renderedDir, app string, key *secrets.Key) ([]*unstructured.Unstructured, string, error) {
+func (c *snapshotCache) rendered(root *workspace.TreeFS, rendered *object.Tree, renderedDir, app string, key *secrets.Key) ([]*unstructured.Unstructured, string, error) {
 	dir := path.Join(renderedDir, app)
 	var entry *object.TreeEntry
 	err := errors.New("no rendered directory")
@@ -171,7 +173,7 @@ func (c *snapshotCache) rendered(root, rendered *object.Tree, renderedDir, app s
 	if ok && hit.tree == entry.Hash && hit.key == kid {
 		return hit.objs, digest, nil
 	}
-	objs, err := workspace.ReadRenderedFS(&workspace.TreeFS{Tree: root}, dir, key)
+	objs, err := workspace.ReadRenderedFS(root, dir, key)
 	var de *workspace.DecryptError
 	if key == nil && errors.As(err, &de) {
 		err = &workspace.DecryptError{Err: fmt.Errorf("%w: the Workspace has no decryption key; create a Secret with the workspace's key under %q and name it in spec.decryptionRef", err, "key")}
