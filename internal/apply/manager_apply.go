@@ -295,7 +295,7 @@ func (r *applyRun) applyStep(ctx context.Context, st step) error {
 	if !st.idle {
 		e.emit(opts.Events, Event{Type: EventStage, Message: fmt.Sprintf("%s (%d)", st, len(st.items)), Elapsed: time.Since(r.start)})
 	}
-	r.mapStep(st)
+	r.mapStep(ctx, st)
 	if err := checkDuplicates(st.items); err != nil {
 		return err
 	}
@@ -358,13 +358,24 @@ func (r *applyRun) applyStep(ctx context.Context, st step) error {
 }
 
 // mapStep resolves the resource of each item of a step, refreshing discovery
-// once per run when a kind is unknown.
-func (r *applyRun) mapStep(st step) {
+// once per run when a kind is unknown, and for a while when a CRD of this run
+// defines the kind: the API server serves a new kind in discovery a moment
+// after it reports the CRD established, longer when it is loaded.
+func (r *applyRun) mapStep(ctx context.Context, st step) {
 	if !r.e.mapItems(st.items, r.opts.Namespace) && !r.reset {
 		// A CRD applied in this run, or by someone else since discovery
 		// was cached, may serve the kind now.
 		r.e.resetMapper()
 		r.reset = true
+		r.e.mapItems(st.items, r.opts.Namespace)
+	}
+	deadline := time.Now().Add(discoveryLag)
+	for !r.opts.DryRun && r.unmappedOwnKinds(st) && time.Now().Before(deadline) && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-time.After(250 * time.Millisecond):
+		}
+		r.e.resetMapper()
 		r.e.mapItems(st.items, r.opts.Namespace)
 	}
 	for _, it := range st.items {
@@ -376,6 +387,21 @@ func (r *applyRun) mapStep(st step) {
 		}
 		r.desired[it.ref.key()] = true
 	}
+}
+
+// discoveryLag bounds how long an apply waits for discovery to serve the
+// kind of a CRD it applied and saw established.
+const discoveryLag = 30 * time.Second
+
+// unmappedOwnKinds reports whether an item of st is of a kind that a CRD of
+// this apply defines and discovery does not serve yet.
+func (r *applyRun) unmappedOwnKinds(st step) bool {
+	for _, it := range st.items {
+		if !it.mapped && r.crdKinds[it.ref.Group+"/"+it.ref.Kind] {
+			return true
+		}
+	}
+	return false
 }
 
 // decideIdle reports the hooks of other events: not applied, recorded as

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
@@ -264,5 +265,42 @@ func TestReadManifestsNamesTheFileOfABadDocument(t *testing.T) {
 	_, err := ReadManifests(nil, dir)
 	if err == nil || !strings.Contains(err.Error(), "a.yaml: document 2") || !strings.Contains(err.Error(), "apiVersion") {
 		t.Errorf("err = %v, want it to name a.yaml, document 2, and the missing apiVersion", err)
+	}
+}
+
+// laggingMapper is discovery as a loaded API server serves it: a new kind
+// shows up a few lookups after its CRD reports Established.
+type laggingMapper struct {
+	meta.ResettableRESTMapper
+	kind   schema.GroupKind
+	misses int
+}
+
+func (m *laggingMapper) RESTMapping(gk schema.GroupKind, versions ...string) (*meta.RESTMapping, error) {
+	if gk == m.kind && m.misses > 0 {
+		m.misses--
+		return nil, &meta.NoKindMatchError{GroupKind: gk, SearchedVersions: versions}
+	}
+	return m.ResettableRESTMapper.RESTMapping(gk, versions...)
+}
+
+// A custom resource applied with its CRD is created even when discovery
+// serves its kind only a while after the CRD is established.
+func TestApplyWaitsForDiscoveryToServeItsOwnCRDsKind(t *testing.T) {
+	ns := testcluster.Namespace(t)
+	e, _ := newEngine(t)
+	lag := &laggingMapper{ResettableRESTMapper: e.mapper, kind: schema.GroupKind{Group: "test.berth.dev", Kind: "Widget"}, misses: 4}
+	e.mapper = lag
+	objs, err := ReadManifests(nil, "testdata/crd-and-cr.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	removeCRDAfter(t, "widgets.test.berth.dev")
+	res := mustApply(t, e, objs, applyOpts("lagging", ns))
+	if got := actions(res)["widget.test.berth.dev/small"]; got != ActionCreate {
+		t.Errorf("widget/small: %s, want created once discovery serves its kind", got)
+	}
+	if lag.misses != 0 {
+		t.Errorf("discovery was asked too few times: %d lookups left", lag.misses)
 	}
 }
