@@ -58,10 +58,13 @@ bench-controller:
 	$(GO) run ./bench/controller -o bench/controller/results.md
 
 ## bench-scale: bench-controller with Flux's source-controller and
-## kustomize-controller side by side (built into ~/.cache/berth/flux first)
+## kustomize-controller side by side (built into ~/.cache/berth/flux first),
+## then 10,000 apps x 10 objects under one controller (berth only: Flux's
+## 1,000-app sync already takes over 20 minutes); one table each
 bench-scale:
 	-./bench/flux/build.sh
 	$(GO) run ./bench/controller -flux -o bench/controller/results.md
+	$(GO) run ./bench/controller -apps 10000 -namespaces 100 -steady 2m -o bench/controller/results-10000.md
 
 ## image: the controller image (needs a Docker engine)
 image:
