@@ -141,6 +141,54 @@ func (s *appStatuses) write(ctx context.Context, ws *berthv1.Workspace, statuses
 	return nil
 }
 
+// stream writes apps' states as the apps finish, appStatusWriters at a time,
+// while the others still deploy: a long sync shows its progress app by app
+// and does not end with a burst of writes. send never blocks (capacity is how
+// many apps will be sent at most); wait waits for the writes. A write that
+// fails is left for write, at the end of the reconcile, to make again.
+func (s *appStatuses) stream(ctx context.Context, ws *berthv1.Workspace, capacity int) (send func(app string, st berthv1.AppStatus), wait func()) {
+	type job struct {
+		app string
+		st  berthv1.AppStatus
+	}
+	ch := make(chan job, capacity)
+	var wg sync.WaitGroup
+	for range appStatusWriters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range ch {
+				_ = s.put(ctx, ws, j.app, j.st)
+			}
+		}()
+	}
+	return func(app string, st berthv1.AppStatus) { ch <- job{app, st} }, func() { close(ch); wg.Wait() }
+}
+
+// put writes the state of one app of ws, when it changed.
+func (s *appStatuses) put(ctx context.Context, ws *berthv1.Workspace, app string, st berthv1.AppStatus) error {
+	nn := types.NamespacedName{Namespace: ws.Namespace, Name: ws.Name}
+	s.mu.Lock()
+	known := s.byWS[nn]
+	if known == nil {
+		known = map[string]*berthv1.WorkspaceApp{}
+		s.byWS[nn] = known
+	}
+	cur := known[app]
+	s.mu.Unlock()
+	if cur != nil && equality.Semantic.DeepEqual(cur.Status, st) {
+		return nil
+	}
+	obj, err := s.writeOne(ctx, ws, app, cur, st)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	known[app] = obj
+	s.mu.Unlock()
+	return nil
+}
+
 // writeOne creates the WorkspaceApp of app (when cur is nil) and writes its
 // status, returning the object as written.
 func (s *appStatuses) writeOne(ctx context.Context, ws *berthv1.Workspace, app string, cur *berthv1.WorkspaceApp, st berthv1.AppStatus) (*berthv1.WorkspaceApp, error) {

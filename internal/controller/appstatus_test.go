@@ -3,8 +3,12 @@ package controller
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	berthv1 "berth.dev/berth/api/v1alpha1"
@@ -49,5 +53,46 @@ func TestAppStatusesWriteWhatTheServerLacks(t *testing.T) {
 	var list berthv1.WorkspaceAppList
 	if err := k.List(ctx, &list, client.InNamespace(ns)); err != nil || len(list.Items) != 0 {
 		t.Errorf("WorkspaceApps after the app left: %d, %v", len(list.Items), err)
+	}
+}
+
+// An app's state is written as soon as the app is done, while the others
+// still deploy: during a long sync 'berth status' shows the apps that are
+// ready, instead of nothing until the last app is.
+func TestAnAppsStateIsWrittenWhileOthersStillDeploy(t *testing.T) {
+	installCRD(t)
+	ns := testcluster.Namespace(t)
+	appNS := testcluster.Namespace(t)
+	k := kube(t)
+	gs := newGitServer(t)
+	r := gs.newRepo(t, "ws")
+	// slow never becomes healthy: its claim asks for a storage class that
+	// does not exist, so it waits for the whole timeout.
+	pvc := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+		"metadata": map[string]any{"name": "data"},
+		"spec": map[string]any{
+			"accessModes":      []any{"ReadWriteOnce"},
+			"storageClassName": "no-such-class",
+			"resources":        map[string]any{"requests": map[string]any{"storage": "1Gi"}},
+		},
+	}}
+	r.app("slow", appNS, []*unstructured.Unstructured{pvc}, nil)
+	r.app("quick", appNS, []*unstructured.Unstructured{configMap("quick", map[string]string{"v": "1"})}, nil)
+	r.push()
+	createWorkspace(t, k, ns, "main", r.URL, func(ws *berthv1.Workspace) {
+		ws.Spec.Timeout = metav1.Duration{Duration: 10 * time.Minute}
+	})
+	startController(t, ns, func(o *Options) { o.Workers = 2 })
+	ws := waitWorkspace(t, k, ns, "main", syncTimeout, func(ws *berthv1.Workspace) (bool, string) {
+		quick := appStatus(ws, "quick")
+		return quick != nil && isTrue(quick.Conditions, berthv1.ConditionReady), describe(ws)
+	})
+	// The reconcile that applied quick is still waiting for slow.
+	if appStatus(ws, "slow") != nil {
+		t.Errorf("slow has a state before its wait ended: %+v", appStatus(ws, "slow"))
+	}
+	if c := apimeta.FindStatusCondition(ws.Status.Conditions, berthv1.ConditionReady); c != nil && c.Status == metav1.ConditionTrue {
+		t.Errorf("the workspace is Ready while slow waits: %+v", c)
 	}
 }

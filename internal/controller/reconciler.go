@@ -368,9 +368,22 @@ func (r *reconciler) applyApps(ctx context.Context, ws *berthv1.Workspace, wsKey
 	}
 	var trackedMu sync.Mutex
 	tracked := map[string]bool{}
-	var events func(deploy.Event)
-	if r.opts.DeployEvents != nil {
-		events = func(ev deploy.Event) { r.opts.DeployEvents(wsKey, ev) }
+	// Each app's outcome is made once, as it is done, and its state written
+	// then, while the other apps deploy.
+	var outcomesMu sync.Mutex
+	outcomes := map[string]*appOutcome{}
+	send, wait := r.apps.stream(ctx, ws, len(apps))
+	events := func(ev deploy.Event) {
+		if ev.Type == deploy.EventAppDone && ev.Result != nil && specs[ev.App] != nil {
+			o := r.outcome(ws, snap.Revision, specs[ev.App], previous[ev.App], ev.Result)
+			outcomesMu.Lock()
+			outcomes[ev.App] = o
+			outcomesMu.Unlock()
+			send(ev.App, o.status)
+		}
+		if r.opts.DeployEvents != nil {
+			r.opts.DeployEvents(wsKey, ev)
+		}
 	}
 	res := r.deployer.Deploy(ctx, apps, deploy.Options{
 		Timeout: timeout, Workers: r.opts.Workers, Revision: snap.Revision, Events: events,
@@ -384,7 +397,7 @@ func (r *reconciler) applyApps(ctx context.Context, ws *berthv1.Workspace, wsKey
 			trackedMu.Unlock()
 		},
 	})
-	outcomes := map[string]*appOutcome{}
+	wait()
 	for i := range res.Apps {
 		ar := &res.Apps[i]
 		a := apps[i]
@@ -392,7 +405,9 @@ func (r *reconciler) applyApps(ctx context.Context, ws *berthv1.Workspace, wsKey
 			// Repairs cover the objects that made it.
 			r.track(ctx, wsKey, a.Name, a.Namespace, a.Objects, nil)
 		}
-		outcomes[a.Name] = r.outcome(ws, snap.Revision, specs[a.Name], previous[a.Name], ar)
+		if outcomes[a.Name] == nil {
+			outcomes[a.Name] = r.outcome(ws, snap.Revision, specs[a.Name], previous[a.Name], ar)
+		}
 	}
 	return outcomes
 }
