@@ -115,4 +115,6 @@ func TestBrowserProposalShowsItsDiffWithSecretsMasked(t *testing.T) {
 }
 
 // jsString quotes s for a JavaScript expression.
-func jsString(s string) string { return "'" + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), "'", `\'`) + "'" }
+func jsString(s string) string {
+	return "'" + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), "'", `\'`) + "'"
+}
