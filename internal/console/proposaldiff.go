@@ -75,37 +75,61 @@ func (d *branchDiff) Summary() string {
 	return fmt.Sprintf("%s; %d other file(s)", objs, len(d.Files))
 }
 
-// proposalDiff reads the diff of app's proposal to version: the branch
-// berth/upgrade/APP/VERSION against where it leaves the checked-out branch
-// (their merge base), fetched first from the upstream when there is one, as
-// approving fetches it. A Secret's values and the app's secret files never
-// reach the result: a rendered Secret is shown with its values masked, and
-// the encrypted files of the app's parameters only as changed.
-func (s *Server) proposalDiff(ctx context.Context, app, version string) *branchDiff {
+// proposalRefs are the proposal branches there are, read once for a page:
+// the local ones, or those of the checked-out branch's upstream (fetched
+// first, as approving fetches them).
+type proposalRefs struct {
+	prefix string // refs/heads/ or refs/remotes/REMOTE/
+	where  string // for messages: "this repository"
+	tips   map[string]string
+	// Err is a failure to fetch or list them.
+	Err string
+}
+
+func (s *Server) proposalRefs(ctx context.Context) *proposalRefs {
 	ws := s.env.WS
-	d := &branchDiff{Branch: upgrades.ProposalBranch(app, version)}
-	git := func(args ...string) ([]byte, error) { return gitcmd.Run(ctx, ws.Root, nil, args...) }
+	refs := &proposalRefs{prefix: "refs/heads/", where: "this repository", tips: map[string]string{}}
 	_, current, err := ws.Head(ctx)
 	if err != nil {
-		d.Err = err.Error()
-		return d
+		refs.Err = err.Error()
+		return refs
 	}
-	ref := "refs/heads/" + d.Branch
-	where := "this repository"
+	// berth/upgrade/: a refspec's one * stands for APP/VERSION.
+	dir := strings.TrimSuffix(upgrades.ProposalBranch("", ""), "/")
+	pattern := dir + "*"
 	if remote := ws.Upstream(ctx, current); remote != "" {
-		pattern := upgrades.ProposalBranch(app, "*")
-		prefix := "refs/remotes/" + remote + "/"
-		if _, err := git("fetch", "--quiet", "--prune", remote, "+refs/heads/"+pattern+":"+prefix+pattern); err != nil {
-			d.Err = fmt.Sprintf("fetching the proposals of %s from %s failed, so the diff is of the copy fetched before, if any: %v", app, remote, err)
+		refs.prefix, refs.where = "refs/remotes/"+remote+"/", "this repository's upstream "+remote
+		if _, err := gitcmd.Run(ctx, ws.Root, nil, "fetch", "--quiet", "--prune", remote, "+refs/heads/"+pattern+":"+refs.prefix+pattern); err != nil {
+			refs.Err = fmt.Sprintf("fetching the proposal branches from %s failed, so what was fetched before is shown: %v", remote, err)
 		}
-		ref, where = prefix+d.Branch, "this repository's upstream "+remote
 	}
-	tip, err := git("rev-parse", "--verify", "--quiet", ref+"^{commit}")
+	out, err := gitcmd.Run(ctx, ws.Root, nil, "for-each-ref", "--format=%(objectname) %(refname)", refs.prefix+dir)
 	if err != nil {
-		d.Missing = fmt.Sprintf("There is no branch %s in %s, so there is no diff to show: the berth controller makes it when it proposes the upgrade (a workspace without a controller has none; 'berth upgrade %s --dry-run' shows what the upgrade would change).", d.Branch, where, app)
+		refs.Err = err.Error()
+		return refs
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if tip, ref, ok := strings.Cut(line, " "); ok {
+			refs.tips[strings.TrimPrefix(ref, refs.prefix)] = tip
+		}
+	}
+	return refs
+}
+
+// proposalDiff reads the diff of app's proposal to version: the branch
+// berth/upgrade/APP/VERSION against where it leaves the checked-out branch
+// (their merge base). A Secret's values and the app's secret files never
+// reach the result: a rendered Secret is shown with its values masked, and
+// the encrypted files of the app's parameters only as changed.
+func (s *Server) proposalDiff(ctx context.Context, refs *proposalRefs, app, version string) *branchDiff {
+	ws := s.env.WS
+	d := &branchDiff{Branch: upgrades.ProposalBranch(app, version), Err: refs.Err}
+	git := func(args ...string) ([]byte, error) { return gitcmd.Run(ctx, ws.Root, nil, args...) }
+	d.Tip = refs.tips[d.Branch]
+	if d.Tip == "" {
+		d.Missing = fmt.Sprintf("There is no branch %s in %s, so there is no diff to show: the berth controller makes it when it proposes the upgrade (a workspace without a controller has none; 'berth upgrade %s --dry-run' shows what the upgrade would change).", d.Branch, refs.where, app)
 		return d
 	}
-	d.Tip = strings.TrimSpace(string(tip))
 	base, err := git("merge-base", "HEAD", d.Tip)
 	if err != nil {
 		d.Err = fmt.Sprintf("the branch %s shares no history with the checked-out branch: %v", d.Branch, err)
@@ -145,7 +169,7 @@ func (s *Server) proposalDiff(ctx context.Context, app, version string) *branchD
 			keyRead = true
 			key, _, _ = secrets.RepoKey(ctx, ws.Root) // nil: this clone cannot decrypt
 		}
-		fd := fileDiff(rel, status, before, after, key, d.Base, d.Tip)
+		fd := fileDiff(rel, status, before, after, key)
 		if budget -= len(fd.Diff); budget < 0 {
 			fd.Diff, fd.Note = "", "Not shown: the diff is past the page's bound."
 			d.Truncated = fmt.Sprintf("Some diffs are not shown, to keep the page under %d KiB; 'git diff %s %s' shows all of them.", maxDiffBytes>>10, short(d.Base), d.Branch)
@@ -171,7 +195,7 @@ func secretParamsFile(rel string) bool {
 
 // fileDiff is one changed file: a rendered object diffed as YAML (a
 // Secret's values masked), or a text file diffed as text.
-func fileDiff(rel, status string, before, after []byte, key *secrets.Key, base, tip string) objectDiff {
+func fileDiff(rel, status string, before, after []byte, key *secrets.Key) objectDiff {
 	fd := objectDiff{Path: rel, Action: map[string]string{"A": "added", "M": "changed", "D": "deleted"}[status]}
 	if fd.Action == "" {
 		fd.Action = status

@@ -1,12 +1,19 @@
 package console
 
 import (
+	"context"
 	"fmt"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"berth.dev/berth/internal/lifecycle"
 	"berth.dev/berth/internal/secrets"
+	"berth.dev/berth/internal/testcluster"
+	"berth.dev/berth/internal/upgrades"
+	"berth.dev/berth/internal/workspace"
 )
 
 const (
@@ -100,7 +107,7 @@ func TestProposalDiffMasksSecrets(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			fd := fileDiff(tc.rel, tc.status, tc.before, tc.after, tc.key, "base", "tip")
+			fd := fileDiff(tc.rel, tc.status, tc.before, tc.after, tc.key)
 			page := fmt.Sprintf("%+v", fd)
 			if strings.Contains(tc.rel, "secret") {
 				for _, v := range values {
@@ -133,11 +140,53 @@ func TestProposalDiffIsCutWhenLong(t *testing.T) {
 		fmt.Fprintf(&before, "line %d\n", i)
 		fmt.Fprintf(&after, "line %d changed\n", i)
 	}
-	fd := fileDiff("apps/web/app.yaml", "M", []byte(before.String()), []byte(after.String()), nil, "base", "tip")
+	fd := fileDiff("apps/web/app.yaml", "M", []byte(before.String()), []byte(after.String()), nil)
 	if !fd.Cut || !strings.HasSuffix(fd.Diff, " more lines not shown\n") {
 		t.Fatalf("a long diff was not cut: cut %v, ends %q", fd.Cut, fd.Diff[max(0, len(fd.Diff)-60):])
 	}
 	if n := strings.Count(fd.Diff, "\n"); n != maxDiffLines+1 {
 		t.Errorf("the cut diff has %d lines, want %d and the note", n, maxDiffLines)
+	}
+}
+
+// With an upstream, the proposal branches are fetched from it (and pruned
+// when they are gone there); a branch that is not there is said to be
+// missing from the upstream.
+func TestProposalRefsComeFromTheUpstream(t *testing.T) {
+	ctx := context.Background()
+	up, _, err := lifecycle.Init(ctx, filepath.Join(t.TempDir(), "up"), lifecycle.InitOptions{Home: t.TempDir(), Executable: testcluster.BerthBinary(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	git := func(dir string, args ...string) string {
+		t.Helper()
+		out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	branch := upgrades.ProposalBranch("web", "1.1.0")
+	git(up.Root, "branch", branch)
+	clone := filepath.Join(t.TempDir(), "clone")
+	git(up.Root, "clone", "--quiet", up.Root, clone)
+	ws, err := workspace.Open(clone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{env: &lifecycle.Env{WS: ws}}
+	refs := s.proposalRefs(ctx)
+	if refs.Err != "" || refs.tips[branch] != git(up.Root, "rev-parse", "HEAD") {
+		t.Fatalf("proposal refs = %+v, want %s fetched from the upstream", refs, branch)
+	}
+	if d := s.proposalDiff(ctx, refs, "web", "1.1.0"); d.Missing != "" || d.Err != "" || d.Tip == "" {
+		t.Errorf("the fetched proposal's diff = %+v", d)
+	}
+	if d := s.proposalDiff(ctx, refs, "web", "2.0.0"); !strings.Contains(d.Missing, "There is no branch berth/upgrade/web/2.0.0 in this repository's upstream origin") {
+		t.Errorf("a proposal not in the upstream says %q", d.Missing)
+	}
+	git(up.Root, "branch", "-D", branch)
+	if refs := s.proposalRefs(ctx); len(refs.tips) != 0 {
+		t.Errorf("a branch gone from the upstream is still listed: %v", refs.tips)
 	}
 }

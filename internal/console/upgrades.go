@@ -54,8 +54,12 @@ func (s *Server) upgradesView(ctx context.Context) (*upgradesView, error) {
 			for _, a := range u.Available {
 				v.Available = append(v.Available, upgradeRow{AvailableUpgrade: a})
 			}
+			var refs *proposalRefs
+			if len(u.Proposals) > 0 {
+				refs = s.proposalRefs(ctx)
+			}
 			for _, p := range u.Proposals {
-				v.Proposals = append(v.Proposals, proposalRow{UpgradeProposal: p, Diff: s.proposalDiff(ctx, p.App, p.To)})
+				v.Proposals = append(v.Proposals, proposalRow{UpgradeProposal: p, Diff: s.proposalDiff(ctx, refs, p.App, p.To)})
 			}
 			v.InFlight = u.InFlight
 			for _, c := range u.Conditions {
@@ -82,6 +86,10 @@ func (s *Server) upgradesView(ctx context.Context) (*upgradesView, error) {
 		return nil, err
 	}
 	cands, problems := upgrades.Check(ctx, s.env, snap, records, time.Now())
+	var refs *proposalRefs
+	if len(cands) > 0 {
+		refs = s.proposalRefs(ctx)
+	}
 	for _, p := range problems {
 		v.Problems = append(v.Problems, p.Error())
 	}
@@ -93,7 +101,7 @@ func (s *Server) upgradesView(ctx context.Context) (*upgradesView, error) {
 			t := metav1.NewTime(c.NextWindow)
 			a.NextWindow = &t
 		}
-		v.Available = append(v.Available, upgradeRow{AvailableUpgrade: a, BreakingReason: c.Breaking, Notes: c.Notes, Diff: s.proposalDiff(ctx, c.App, c.To)})
+		v.Available = append(v.Available, upgradeRow{AvailableUpgrade: a, BreakingReason: c.Breaking, Notes: c.Notes, Diff: s.proposalDiff(ctx, refs, c.App, c.To)})
 	}
 	return v, nil
 }
