@@ -127,7 +127,7 @@ func (s *Server) proposalDiff(ctx context.Context, refs *proposalRefs, app, vers
 	git := func(args ...string) ([]byte, error) { return gitcmd.Run(ctx, ws.Root, nil, args...) }
 	d.Tip = refs.tips[d.Branch]
 	if d.Tip == "" {
-		d.Missing = fmt.Sprintf("There is no branch %s in %s, so there is no diff to show: the berth controller makes it when it proposes the upgrade (a workspace without a controller has none; 'berth upgrade %s --dry-run' shows what the upgrade would change).", d.Branch, refs.where, app)
+		d.Missing = fmt.Sprintf("There is no branch %s in %s, so there is no diff to show: the berth controller makes it when it proposes the upgrade (a workspace without a controller has none; 'berth upgrade %s --to %s --dry-run' shows what the upgrade would change).", d.Branch, refs.where, app, version)
 		return d
 	}
 	base, err := git("merge-base", "HEAD", d.Tip)
