@@ -7,6 +7,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/pmezard/go-difflib/difflib"
 	"sigs.k8s.io/yaml"
@@ -24,6 +25,9 @@ const (
 	maxDiffFiles = 200
 	maxDiffLines = 400 // of one file's diff
 	maxDiffBytes = 256 << 10
+	// proposalFetchTimeout bounds the fetch of the proposal branches, so an
+	// upstream that does not answer delays the page by that much at most.
+	proposalFetchTimeout = 20 * time.Second
 )
 
 // branchDiff is what a proposal's branch changes against the commit it was
@@ -99,7 +103,9 @@ func (s *Server) proposalRefs(ctx context.Context) *proposalRefs {
 	pattern := dir + "*"
 	if remote := ws.Upstream(ctx, current); remote != "" {
 		refs.prefix, refs.where = "refs/remotes/"+remote+"/", "this repository's upstream "+remote
-		if _, err := gitcmd.Run(ctx, ws.Root, nil, "fetch", "--quiet", "--prune", remote, "+refs/heads/"+pattern+":"+refs.prefix+pattern); err != nil {
+		fctx, cancel := context.WithTimeout(ctx, proposalFetchTimeout)
+		defer cancel()
+		if _, err := gitcmd.Run(fctx, ws.Root, nil, "fetch", "--quiet", "--prune", remote, "+refs/heads/"+pattern+":"+refs.prefix+pattern); err != nil {
 			refs.Err = fmt.Sprintf("fetching the proposal branches from %s failed, so what was fetched before is shown: %v", remote, err)
 		}
 	}
