@@ -36,6 +36,9 @@ type diagnosis struct {
 	at    time.Time
 	pod   health.Result
 	found bool
+	// deferred holds the workload seen once and not diagnosed yet: a wait
+	// that ends first diagnoses it (final).
+	deferred *unstructured.Unstructured
 }
 
 func diagnoseEvery(interval time.Duration) time.Duration {
@@ -54,7 +57,16 @@ func (d *diagnoses) explain(ctx context.Context, e *Engine, key string, obj *uns
 	d.mu.Lock()
 	prev, seen := d.last[key]
 	d.mu.Unlock()
-	if !seen || time.Since(prev.at) >= d.every {
+	switch {
+	case !seen:
+		// Not at first sight: most workloads become ready within a
+		// second, and reading their pods (a LIST each) would double the
+		// requests of a deploy of many apps.
+		prev = diagnosis{at: time.Now(), deferred: obj}
+		d.mu.Lock()
+		d.last[key] = prev
+		d.mu.Unlock()
+	case time.Since(prev.at) >= d.every:
 		pod, found := e.diagnose(ctx, obj)
 		prev = diagnosis{at: time.Now(), pod: pod, found: found}
 		d.mu.Lock()
@@ -65,6 +77,27 @@ func (d *diagnoses) explain(ctx context.Context, e *Engine, key string, obj *uns
 		return res
 	}
 	return health.Explain(res, prev.pod)
+}
+
+// final diagnoses the workloads a wait saw once and ended before reading
+// their pods, and returns what their pods say by key: a wait that ends not
+// ready always says why when the pods do.
+func (d *diagnoses) final(ctx context.Context, e *Engine) map[string]health.Result {
+	d.mu.Lock()
+	todo := map[string]diagnosis{}
+	for k, dg := range d.last {
+		if dg.deferred != nil {
+			todo[k] = dg
+		}
+	}
+	d.mu.Unlock()
+	out := map[string]health.Result{}
+	for k, dg := range todo {
+		if pod, found := e.diagnose(ctx, dg.deferred); found {
+			out[k] = pod
+		}
+	}
+	return out
 }
 
 // diagnose reads the pods of a workload (by its selector) and says why the

@@ -84,8 +84,17 @@ func (e *Engine) Wait(ctx context.Context, refs []ObjectRef, opts WaitOptions) (
 	}
 	out := map[string]string{}
 	notReady := map[string]health.Result{}
+	var explained map[string]health.Result
+	if err != nil && ctx.Err() == nil {
+		explained = w.why.final(ctx, e)
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	for k, pod := range explained {
+		if last, ok := w.last[k]; ok && last.Status == health.InProgress {
+			w.last[k] = health.Explain(last, pod)
+		}
+	}
 	for k, r := range w.last {
 		out[k] = string(r.Status)
 		if r.Message != "" {
