@@ -329,10 +329,16 @@ func startLocalController(ctx context.Context, c *localcluster.Cluster, namespac
 	metrics := ml.Addr().String()
 	l.Close()
 	ml.Close()
-	pid, err := c.StartAddon(ctx, "controller", exe, []string{"controller",
+	args := []string{"controller",
 		"--kubeconfig", c.KubeconfigPath(), "--namespace", namespace,
 		"--cache-dir", filepath.Join(c.Dir, "controller-cache"),
-		"--metrics-addr", metrics, "--probe-addr", "127.0.0.1:0", "--webhook-addr", webhook})
+		"--metrics-addr", metrics, "--probe-addr", "127.0.0.1:0", "--webhook-addr", webhook}
+	// The console, on the address the cluster records for it ('berth
+	// console --port-forward' connects there).
+	if addr := c.ConsoleAddr(); addr != "" {
+		args = append(args, "--console-addr", addr)
+	}
+	pid, err := c.StartAddon(ctx, "controller", exe, args)
 	if err != nil {
 		return 0, "", fmt.Errorf("starting the local controller: %w", err)
 	}
