@@ -21,7 +21,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	berthv1 "berth.dev/berth/api/v1alpha1"
@@ -91,7 +90,7 @@ func newConsoleWorkspace(t *testing.T, ctrlNS string) *consoleWorkspace {
 
 func (w *consoleWorkspace) git(t *testing.T, args ...string) string {
 	t.Helper()
-	return run(t, w.ws.Root, "git", args...)
+	return strings.TrimSpace(run(t, w.ws.Root, "git", args...))
 }
 
 // controllerDeployment is the controller's Deployment as bootstrap
@@ -264,6 +263,20 @@ func postConfig(t *testing.T, c *http.Client, base, app, param, value string) (i
 	return resp.StatusCode, string(b) + resp.Header.Get("Location")
 }
 
+// waitConsole waits until the console at base serves its sign-in page.
+func waitConsole(t *testing.T, b *http.Client, base string) {
+	t.Helper()
+	testcluster.WaitFor(t, 2*time.Minute, func(ctx context.Context) (bool, string, error) {
+		resp, err := b.Get(base + "/signin")
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, resp.Status + " " + string(body), nil
+	})
+}
+
 func signInSecrets(t *testing.T, ns string) int {
 	t.Helper()
 	list, err := testcluster.Clientset(t).CoreV1().Secrets(ns).List(context.Background(), metav1.ListOptions{LabelSelector: console.LabelSignIn + "=true"})
@@ -297,12 +310,7 @@ func TestConsoleInTheControllerThroughPortForward(t *testing.T) {
 		ws.Spec.DecryptionRef = &berthv1.LocalSecretReference{Name: w.keySecret}
 		ws.Spec.Timeout = metav1.Duration{Duration: time.Minute}
 	})
-	start := w.git(t, "rev-parse", "HEAD")
-	waitWorkspace(t, k, ns, "ws", 3*time.Minute, func(ws *berthv1.Workspace) (bool, string) {
-		ok, state := readyAt(start)(ws)
-		c := apimeta.FindStatusCondition(ws.Status.Conditions, berthv1.ConditionReady)
-		return ok, fmt.Sprintf("want %s gen %d cond %+v; %s; branch %s", start, ws.Generation, c, state, w.git(t, "branch", "-a"))
-	})
+	waitWorkspace(t, k, ns, "ws", 3*time.Minute, readyAt(w.git(t, "rev-parse", "HEAD")))
 	controllerDeployment(t, ns, 1, true)
 	testcluster.WaitFor(t, 2*time.Minute, func(ctx context.Context) (bool, string, error) {
 		pods := readyPods(ctx, t, ns)
@@ -315,6 +323,8 @@ func TestConsoleInTheControllerThroughPortForward(t *testing.T) {
 		t.Fatalf("%d sign-in Secrets in %s, want the one just made", n, ns)
 	}
 	b := browser(t)
+	// Until its clone is made, the console says so (503).
+	waitConsole(t, b, base)
 	if code, page := get(t, b, pf.url); code != http.StatusSeeOther {
 		t.Fatalf("signing in through the forward answered %d:\n%s", code, page)
 	}
@@ -409,7 +419,7 @@ func TestConsoleInTheControllerWithAReadOnlyCredential(t *testing.T) {
 		ws.Spec.SecretRef = &berthv1.LocalSecretReference{Name: "git"}
 		ws.Spec.Timeout = metav1.Duration{Duration: time.Minute}
 	})
-	before := run(t, bare, "git", "rev-parse", "main")
+	before := strings.TrimSpace(run(t, bare, "git", "rev-parse", "main"))
 	waitWorkspace(t, k, ns, "ws", 3*time.Minute, readyAt(before))
 
 	signIn, err := console.MintSignIn(ctx, testcluster.Clientset(t), ns, console.User{Name: "Grace Hopper", Email: "grace@example.com"}, 0)
@@ -418,15 +428,7 @@ func TestConsoleInTheControllerWithAReadOnlyCredential(t *testing.T) {
 	}
 	base := "http://" + r.c.ConsoleAddr()
 	b := browser(t)
-	testcluster.WaitFor(t, 2*time.Minute, func(ctx context.Context) (bool, string, error) {
-		resp, err := b.Get(base + "/signin")
-		if err != nil {
-			return false, err.Error(), nil
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, resp.Status + " " + string(body), nil
-	})
+	waitConsole(t, b, base)
 	if code, page := get(t, b, base+"/signin?token="+url.QueryEscape(signIn.Token)); code != http.StatusSeeOther {
 		t.Fatalf("sign-in = %d:\n%s", code, page)
 	}
@@ -437,7 +439,7 @@ func TestConsoleInTheControllerWithAReadOnlyCredential(t *testing.T) {
 	if strings.Contains(page, tok) {
 		t.Error("the page shows the git credential")
 	}
-	if after := run(t, bare, "git", "rev-parse", "main"); after != before {
+	if after := strings.TrimSpace(run(t, bare, "git", "rev-parse", "main")); after != before {
 		t.Errorf("the repository moved from %s to %s", before, after)
 	}
 	// The console's checkout holds nothing the remote does not: the next
