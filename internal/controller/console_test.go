@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -325,25 +326,40 @@ func TestConsoleInTheControllerThroughPortForward(t *testing.T) {
 	b := browser(t)
 	// Until its clone is made, the console says so (503).
 	waitConsole(t, b, base)
-	if code, page := get(t, b, pf.url); code != http.StatusSeeOther {
-		t.Fatalf("signing in through the forward answered %d:\n%s", code, page)
+	// A person signs in with the printed link in a real browser, sees the
+	// apps and changes the configuration through the form.
+	cctx := chromium(t)
+	page := func(step string, actions ...chromedp.Action) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(cctx, 3*time.Minute)
+		defer cancel()
+		if err := chromedp.Run(sctx, actions...); err != nil {
+			var text string
+			hctx, cancel := context.WithTimeout(cctx, 5*time.Second)
+			defer cancel()
+			_ = chromedp.Run(hctx, chromedp.Evaluate(`location.href + "\n" + (document.body ? document.body.innerText.slice(0, 3000) : "")`, &text))
+			t.Fatalf("%s: %v\n%s", step, err, text)
+		}
 	}
-	if code, page := get(t, b, base+"/"); code != http.StatusOK || !strings.Contains(page, w.app) {
-		t.Fatalf("the overview through the forward = %d, without app %s:\n%s", code, w.app, page)
-	}
+	appLink := `a[href="/apps/` + w.app + `"]`
+	page("sign in through the forward", chromedp.Navigate(pf.url), chromedp.WaitVisible(appLink, chromedp.ByQuery))
+	screenshot(t, cctx, "port-forward-signed-in")
 	if n := signInSecrets(t, ns); n != 0 {
 		t.Errorf("%d sign-in Secrets left after the sign-in, want it deleted (one use)", n)
 	}
 	// The link works once.
-	if code, page := get(t, browser(t), pf.url); code != http.StatusUnauthorized || !strings.Contains(page, "already used") {
+	if code, page := get(t, b, pf.url); code != http.StatusUnauthorized || !strings.Contains(page, "already used") {
 		t.Errorf("the link's second use = %d, want 401 'already used':\n%s", code, page)
 	}
 
 	before := w.git(t, "rev-parse", "HEAD")
-	code, page := postConfig(t, b, base, w.app, "threads", "8")
-	if code != http.StatusSeeOther || !strings.Contains(page, "Configured") {
-		t.Fatalf("changing threads = %d:\n%s", code, page)
-	}
+	page("change threads",
+		chromedp.Click(appLink, chromedp.ByQuery),
+		chromedp.WaitVisible("#p-threads", chromedp.ByQuery),
+		chromedp.SetValue("#p-threads", "8", chromedp.ByQuery),
+		chromedp.Click("#save-config", chromedp.ByQuery),
+		chromedp.WaitVisible(".flash.ok", chromedp.ByQuery),
+	)
 	head := w.git(t, "rev-parse", "HEAD")
 	if head == before {
 		t.Fatal("the change was not pushed to the Workspace's repository")
@@ -368,14 +384,7 @@ func TestConsoleInTheControllerThroughPortForward(t *testing.T) {
 	testcluster.WaitFor(t, 2*time.Minute, func(ctx context.Context) (bool, string, error) {
 		return strings.Contains(pf.stderr.String(), "finding the controller's pod again"), pf.stderr.String(), nil
 	})
-	testcluster.WaitFor(t, 2*time.Minute, func(ctx context.Context) (bool, string, error) {
-		resp, err := b.Get(base + "/")
-		if err != nil {
-			return false, err.Error(), nil
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, resp.Status, nil
-	})
+	page("the overview through the next pod", chromedp.Navigate(base+"/"), chromedp.WaitVisible(appLink, chromedp.ByQuery))
 
 	if err := pf.interrupt(t); err != nil {
 		t.Errorf("berth console --port-forward ended with %v after Ctrl-C: %s", err, pf.stderr.String())
@@ -447,6 +456,43 @@ func TestConsoleInTheControllerWithAReadOnlyCredential(t *testing.T) {
 	if code, page := get(t, b, base+"/apps/"+w.app); code != http.StatusOK || strings.Contains(page, `value="8"`) {
 		t.Errorf("the app page after the refused change = %d, showing threads 8", code)
 	}
+}
+
+// chromium starts headless Chromium (Debian's package; 'make deps'
+// installs it) for one test.
+func chromium(t *testing.T) context.Context {
+	t.Helper()
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatalf("chromium is not installed: run 'make deps' (Debian: apt-get install chromium)")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.Flag("disable-dev-shm-usage", true))
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelC := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancelC(); cancelA() })
+	if err := chromedp.Run(ctx); err != nil {
+		t.Fatalf("starting chromium: %v", err)
+	}
+	return ctx
+}
+
+// screenshot saves the page as a test artifact, next to the console's.
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	var png []byte
+	if err := chromedp.Run(ctx, chromedp.FullScreenshot(&png, 100)); err != nil {
+		t.Logf("screenshot %s: %v", name, err)
+		return
+	}
+	dir := filepath.Join(os.TempDir(), "berth-console-screenshots")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, name+".png")
+	if err := os.WriteFile(file, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", file)
 }
 
 // lockedBuffer collects a process's output for several goroutines.
