@@ -2,8 +2,17 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -11,6 +20,7 @@ import (
 
 	"berth.dev/berth/internal/console"
 	"berth.dev/berth/internal/controller"
+	"berth.dev/berth/internal/localcluster"
 	"berth.dev/berth/internal/testcluster"
 )
 
@@ -55,5 +65,84 @@ func TestConsolePortForwardWithoutAControllerToReach(t *testing.T) {
 				t.Errorf("sign-in Secrets left: %v %v", list, err)
 			}
 		})
+	}
+}
+
+// For the controller a local cluster runs as a process (no pod), 'berth
+// console --port-forward' prints the link to the console address the local
+// cluster records, mints the sign-in in the controller's namespace, and
+// deletes it at Ctrl-C; a controller that does not answer there is an error
+// saying how to start it.
+func TestConsolePortForwardToTheLocalController(t *testing.T) {
+	kc := kubeconfig(t)
+	ns := testcluster.Namespace(t)
+	cs := testcluster.Clientset(t)
+	// A local cluster's recorded state whose API server is the test
+	// cluster's, and whose console address is this test's server.
+	shared := filepath.Dir(testcluster.Kubeconfig(t))
+	data, err := os.ReadFile(filepath.Join(shared, "cluster.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var state localcluster.State
+	if err := json.Unmarshal(data, &state); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "sign in") }))
+	defer srv.Close()
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	state.Ports.Console, _ = strconv.Atoi(port)
+	state.Name = "local"
+	home := t.TempDir()
+	dir := filepath.Join(home, "clusters", "local")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data, _ = json.Marshal(state)
+	if err := os.WriteFile(filepath.Join(dir, "cluster.json"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	signIns := func() int {
+		list, err := cs.CoreV1().Secrets(ns).List(context.Background(), metav1.ListOptions{LabelSelector: console.LabelSignIn + "=true"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(list.Items)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errb syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Execute(ctx, &App{Out: &out, Err: &errb, Home: home}, []string{"console", "--port-forward", "--kubeconfig", kc, "-n", ns, "-C", t.TempDir()})
+	}()
+	want := "http://" + srv.Listener.Addr().String() + "/signin?token="
+	testcluster.WaitFor(t, time.Minute, func(context.Context) (bool, string, error) {
+		select {
+		case code := <-done:
+			return false, "", fmt.Errorf("exited %d: %s %s", code, out.String(), errb.String())
+		default:
+		}
+		return strings.Contains(out.String(), want), out.String() + errb.String(), nil
+	})
+	if n := signIns(); n != 1 {
+		t.Errorf("%d sign-in Secrets in %s, want 1", n, ns)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Errorf("exit %d after Ctrl-C: %s", code, errb.String())
+	}
+	if n := signIns(); n != 0 {
+		t.Errorf("%d sign-in Secrets left after Ctrl-C, want 0", n)
+	}
+
+	srv.Close()
+	app := &App{Out: &out, Err: &errb, Home: home}
+	var errb2 syncBuffer
+	app.Err = &errb2
+	code := Execute(context.Background(), app, []string{"console", "--port-forward", "--kubeconfig", kc, "-n", ns, "-C", t.TempDir()})
+	if code == 0 || !strings.Contains(errb2.String(), "does not answer at its console address") || !strings.Contains(errb2.String(), "berth bootstrap --local") {
+		t.Errorf("with the local controller down: exit %d, %s", code, errb2.String())
 	}
 }
