@@ -104,7 +104,9 @@ func TestSignInSecretRefusals(t *testing.T) {
 		})
 	}
 	// The sweep removes expired sign-in Secrets and leaves the others.
-	mint("stale-token", func(s *corev1.Secret) { s.StringData[keyExpires] = time.Now().Add(-time.Hour).UTC().Format(time.RFC3339) })
+	mint("stale-token", func(s *corev1.Secret) {
+		s.StringData[keyExpires] = time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
+	})
 	fresh, err := MintSignIn(ctx, cs, ns, User{Name: "Ada"}, 0)
 	if err != nil {
 		t.Fatal(err)

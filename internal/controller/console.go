@@ -55,13 +55,12 @@ type ConsoleOptions struct {
 // a request to reconcile, which the leader sees). Until its clone is made it
 // answers 503 with what it is waiting for.
 type consoleServer struct {
-	cfg       *rest.Config
-	rec       *reconciler
-	opts      Options
-	log       logr.Logger
-	lis       net.Listener
-	handler   atomic.Pointer[http.Handler]
-	namespace string
+	cfg     *rest.Config
+	rec     *reconciler
+	opts    Options
+	log     logr.Logger
+	lis     net.Listener
+	handler atomic.Pointer[http.Handler]
 }
 
 func newConsoleServer(cfg *rest.Config, rec *reconciler, opts Options) (*consoleServer, error) {
@@ -183,17 +182,17 @@ func (s *consoleServer) setup(ctx context.Context) error {
 	s.waiting("cloning the repository of Workspace " + nn)
 	target, err := s.rec.writeTarget(ctx, ws)
 	if err != nil {
-		return fmt.Errorf("Workspace %s: %w", nn, err)
+		return fmt.Errorf("the Workspace %s: %w", nn, err)
 	}
 	dir := filepath.Join(s.opts.CacheDir, "console", filepath.FromSlash(target.Key))
 	k := upgrades.NewCheckout(dir, target, upgrades.Options{Executable: s.opts.Console.Executable, CacheDir: filepath.Join(s.opts.CacheDir, "console"),
 		AuthorName: "berth console", AuthorEmail: "berth-console@berth.dev"})
 	if err := k.Sync(ctx); err != nil {
-		return fmt.Errorf("Workspace %s: %w", nn, err)
+		return fmt.Errorf("the Workspace %s: %w", nn, err)
 	}
 	wsp, err := workspace.Open(k.Root())
 	if err != nil {
-		return fmt.Errorf("Workspace %s: %w", nn, err)
+		return fmt.Errorf("the Workspace %s: %w", nn, err)
 	}
 	refs := make([]catalog.Ref, 0, len(wsp.Config.Catalogs))
 	for _, r := range wsp.Config.Catalogs {
@@ -202,7 +201,7 @@ func (s *consoleServer) setup(ctx context.Context) error {
 	home := filepath.Join(s.opts.CacheDir, "console-home")
 	set, err := catalog.OpenRefs(home, wsp.Root, refs)
 	if err != nil {
-		return fmt.Errorf("Workspace %s: berth.yaml: catalogs: %w", nn, err)
+		return fmt.Errorf("the Workspace %s: berth.yaml: catalogs: %w", nn, err)
 	}
 	cfg := rest.CopyConfig(s.cfg)
 	env := &lifecycle.Env{WS: wsp, Catalogs: set, Cluster: func() (*rest.Config, error) { return cfg, nil },
@@ -232,7 +231,7 @@ func (s *consoleServer) setup(ctx context.Context) error {
 	}
 	srv, err := console.New(ctx, copts)
 	if err != nil {
-		return fmt.Errorf("Workspace %s: %w", nn, err)
+		return fmt.Errorf("the Workspace %s: %w", nn, err)
 	}
 	h := srv.Handler()
 	s.handler.Store(&h)
