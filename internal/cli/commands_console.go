@@ -135,7 +135,7 @@ controller serves on the local cluster's recorded address.`,
 		},
 	}
 	f.add(cmd)
-	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address to serve the console on")
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address to serve the console on; with --port-forward, the local end of the forward (port 0: any free port)")
 	cmd.Flags().StringVar(&certFile, "tls-cert", "", "serve HTTPS with this certificate (PEM)")
 	cmd.Flags().StringVar(&keyFile, "tls-key", "", "the certificate's private key (PEM)")
 	cmd.Flags().BoolVar(&forward, "port-forward", false, "reach the console the controller serves in the cluster, through a port-forward on --listen")

@@ -119,7 +119,7 @@ func (f *portForwardFlags) run(ctx context.Context, app *App, dir, listen string
 		go func() { done <- fw.ForwardPorts() }()
 		select {
 		case err := <-done:
-			return fmt.Errorf("port-forward to pod %s/%s: %w", pod.Namespace, pod.Name, err)
+			return fmt.Errorf("port-forward from %s to pod %s/%s: %w (is that address free? pick another with --listen)", net.JoinHostPort(host, strconv.Itoa(local)), pod.Namespace, pod.Name, err)
 		case <-ctx.Done():
 			close(stop)
 			<-done
