@@ -101,7 +101,16 @@ func (s *Server) proposalRefs(ctx context.Context) *proposalRefs {
 	// berth/upgrade/: a refspec's one * stands for APP/VERSION.
 	dir := strings.TrimSuffix(upgrades.ProposalBranch("", ""), "/")
 	pattern := dir + "*"
-	if remote := ws.Upstream(ctx, current); remote != "" {
+	if f := s.env.Follow; f != nil && f.Fetch != nil {
+		// The controller's checkout: its remote needs the Workspace's
+		// credential, which only the checkout has.
+		refs.where = "the Workspace's repository"
+		fctx, cancel := context.WithTimeout(ctx, proposalFetchTimeout)
+		defer cancel()
+		if err := f.Fetch(fctx, "+refs/heads/"+pattern+":refs/heads/"+pattern); err != nil {
+			refs.Err = fmt.Sprintf("fetching the proposal branches failed, so what was fetched before is shown: %v", err)
+		}
+	} else if remote := ws.Upstream(ctx, current); remote != "" {
 		refs.prefix, refs.where = "refs/remotes/"+remote+"/", "this repository's upstream "+remote
 		fctx, cancel := context.WithTimeout(ctx, proposalFetchTimeout)
 		defer cancel()

@@ -152,6 +152,16 @@ func (s *Server) postApprove(w http.ResponseWriter, r *request) {
 		return
 	}
 	opts.Remote = s.env.WS.Upstream(r.Context(), branch)
+	if f := s.env.Follow; f != nil && f.Fetch != nil {
+		// The controller's checkout: the proposals come with the
+		// Workspace's credential, into its own branches.
+		pattern := strings.TrimSuffix(upgrades.ProposalBranch("", ""), "/") + "*"
+		if err := f.Fetch(r.Context(), "+refs/heads/"+pattern+":refs/heads/"+pattern); err != nil {
+			s.upgradesFailed(w, r, fmt.Errorf("fetching the upgrade proposals: %w", err))
+			return
+		}
+		opts.Remote = ""
+	}
 	res, err := upgrades.Approve(r.asAuthor(), s.env.WS, opts)
 	if err != nil {
 		s.upgradesFailed(w, r, err)
@@ -209,6 +219,10 @@ func (s *Server) postReject(w http.ResponseWriter, r *request) {
 // push pushes the checked-out branch to its upstream, when it has one, as
 // the CLI does after a commit that needs no deploy.
 func (s *Server) push(ctx context.Context) error {
+	if f := s.env.Follow; f != nil && f.Push != nil {
+		// The controller's checkout: with the Workspace's write credential.
+		return f.Push(ctx)
+	}
 	_, branch, err := s.env.WS.Head(ctx)
 	if err != nil {
 		return err

@@ -206,7 +206,7 @@ func (s *consoleServer) setup(ctx context.Context) error {
 	cfg := rest.CopyConfig(s.cfg)
 	env := &lifecycle.Env{WS: wsp, Catalogs: set, Cluster: func() (*rest.Config, error) { return cfg, nil },
 		ChartCache: filepath.Join(home, "charts"), LockTimeout: time.Minute, FleetCluster: ws.Spec.Cluster,
-		Follow: &lifecycle.Follow{Namespace: ws.Namespace, Name: ws.Name, Push: k.Push}}
+		Follow: &lifecycle.Follow{Namespace: ws.Namespace, Name: ws.Name, Push: k.Push, Fetch: k.Fetch}}
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return err

@@ -41,6 +41,9 @@ type Follow struct {
 	Namespace, Name string
 	// Push pushes HEAD to the Workspace's branch, with its write credential.
 	Push func(ctx context.Context) error
+	// Fetch fetches refspecs from the Workspace's repository, with its
+	// credential (the upgrade proposals' branches).
+	Fetch func(ctx context.Context, refspecs ...string) error
 }
 
 // BranchError means the controller follows another branch than the one

@@ -47,6 +47,12 @@ func (k *Checkout) Sync(ctx context.Context) error { return k.cl.sync(ctx, k.key
 // Head is the commit the checkout is at; "" before the first Sync.
 func (k *Checkout) Head(ctx context.Context) string { return k.cl.rev(ctx, "HEAD") }
 
+// Fetch fetches refspecs from the remote with the checkout's credential.
+func (k *Checkout) Fetch(ctx context.Context, refspecs ...string) error {
+	_, err := k.cl.git(ctx, append([]string{"fetch", "--quiet", "--prune", "origin"}, refspecs...)...)
+	return err
+}
+
 // Push pushes HEAD to the followed branch (a fast-forward, never forced). A
 // *ReadOnlyError says the credential may not push; the checkout is then put
 // back on the branch as the remote has it, so that it holds nothing the
