@@ -190,3 +190,53 @@ func TestProposalRefsComeFromTheUpstream(t *testing.T) {
 		t.Errorf("a branch gone from the upstream is still listed: %v", refs.tips)
 	}
 }
+
+// In the controller's checkout the proposals are fetched, and changes
+// pushed, with the Workspace's credential (Follow), not through an upstream
+// that git alone could not authenticate to.
+func TestTheControllersCheckoutFetchesAndPushesThroughFollow(t *testing.T) {
+	ctx := context.Background()
+	up, _, err := lifecycle.Init(ctx, filepath.Join(t.TempDir(), "up"), lifecycle.InitOptions{Home: t.TempDir(), Executable: testcluster.BerthBinary(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	git := func(dir string, args ...string) string {
+		t.Helper()
+		out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	branch := upgrades.ProposalBranch("web", "1.1.0")
+	git(up.Root, "branch", branch)
+	clone := filepath.Join(t.TempDir(), "clone")
+	git(up.Root, "clone", "--quiet", up.Root, clone)
+	// The checkout's origin needs a credential git alone does not have.
+	git(clone, "remote", "set-url", "origin", "https://git.invalid/ws.git")
+	ws, err := workspace.Open(clone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fetched [][]string
+	pushed := 0
+	follow := &lifecycle.Follow{Namespace: "berth-system", Name: "ws",
+		Fetch: func(ctx context.Context, refspecs ...string) error {
+			fetched = append(fetched, refspecs)
+			git(clone, append([]string{"fetch", "--quiet", "--prune", up.Root}, refspecs...)...)
+			return nil
+		},
+		Push: func(context.Context) error { pushed++; return nil },
+	}
+	s := &Server{env: &lifecycle.Env{WS: ws, Follow: follow}}
+	refs := s.proposalRefs(ctx)
+	if refs.Err != "" || refs.tips[branch] != git(up.Root, "rev-parse", "HEAD") || len(fetched) != 1 {
+		t.Fatalf("proposal refs = %+v after fetches %v, want %s fetched through Follow", refs, fetched, branch)
+	}
+	if d := s.proposalDiff(ctx, refs, "web", "1.1.0"); d.Missing != "" || d.Err != "" {
+		t.Errorf("the fetched proposal's diff = %+v", d)
+	}
+	if err := s.push(ctx); err != nil || pushed != 1 {
+		t.Errorf("push: %v, %d pushes through Follow, want 1", err, pushed)
+	}
+}
