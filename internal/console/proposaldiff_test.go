@@ -154,29 +154,14 @@ func TestProposalDiffIsCutWhenLong(t *testing.T) {
 // missing from the upstream.
 func TestProposalRefsComeFromTheUpstream(t *testing.T) {
 	ctx := context.Background()
-	up, _, err := lifecycle.Init(ctx, filepath.Join(t.TempDir(), "up"), lifecycle.InitOptions{Home: t.TempDir(), Executable: testcluster.BerthBinary(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	git := func(dir string, args ...string) string {
-		t.Helper()
-		out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-		return strings.TrimSpace(string(out))
-	}
-	branch := upgrades.ProposalBranch("web", "1.1.0")
-	git(up.Root, "branch", branch)
-	clone := filepath.Join(t.TempDir(), "clone")
-	git(up.Root, "clone", "--quiet", up.Root, clone)
+	upRoot, clone, branch, git := proposalUpstream(t)
 	ws, err := workspace.Open(clone)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := &Server{env: &lifecycle.Env{WS: ws}}
 	refs := s.proposalRefs(ctx)
-	if refs.Err != "" || refs.tips[branch] != git(up.Root, "rev-parse", "HEAD") {
+	if refs.Err != "" || refs.tips[branch] != git(upRoot, "rev-parse", "HEAD") {
 		t.Fatalf("proposal refs = %+v, want %s fetched from the upstream", refs, branch)
 	}
 	if d := s.proposalDiff(ctx, refs, "web", "1.1.0"); d.Missing != "" || d.Err != "" || d.Tip == "" {
@@ -185,7 +170,7 @@ func TestProposalRefsComeFromTheUpstream(t *testing.T) {
 	if d := s.proposalDiff(ctx, refs, "web", "2.0.0"); !strings.Contains(d.Missing, "There is no branch berth/upgrade/web/2.0.0 in this repository's upstream origin") {
 		t.Errorf("a proposal not in the upstream says %q", d.Missing)
 	}
-	git(up.Root, "branch", "-D", branch)
+	git(upRoot, "branch", "-D", branch)
 	if refs := s.proposalRefs(ctx); len(refs.tips) != 0 {
 		t.Errorf("a branch gone from the upstream is still listed: %v", refs.tips)
 	}
@@ -196,22 +181,7 @@ func TestProposalRefsComeFromTheUpstream(t *testing.T) {
 // that git alone could not authenticate to.
 func TestTheControllersCheckoutFetchesAndPushesThroughFollow(t *testing.T) {
 	ctx := context.Background()
-	up, _, err := lifecycle.Init(ctx, filepath.Join(t.TempDir(), "up"), lifecycle.InitOptions{Home: t.TempDir(), Executable: testcluster.BerthBinary(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	git := func(dir string, args ...string) string {
-		t.Helper()
-		out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-		return strings.TrimSpace(string(out))
-	}
-	branch := upgrades.ProposalBranch("web", "1.1.0")
-	git(up.Root, "branch", branch)
-	clone := filepath.Join(t.TempDir(), "clone")
-	git(up.Root, "clone", "--quiet", up.Root, clone)
+	upRoot, clone, branch, git := proposalUpstream(t)
 	// The checkout's origin needs a credential git alone does not have.
 	git(clone, "remote", "set-url", "origin", "https://git.invalid/ws.git")
 	ws, err := workspace.Open(clone)
@@ -223,14 +193,14 @@ func TestTheControllersCheckoutFetchesAndPushesThroughFollow(t *testing.T) {
 	follow := &lifecycle.Follow{Namespace: "berth-system", Name: "ws",
 		Fetch: func(ctx context.Context, refspecs ...string) error {
 			fetched = append(fetched, refspecs)
-			git(clone, append([]string{"fetch", "--quiet", "--prune", up.Root}, refspecs...)...)
+			git(clone, append([]string{"fetch", "--quiet", "--prune", upRoot}, refspecs...)...)
 			return nil
 		},
 		Push: func(context.Context) error { pushed++; return nil },
 	}
 	s := &Server{env: &lifecycle.Env{WS: ws, Follow: follow}}
 	refs := s.proposalRefs(ctx)
-	if refs.Err != "" || refs.tips[branch] != git(up.Root, "rev-parse", "HEAD") || len(fetched) != 1 {
+	if refs.Err != "" || refs.tips[branch] != git(upRoot, "rev-parse", "HEAD") || len(fetched) != 1 {
 		t.Fatalf("proposal refs = %+v after fetches %v, want %s fetched through Follow", refs, fetched, branch)
 	}
 	if d := s.proposalDiff(ctx, refs, "web", "1.1.0"); d.Missing != "" || d.Err != "" {
@@ -239,4 +209,27 @@ func TestTheControllersCheckoutFetchesAndPushesThroughFollow(t *testing.T) {
 	if err := s.push(ctx); err != nil || pushed != 1 {
 		t.Errorf("push: %v, %d pushes through Follow, want 1", err, pushed)
 	}
+}
+
+// proposalUpstream makes a workspace with the proposal branch of web 1.1.0
+// and a clone of it; git runs git in a directory and returns its output.
+func proposalUpstream(t *testing.T) (upRoot, clone, branch string, git func(dir string, args ...string) string) {
+	t.Helper()
+	up, _, err := lifecycle.Init(context.Background(), filepath.Join(t.TempDir(), "up"), lifecycle.InitOptions{Home: t.TempDir(), Executable: testcluster.BerthBinary(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	git = func(dir string, args ...string) string {
+		t.Helper()
+		out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	branch = upgrades.ProposalBranch("web", "1.1.0")
+	git(up.Root, "branch", branch)
+	clone = filepath.Join(t.TempDir(), "clone")
+	git(up.Root, "clone", "--quiet", up.Root, clone)
+	return up.Root, clone, branch, git
 }
