@@ -125,23 +125,75 @@ func managedDiff(before, after *unstructured.Unstructured, manager string) (stri
 	a := filterFields(after.Object, set)
 	bm, _ := b.(map[string]any)
 	am, _ := a.(map[string]any)
-	if before.GetKind() == "Secret" && before.GroupVersionKind().Group == "" {
-		maskSecret(bm, am)
+	return yamlDiff(bm, am, isSecret(before), "live", "after apply")
+}
+
+// ObjectDiff is a unified diff of two versions of an object as YAML (nil
+// for the side where it does not exist), with a Secret's values masked as
+// Plan masks them: its keys show, and which of them changed, never a value.
+// It does not change before or after.
+func ObjectDiff(before, after map[string]any, fromFile, toFile string) (string, error) {
+	secret := false
+	for _, m := range []map[string]any{before, after} {
+		if m != nil {
+			secret = secret || isSecret(&unstructured.Unstructured{Object: m})
+		}
 	}
-	by, err := yaml.Marshal(bm)
+	b, err := copyObject(before)
 	if err != nil {
 		return "", err
 	}
-	ay, err := yaml.Marshal(am)
+	a, err := copyObject(after)
 	if err != nil {
 		return "", err
 	}
-	if string(by) == string(ay) {
+	return yamlDiff(b, a, secret, fromFile, toFile)
+}
+
+func isSecret(o *unstructured.Unstructured) bool {
+	return o.GetKind() == "Secret" && o.GroupVersionKind().Group == ""
+}
+
+// copyObject copies an object through JSON, which is what its values are.
+func copyObject(m map[string]any) (map[string]any, error) {
+	if m == nil {
+		return nil, nil
+	}
+	data, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	var out map[string]any
+	return out, json.Unmarshal(data, &out)
+}
+
+// yamlDiff diffs before and after as YAML, a nil side as no text; a
+// Secret's values are masked first (in before and after).
+func yamlDiff(before, after map[string]any, secret bool, fromFile, toFile string) (string, error) {
+	if secret {
+		maskSecret(before, after)
+	}
+	text := func(m map[string]any) (string, error) {
+		if m == nil {
+			return "", nil
+		}
+		y, err := yaml.Marshal(m)
+		return string(y), err
+	}
+	by, err := text(before)
+	if err != nil {
+		return "", err
+	}
+	ay, err := text(after)
+	if err != nil {
+		return "", err
+	}
+	if by == ay {
 		return "", nil
 	}
 	return difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
-		A: difflib.SplitLines(string(by)), B: difflib.SplitLines(string(ay)),
-		FromFile: "live", ToFile: "after apply", Context: 3,
+		A: difflib.SplitLines(by), B: difflib.SplitLines(ay),
+		FromFile: fromFile, ToFile: toFile, Context: 3,
 	})
 }
 

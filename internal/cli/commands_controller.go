@@ -99,6 +99,14 @@ It serves /hooks/git (GitHub, GitLab and Gitea push webhooks, signature
 checked) on --webhook-addr, Prometheus metrics on --metrics-addr, /healthz and
 /readyz on --probe-addr, and logs JSON to standard error.
 
+With --console-addr it also serves the console (docs/console.md) for one
+Workspace (--console-workspace, else the only one it follows), over a clone
+of its repository made with the credential of spec.upgrades.writeSecretRef
+(else spec.secretRef): every change made there is a commit by the signed-in
+person, pushed to the Workspace's branch and reconciled by the controller.
+'berth console --port-forward' reaches it and signs in; the Deployment that
+'berth bootstrap' installs serves it on its port "console".
+
 'berth bootstrap' installs it in a cluster; on a local cluster it runs as a
 local process ('berth bootstrap --local').`,
 		Example: `  berth controller --namespace berth-system --leader-elect
@@ -119,6 +127,8 @@ local process ('berth bootstrap --local').`,
 				return fmt.Errorf("--log-format %q: use json or text", logFormat)
 			}
 			opts.Logger = logr.FromSlogHandler(h)
+			// The console it serves logs through slog's default.
+			slog.SetDefault(slog.New(h))
 			// controller-runtime's own packages log through its global logger.
 			ctrllog.SetLogger(opts.Logger)
 			if opts.LeaderElection && opts.LeaderElectionNamespace == "" {
@@ -131,7 +141,7 @@ local process ('berth bootstrap --local').`,
 			if err != nil {
 				return err
 			}
-			opts.Logger.Info("berth controller starting", "namespace", opts.Namespace, "webhook", c.WebhookAddr(), "metrics", c.MetricsAddr(), "apiServer", cfg.Host)
+			opts.Logger.Info("berth controller starting", "namespace", opts.Namespace, "webhook", c.WebhookAddr(), "metrics", c.MetricsAddr(), "console", c.ConsoleAddr(), "apiServer", cfg.Host)
 			return c.Start(cmd.Context())
 		},
 	}
@@ -150,6 +160,8 @@ local process ('berth bootstrap --local').`,
 	f.BoolVar(&opts.LeaderElection, "leader-elect", false, "elect a leader among replicas with a Lease")
 	f.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default: --namespace)")
 	f.StringVar(&logFormat, "log-format", logFormat, "log format: json or text")
+	f.StringVar(&opts.Console.Addr, "console-addr", "0", "address of the console, for 'berth console --port-forward' (0 disables)")
+	f.StringVar(&opts.Console.Workspace, "console-workspace", "", "the Workspace the console serves: NAME or NAMESPACE/NAME (default: the only one)")
 	f.BoolVar(&opts.Upgrades.Enabled, "upgrades", true, "poll the Workspaces' catalogs and bring upgrades under their policies (docs/upgrades.md); also serves /hooks/catalog")
 	return cmd
 }
@@ -317,10 +329,16 @@ func startLocalController(ctx context.Context, c *localcluster.Cluster, namespac
 	metrics := ml.Addr().String()
 	l.Close()
 	ml.Close()
-	pid, err := c.StartAddon(ctx, "controller", exe, []string{"controller",
+	args := []string{"controller",
 		"--kubeconfig", c.KubeconfigPath(), "--namespace", namespace,
 		"--cache-dir", filepath.Join(c.Dir, "controller-cache"),
-		"--metrics-addr", metrics, "--probe-addr", "127.0.0.1:0", "--webhook-addr", webhook})
+		"--metrics-addr", metrics, "--probe-addr", "127.0.0.1:0", "--webhook-addr", webhook}
+	// The console, on the address the cluster records for it ('berth
+	// console --port-forward' connects there).
+	if addr := c.ConsoleAddr(); addr != "" {
+		args = append(args, "--console-addr", addr)
+	}
+	pid, err := c.StartAddon(ctx, "controller", exe, args)
 	if err != nil {
 		return 0, "", fmt.Errorf("starting the local controller: %w", err)
 	}

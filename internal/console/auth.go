@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"sync"
@@ -88,8 +89,11 @@ type auth struct {
 	// token is the one-time sign-in token printed at start; "" once used.
 	token     string
 	tokenUser User
-	secure    bool
-	ttl       time.Duration
+	// signIns, when set, also redeems the sign-in Secrets of the
+	// controller's namespace (the console in the controller).
+	signIns *SignIns
+	secure  bool
+	ttl     time.Duration
 
 	oidc     *oauth2.Config
 	verifier *oidc.IDTokenVerifier
@@ -144,8 +148,9 @@ func (a *auth) signOut(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: cookieSession, Value: "", Path: "/", HttpOnly: true, Secure: a.secure, SameSite: http.SameSiteLaxMode, MaxAge: -1})
 }
 
-// useToken exchanges the one-time token for a session; it works once.
-func (a *auth) useToken(w http.ResponseWriter, token string) bool {
+// useToken exchanges a one-time token for a session: the token printed at
+// start, or a sign-in Secret's (signIns). Either works once.
+func (a *auth) useToken(ctx context.Context, w http.ResponseWriter, token string) bool {
 	a.mu.Lock()
 	ok := a.token != "" && subtle.ConstantTimeCompare([]byte(a.token), []byte(token)) == 1
 	if ok {
@@ -154,8 +159,21 @@ func (a *auth) useToken(w http.ResponseWriter, token string) bool {
 	a.mu.Unlock()
 	if ok {
 		a.newSession(w, a.tokenUser)
+		return true
 	}
-	return ok
+	if a.signIns == nil {
+		return false
+	}
+	u, err := a.signIns.redeem(ctx, token)
+	if err != nil {
+		if !errors.Is(err, errSignIn) {
+			slog.Warn("console: a sign-in could not be checked", "err", err)
+		}
+		return false
+	}
+	slog.Info("console: signed in with a sign-in Secret", "user", u.Name, "email", u.Email)
+	a.newSession(w, u)
+	return true
 }
 
 // checkCSRF accepts a state-changing request only with the session's token,

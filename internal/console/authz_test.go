@@ -166,6 +166,26 @@ func TestRolesAndCSRFGuardEveryChange(t *testing.T) {
 		t.Errorf("admin's POST with another session's CSRF token = %d, want 403", status)
 	}
 
+	// An admin's install review commits nothing, and it is hers: another
+	// admin's session cannot install it, nor can she twice.
+	adminToken := admin.csrf(appPath)
+	status, body = admin.post("/catalog/notes/install", url.Values{"csrf": {adminToken}, "name": {f.app + "-notes"}, "namespace": {f.app + "-notes"}, "p.title": {"Admin notes"}})
+	m := regexp.MustCompile(`name="review" value="([^"]+)"`).FindStringSubmatch(body)
+	if status != http.StatusOK || m == nil {
+		t.Fatalf("admin's install review = %d, without a review to confirm:\n%s", status, body)
+	}
+	other := newClient(t, f.url)
+	other.signInOIDC(f.issuer, adminUser)
+	if status, body := other.post("/catalog/notes/install", url.Values{"csrf": {other.csrf(appPath)}, "review": {m[1]}}); status != http.StatusConflict || !strings.Contains(body, "This review is no longer known") {
+		t.Errorf("another session's use of a review = %d, want 409 and nothing installed", status)
+	}
+	if status, _ := admin.post("/catalog/notes/install", url.Values{"csrf": {adminToken}, "review": {m[1]}, "back": {"1"}}); status != http.StatusOK {
+		t.Errorf("Back from the review = %d, want the form", status)
+	}
+	if status, _ := admin.post("/catalog/notes/install", url.Values{"csrf": {adminToken}, "review": {m[1]}}); status != http.StatusConflict {
+		t.Errorf("a review used (by Back) installed = %d, want 409", status)
+	}
+
 	if got := f.git("rev-parse", "HEAD"); got != head {
 		t.Errorf("refused requests changed the workspace: HEAD %s -> %s", head, got)
 	}

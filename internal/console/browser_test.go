@@ -207,6 +207,8 @@ func TestBrowserSignInOperateAndInstall(t *testing.T) {
 		chromedp.SetValue("#p-title", "Operations notes", chromedp.ByQuery),
 		clearFlash,
 		chromedp.Click("#install", chromedp.ByQuery),
+		chromedp.WaitVisible("#confirm-install", chromedp.ByQuery),
+		chromedp.Click("#confirm-install", chromedp.ByQuery),
 		chromedp.WaitVisible(".flash.ok", chromedp.ByQuery),
 		chromedp.Text(".flash.ok", &msg, chromedp.ByQuery),
 	)

@@ -33,6 +33,83 @@ const (
 	legendMaxLen = 200
 )
 
+// chartRange is a time range the charts may show, with the step that keeps
+// its number of points at most maxChartPoints.
+type chartRange struct {
+	Name  string // in the URL's query: range=6h
+	Label string // on the picker and the axis: "6 hours"
+	Span  time.Duration
+	Step  time.Duration
+}
+
+// maxChartPoints bounds the points of one series: what Prometheus returns
+// and the page carries.
+const maxChartPoints = 120
+
+// chartRanges are the ranges offered, shortest first; defaultRange is the
+// one shown unless another is picked.
+var chartRanges = []chartRange{
+	{"15m", "15 minutes", 15 * time.Minute, 15 * time.Second},
+	{"1h", "1 hour", time.Hour, time.Minute},
+	{"6h", "6 hours", 6 * time.Hour, 5 * time.Minute},
+	{"24h", "24 hours", 24 * time.Hour, 15 * time.Minute},
+	{"7d", "7 days", 7 * 24 * time.Hour, 2 * time.Hour},
+}
+
+const defaultRange = "1h"
+
+// parseRange reads the range query parameter ("" is the default range).
+func parseRange(name string) (chartRange, error) {
+	if name == "" {
+		name = defaultRange
+	}
+	var names []string
+	for _, r := range chartRanges {
+		if r.Name == name {
+			return r, nil
+		}
+		names = append(names, r.Name)
+	}
+	return chartRange{}, fmt.Errorf("unknown time range %q in the address: pick one of %s", name, strings.Join(names, ", "))
+}
+
+// window is the range ending at now, as the dashboards library queries it.
+func (c chartRange) window(now time.Time) dashboards.Range {
+	return dashboards.Range{Start: now.Add(-c.Span), End: now, Step: c.Step}
+}
+
+// rangeLabel names a span as the picker does ("6 hours").
+func rangeLabel(span time.Duration) string {
+	for _, r := range chartRanges {
+		if r.Span == span {
+			return r.Label
+		}
+	}
+	return span.String()
+}
+
+// lastRange names the span ending now: "last 6 hours", "last hour".
+func lastRange(span time.Duration) string {
+	if span == time.Hour {
+		return "last hour"
+	}
+	return "last " + rangeLabel(span)
+}
+
+// rangeChoice is one option of the range picker.
+type rangeChoice struct {
+	Name, Label string
+	Selected    bool
+}
+
+func rangeChoices(selected string) []rangeChoice {
+	out := make([]rangeChoice, 0, len(chartRanges))
+	for _, r := range chartRanges {
+		out = append(out, rangeChoice{Name: r.Name, Label: r.Label, Selected: r.Name == selected})
+	}
+	return out
+}
+
 // seriesColors are the lines' colors, in turn; the legend repeats them.
 var seriesColors = []string{"#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#4b5563"}
 
@@ -46,9 +123,13 @@ type dashView struct {
 	Err string
 	// Prometheus is the URL the charts come from.
 	Prometheus string
-	// From and To are the charts' time range.
-	From, To string
-	Charts   []chartView
+	// From and To are the charts' time range; Range names it ("last 6 hours")
+	// and Step is the time between two points.
+	From, To    string
+	Range, Step string
+	// Ranges are the picker's choices, when there is something to draw.
+	Ranges []rangeChoice
+	Charts []chartView
 	// Panels are the package's panels when they are not evaluated.
 	Panels []pkgspec.Panel
 }
@@ -61,7 +142,10 @@ type chartView struct {
 	// The plot area's corners and the axes' labels.
 	Left, Right, Top, Bottom int
 	YMax, YMin, XStart, XEnd string
-	Lines                    []chartLine
+	// XRange names the time axis's span ("last 6 hours"); XMid is its x.
+	XRange string
+	XMid   int
+	Lines  []chartLine
 	// Empty is set when the query answered no series.
 	Empty bool
 }
@@ -76,9 +160,9 @@ type chartLine struct {
 	DotX, DotY string
 }
 
-// dashboardsOf evaluates the app's package panels over the last hour against
-// the Prometheus berth.yaml names by URL.
-func (s *Server) dashboardsOf(ctx context.Context, app string, now time.Time) dashView {
+// dashboardsOf evaluates the app's package panels over rng, ending at now,
+// against the Prometheus berth.yaml names by URL.
+func (s *Server) dashboardsOf(ctx context.Context, app string, rng chartRange, now time.Time) dashView {
 	g, ok := s.gitView().Apps[app]
 	if !ok {
 		return dashView{Err: "no app " + app}
@@ -101,8 +185,9 @@ func (s *Server) dashboardsOf(ctx context.Context, app string, now time.Time) da
 		return dashView{Panels: pkg.Panels, Notice: fmt.Sprintf("monitoring.prometheus in berth.yaml is the app %s, whose Prometheus runs inside the cluster where this console does not reach it, so the panels are not drawn: set monitoring.prometheus.url to an address of that Prometheus the console reaches (such as a port-forward of its service).", prom.App)}
 	}
 	shown := redactURL(prom.URL)
-	r := dashboards.LastHour(now)
-	view := dashView{Prometheus: shown, From: r.Start.UTC().Format("2006-01-02 15:04 UTC"), To: r.End.UTC().Format("15:04 UTC")}
+	r := rng.window(now)
+	view := dashView{Prometheus: shown, From: r.Start.UTC().Format("2006-01-02 15:04 UTC"), To: r.End.UTC().Format("2006-01-02 15:04 UTC"),
+		Range: lastRange(rng.Span), Step: stepLabel(rng.Step), Ranges: rangeChoices(rng.Name)}
 	ctx, cancel := context.WithTimeout(ctx, dashboardTimeout)
 	defer cancel()
 	c := &dashboards.Client{URL: prom.URL, HTTP: &http.Client{Timeout: dashboardTimeout}}
@@ -128,14 +213,36 @@ func redactURL(raw string) string {
 	return u.Redacted()
 }
 
+// stepLabel says how far apart two points are: "one point a minute".
+func stepLabel(step time.Duration) string {
+	switch {
+	case step == time.Hour:
+		return "one point an hour"
+	case step%time.Hour == 0:
+		return fmt.Sprintf("one point every %d hours", step/time.Hour)
+	case step == time.Minute:
+		return "one point a minute"
+	case step%time.Minute == 0:
+		return fmt.Sprintf("one point every %d minutes", step/time.Minute)
+	}
+	return fmt.Sprintf("one point every %d seconds", step/time.Second)
+}
+
 // drawChart lays a chart out: time on x over the range, values on y between
 // the series' minimum and maximum.
 func drawChart(ch dashboards.Chart, r dashboards.Range) chartView {
+	span := r.End.Sub(r.Start)
+	// A range of a day or more crosses midnight: its ends carry the date.
+	layout := "15:04"
+	if span >= 24*time.Hour {
+		layout = "Jan 2 15:04"
+	}
 	v := chartView{
 		Title: ch.Title, Unit: ch.Unit, Query: ch.Query, Err: ch.Err,
 		Width: chartWidth, Height: chartHeight,
 		Left: chartLeft, Right: chartWidth - chartRight, Top: chartTop, Bottom: chartHeight - chartBottom,
-		XStart: r.Start.UTC().Format("15:04"), XEnd: r.End.UTC().Format("15:04 UTC"),
+		XStart: r.Start.UTC().Format(layout), XEnd: r.End.UTC().Format(layout + " UTC"),
+		XRange: lastRange(span), XMid: chartLeft + plotWidth/2,
 	}
 	if ch.Err != "" {
 		return v
@@ -154,12 +261,12 @@ func drawChart(ch dashboards.Chart, r dashboards.Range) chartView {
 		return v
 	}
 	v.YMin, v.YMax = formatValue(lo, ch.Unit), formatValue(hi, ch.Unit)
-	span := hi - lo
-	if span == 0 {
+	ySpan := hi - lo
+	if ySpan == 0 {
 		// A flat line is drawn in the middle.
-		span, lo = 2, lo-1
+		ySpan, lo = 2, lo-1
 		if hi != 0 {
-			span, lo = 2*math.Abs(hi), hi-math.Abs(hi)
+			ySpan, lo = 2*math.Abs(hi), hi-math.Abs(hi)
 		}
 	}
 	dur := r.End.Sub(r.Start).Seconds()
@@ -169,7 +276,7 @@ func drawChart(ch dashboards.Chart, r dashboards.Range) chartView {
 		}
 		return chartLeft + plotWidth*t.Sub(r.Start).Seconds()/dur
 	}
-	y := func(val float64) float64 { return chartTop + plotHeight*(1-(val-lo)/span) }
+	y := func(val float64) float64 { return chartTop + plotHeight*(1-(val-lo)/ySpan) }
 	for i, s := range ch.Series {
 		var pts []string
 		var lx, ly string
@@ -257,7 +364,16 @@ func (s *Server) serveDashboards(w http.ResponseWriter, r *request) {
 		http.NotFound(w, r.Request)
 		return
 	}
-	data := map[string]any{"Title": "Dashboards · " + app, "Nav": "apps", "App": g.App, "Dash": s.dashboardsOf(r.Context(), app, time.Now())}
+	data := map[string]any{"Title": "Dashboards · " + app, "Nav": "apps", "App": g.App}
 	w.Header().Set("Cache-Control", "no-store")
+	rng, err := parseRange(r.URL.Query().Get("range"))
+	if err != nil {
+		// The picker, to choose a range that exists.
+		data["Dash"] = dashView{Err: err.Error(), Ranges: rangeChoices(defaultRange)}
+		w.WriteHeader(http.StatusBadRequest)
+		s.render(w, r, "dashboards", data)
+		return
+	}
+	data["Dash"] = s.dashboardsOf(r.Context(), app, rng, time.Now())
 	s.render(w, r, "dashboards", data)
 }

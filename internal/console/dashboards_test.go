@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"berth.dev/berth/internal/dashboards"
 	"berth.dev/berth/internal/localcluster"
 	"berth.dev/berth/internal/testcluster"
@@ -135,6 +137,52 @@ func TestDashboardsDrawPanelsFromPrometheus(t *testing.T) {
 	if !strings.Contains(broken, `namespace=&#34;`+f.appNS+`&#34;`) {
 		t.Errorf("{{ .Namespace }} was not replaced in the query shown:\n%s", broken)
 	}
+
+	// The range picker, without JavaScript: the range in the address draws
+	// the charts over it, named on each chart's axis, and the picker shows it.
+	status, body = viewer.get(page + "?range=6h")
+	if status != http.StatusOK || !strings.Contains(body, `<option value="6h" selected>`) || !strings.Contains(body, `<label for="dash-range">Time range</label>`) {
+		t.Errorf("GET %s?range=6h = %d, without the picker on 6 hours:\n%s", page, status, body)
+	}
+	up = section(t, body, `data-panel="Targets up"`)
+	if !strings.Contains(up, `class="tick x-range" x="`) || !strings.Contains(up, ">last 6 hours</text>") || !strings.Contains(body, "one point every 5 minutes") {
+		t.Errorf("the chart over 6 hours does not say so on its axis:\n%s", up)
+	}
+	status, body = viewer.get(page + "?range=7d")
+	up = section(t, body, `data-panel="Targets up"`)
+	if status != http.StatusOK || !strings.Contains(up, ">last 7 days</text>") {
+		t.Errorf("GET %s?range=7d = %d, without its range on the axis:\n%s", page, status, up)
+	}
+	if _, pts, ok := strings.Cut(up, `points="`); ok {
+		pts, _, _ = strings.Cut(pts, `"`)
+		if n := len(strings.Fields(pts)); n > maxChartPoints+1 {
+			t.Errorf("a series over 7 days has %d points, want at most %d", n, maxChartPoints+1)
+		}
+	}
+	status, body = viewer.get(page + "?range=2y")
+	if status != http.StatusBadRequest || !strings.Contains(body, `unknown time range &#34;2y&#34; in the address: pick one of 15m, 1h, 6h, 24h, 7d`) || !strings.Contains(body, `id="dash-range"`) || strings.Contains(body, "<svg class=\"chart-svg\"") {
+		t.Errorf("GET %s?range=2y = %d, want 400 naming the choices, with the picker and no chart:\n%s", page, status, body)
+	}
+
+	// In the browser: the picker redraws the app page's charts over the
+	// range chosen.
+	ctx := browser(t)
+	f.signInAs(t, ctx, viewerUser)
+	axis := `figure[data-panel="Targets up"] text.x-range`
+	var before, after string
+	run(t, ctx, "dashboards on the app page",
+		chromedp.Navigate(f.url+"/apps/"+f.app),
+		chromedp.WaitVisible(axis, chromedp.ByQuery),
+		chromedp.TextContent(axis, &before, chromedp.ByQuery),
+		chromedp.SetValue("#dash-range", "24h", chromedp.ByQuery),
+		chromedp.Click("#dash-range-show", chromedp.ByQuery),
+		chromedp.Poll(`document.querySelector(`+strconv.Quote(axis)+`)?.textContent === "last 24 hours"`, nil, chromedp.WithPollingTimeout(time.Minute)),
+		chromedp.TextContent(axis, &after, chromedp.ByQuery),
+	)
+	if before != "last hour" || after != "last 24 hours" {
+		t.Errorf("the chart's axis said %q, then %q after picking 24 hours", before, after)
+	}
+	shot(t, ctx, "dashboards")
 
 	// An unreachable Prometheus: one message naming its URL, no chart.
 	l, err := net.Listen("tcp", "127.0.0.1:0")

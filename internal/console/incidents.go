@@ -11,7 +11,6 @@ import (
 	crclient "sigs.k8s.io/controller-runtime/pkg/client"
 
 	berthv1 "berth.dev/berth/api/v1alpha1"
-	"berth.dev/berth/internal/controller"
 	"berth.dev/berth/internal/incident"
 )
 
@@ -134,7 +133,7 @@ func (s *Server) incidentRecorder() (*incident.Recorder, error) {
 	if s.opts.Cluster == nil {
 		return nil, fmt.Errorf("the console serves no cluster")
 	}
-	c, err := crclient.New(s.opts.Cluster, crclient.Options{Scheme: controller.Scheme()})
+	c, err := crclient.New(s.opts.Cluster, crclient.Options{Scheme: kubeScheme()})
 	if err != nil {
 		return nil, err
 	}

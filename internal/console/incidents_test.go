@@ -10,7 +10,6 @@ import (
 	crclient "sigs.k8s.io/controller-runtime/pkg/client"
 
 	berthv1 "berth.dev/berth/api/v1alpha1"
-	"berth.dev/berth/internal/controller"
 	"berth.dev/berth/internal/incident"
 	"berth.dev/berth/internal/testcluster"
 )
@@ -20,7 +19,7 @@ func TestBrowserIncidentsAcknowledgeAndResolve(t *testing.T) {
 	var cause incident.Cause
 	f := newFixtureWith(t, func(f *fixture) {
 		installWorkspaceCRD(t)
-		c, err := crclient.New(f.cfg, crclient.Options{Scheme: controller.Scheme()})
+		c, err := crclient.New(f.cfg, crclient.Options{Scheme: kubeScheme()})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -115,12 +115,12 @@ func safeNext(next string) string {
 func (s *Server) serveSignIn(w http.ResponseWriter, r *http.Request) {
 	next := safeNext(r.URL.Query().Get("next"))
 	if t := r.URL.Query().Get("token"); t != "" {
-		if s.auth.useToken(w, t) {
+		if s.auth.useToken(r.Context(), w, t) {
 			http.Redirect(w, r, next, http.StatusSeeOther)
 			return
 		}
 		w.WriteHeader(http.StatusUnauthorized)
-		s.render(w, nil, "signin", map[string]any{"Error": "This sign-in link was already used or is wrong. Restart 'berth console' for a new one, or sign in with your provider.", "OIDC": s.auth.oidc != nil, "Next": next})
+		s.render(w, nil, "signin", map[string]any{"Error": s.signInAgain(), "OIDC": s.auth.oidc != nil, "Next": next})
 		return
 	}
 	s.render(w, nil, "signin", map[string]any{"OIDC": s.auth.oidc != nil, "Next": next})

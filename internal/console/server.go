@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"html/template"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -33,6 +34,15 @@ type Options struct {
 	// TokenUser is who signs in with the one-time token: the person who
 	// started the console, as the commit author. Role admin.
 	TokenUser User
+	// SignIns, when set, signs people in with the one-time tokens of the
+	// sign-in Secrets in the controller's namespace ('berth console
+	// --port-forward' makes them); no token is made at start then. The
+	// console in the controller sets it.
+	SignIns *SignIns
+	// Sync, when set, brings the workspace's checkout up to date before
+	// HEAD is read, between changes (never during one): the console in the
+	// controller commits in a clone of its own.
+	Sync func(ctx context.Context) error
 	// OIDC, when set, signs people in with an OpenID provider; Roles maps
 	// their groups to roles.
 	OIDC  *OIDCOptions
@@ -102,6 +112,10 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	s := &Server{opts: opts, env: opts.Env, live: newBroker()}
 	s.auth = &auth{sessions: map[string]*session{}, pending: map[string]*pending{}, token: randomString(24), tokenUser: opts.TokenUser, secure: opts.Secure, ttl: 12 * time.Hour}
 	s.auth.tokenUser.Role = RoleAdmin
+	if opts.SignIns != nil {
+		s.auth.token, s.auth.signIns = "", opts.SignIns
+		go s.sweepSignIns(ctx)
+	}
 	if opts.OIDC != nil {
 		if err := s.auth.setupOIDC(ctx, *opts.OIDC, opts.Roles); err != nil {
 			return nil, err
@@ -179,6 +193,14 @@ func (s *Server) watchHead(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if s.opts.Sync != nil {
+			s.writeMu.Lock()
+			err := s.opts.Sync(ctx)
+			s.writeMu.Unlock()
+			if err != nil {
+				slog.Warn("console: updating the workspace's checkout", "err", err)
+			}
 		}
 		head, _, err := s.env.WS.Head(ctx)
 		if err == nil && head != s.gitView().Head {

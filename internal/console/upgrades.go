@@ -23,6 +23,16 @@ type upgradeRow struct {
 	// BreakingReason and Notes are known when the console computed the
 	// list itself; the controller's status carries them on proposals.
 	BreakingReason, Notes string
+	// Diff is what the version's proposal branch changes, when the console
+	// computed the list itself (the controller's list shows it on its
+	// proposals).
+	Diff *branchDiff
+}
+
+// proposalRow is a controller's proposal and what its branch changes.
+type proposalRow struct {
+	berthv1.UpgradeProposal
+	Diff *branchDiff
 }
 
 // upgradesView is what 'berth upgrades' lists: the controller's view when
@@ -31,7 +41,7 @@ type upgradesView struct {
 	Source     string // "controller" or "workspace"
 	Workspace  string
 	Available  []upgradeRow
-	Proposals  []berthv1.UpgradeProposal
+	Proposals  []proposalRow
 	InFlight   []berthv1.UpgradeInFlight
 	Conditions []metav1.Condition // those not True
 	Problems   []string
@@ -44,7 +54,14 @@ func (s *Server) upgradesView(ctx context.Context) (*upgradesView, error) {
 			for _, a := range u.Available {
 				v.Available = append(v.Available, upgradeRow{AvailableUpgrade: a})
 			}
-			v.Proposals, v.InFlight = u.Proposals, u.InFlight
+			var refs *proposalRefs
+			if len(u.Proposals) > 0 {
+				refs = s.proposalRefs(ctx)
+			}
+			for _, p := range u.Proposals {
+				v.Proposals = append(v.Proposals, proposalRow{UpgradeProposal: p, Diff: s.proposalDiff(ctx, refs, p.App, p.To)})
+			}
+			v.InFlight = u.InFlight
 			for _, c := range u.Conditions {
 				if c.Status != metav1.ConditionTrue {
 					v.Conditions = append(v.Conditions, c)
@@ -69,6 +86,10 @@ func (s *Server) upgradesView(ctx context.Context) (*upgradesView, error) {
 		return nil, err
 	}
 	cands, problems := upgrades.Check(ctx, s.env, snap, records, time.Now())
+	var refs *proposalRefs
+	if len(cands) > 0 {
+		refs = s.proposalRefs(ctx)
+	}
 	for _, p := range problems {
 		v.Problems = append(v.Problems, p.Error())
 	}
@@ -80,7 +101,7 @@ func (s *Server) upgradesView(ctx context.Context) (*upgradesView, error) {
 			t := metav1.NewTime(c.NextWindow)
 			a.NextWindow = &t
 		}
-		v.Available = append(v.Available, upgradeRow{AvailableUpgrade: a, BreakingReason: c.Breaking, Notes: c.Notes})
+		v.Available = append(v.Available, upgradeRow{AvailableUpgrade: a, BreakingReason: c.Breaking, Notes: c.Notes, Diff: s.proposalDiff(ctx, refs, c.App, c.To)})
 	}
 	return v, nil
 }
@@ -131,6 +152,16 @@ func (s *Server) postApprove(w http.ResponseWriter, r *request) {
 		return
 	}
 	opts.Remote = s.env.WS.Upstream(r.Context(), branch)
+	if f := s.env.Follow; f != nil && f.Fetch != nil {
+		// The controller's checkout: the proposals come with the
+		// Workspace's credential, into its own branches.
+		pattern := strings.TrimSuffix(upgrades.ProposalBranch("", ""), "/") + "*"
+		if err := f.Fetch(r.Context(), "+refs/heads/"+pattern+":refs/heads/"+pattern); err != nil {
+			s.upgradesFailed(w, r, fmt.Errorf("fetching the upgrade proposals: %w", err))
+			return
+		}
+		opts.Remote = ""
+	}
 	res, err := upgrades.Approve(r.asAuthor(), s.env.WS, opts)
 	if err != nil {
 		s.upgradesFailed(w, r, err)
@@ -188,6 +219,10 @@ func (s *Server) postReject(w http.ResponseWriter, r *request) {
 // push pushes the checked-out branch to its upstream, when it has one, as
 // the CLI does after a commit that needs no deploy.
 func (s *Server) push(ctx context.Context) error {
+	if f := s.env.Follow; f != nil && f.Push != nil {
+		// The controller's checkout: with the Workspace's write credential.
+		return f.Push(ctx)
+	}
 	_, branch, err := s.env.WS.Head(ctx)
 	if err != nil {
 		return err

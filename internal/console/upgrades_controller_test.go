@@ -70,6 +70,8 @@ func TestUpgradesShowTheControllersProposals(t *testing.T) {
 		"2 created, 1 changed, 0 deleted",
 		"berth/upgrade/" + app + "/2.0.0",
 		"GitWritable: no credential to push with",
+		// The status names a branch that is not in the repository.
+		"There is no branch berth/upgrade/" + app + "/2.0.0 in this repository, so there is no diff to show",
 		"As the berth controller sees it",
 	} {
 		if !strings.Contains(page, want) {

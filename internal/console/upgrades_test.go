@@ -42,6 +42,12 @@ func TestBrowserUpgradesRejectAndApprove(t *testing.T) {
 	if !strings.HasPrefix(state, "proposed") {
 		t.Errorf("state of the upgrade = %q, want proposed (policy approve)", state)
 	}
+	// Without a controller no branch proposes it: the row says so.
+	var missing string
+	run(t, ctx, "no proposal branch", chromedp.Text(row+" .diff-missing", &missing, chromedp.ByQuery))
+	if !strings.HasPrefix(missing, "There is no branch berth/upgrade/"+f.app+"/1.1.0 in this repository") {
+		t.Errorf("the row's diff says %q, want that the branch does not exist", missing)
+	}
 	shot(t, ctx, "upgrades")
 
 	// Reject it with a reason: a commit by Olga to upgrades.yaml.

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -78,6 +79,18 @@ func TestBootstrapManifests(t *testing.T) {
 					args, _, _ := unstructured.NestedStringSlice(cs[0].(map[string]any), "args")
 					if !slices.Contains(args, "--metrics-secure") {
 						t.Errorf("controller args %v lack --metrics-secure", args)
+					}
+					// The console, on the named port 'berth console
+					// --port-forward' connects to.
+					if !slices.Contains(args, fmt.Sprintf("--console-addr=:%d", ConsolePort)) {
+						t.Errorf("controller args %v do not serve the console on %d", args, ConsolePort)
+					}
+					ports, _, _ := unstructured.NestedSlice(cs[0].(map[string]any), "ports")
+					if !slices.ContainsFunc(ports, func(p any) bool {
+						m := p.(map[string]any)
+						return m["name"] == ConsolePortName && fmt.Sprint(m["containerPort"]) == fmt.Sprint(ConsolePort)
+					}) {
+						t.Errorf("controller ports %v lack %s: %d", ports, ConsolePortName, ConsolePort)
 					}
 				}
 				if obj.GetKind() == "Workspace" {

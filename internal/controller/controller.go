@@ -83,6 +83,8 @@ type Options struct {
 	DeployEvents func(workspace string, ev deploy.Event)
 	// Upgrades configures upgrades over the air (docs/upgrades.md).
 	Upgrades UpgradeOptions
+	// Console serves the console over a Workspace (docs/console.md).
+	Console ConsoleOptions
 }
 
 // DefaultOptions returns the options of the controller as deployed.
@@ -109,6 +111,7 @@ type Controller struct {
 	catalog *catalogHook
 	webAddr string
 	webLis  net.Listener
+	console *consoleServer
 }
 
 // Scheme returns a scheme with the Kubernetes types and berth's.
@@ -277,6 +280,14 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 					return false
 				}
 			}}
+	}
+	if opts.Console.Addr != "" && opts.Console.Addr != "0" {
+		if c.console, err = newConsoleServer(cfg, rec, opts); err != nil {
+			return nil, err
+		}
+		if err := mgr.Add(c.console); err != nil {
+			return nil, err
+		}
 	}
 	if opts.WebhookAddr != "" && opts.WebhookAddr != "0" {
 		lis, err := net.Listen("tcp", opts.WebhookAddr)

@@ -217,8 +217,14 @@ func (l *upgradeLoop) patch(ctx context.Context, nn types.NamespacedName, status
 // is, the credential that may push (spec.upgrades.writeSecretRef, else
 // spec.secretRef) and the key of its secrets.
 func (l *upgradeLoop) target(ctx context.Context, ws *berthv1.Workspace) (upgrades.Target, error) {
+	return l.rec.writeTarget(ctx, ws)
+}
+
+// writeTarget is the Workspace's repository as the controller writes to it:
+// the upgrades loop and the console's checkout.
+func (r *reconciler) writeTarget(ctx context.Context, ws *berthv1.Workspace) (upgrades.Target, error) {
 	t := upgrades.Target{Key: ws.Namespace + "/" + ws.Name, URL: ws.Spec.URL, Branch: ws.Spec.Branch, Path: ws.Spec.Path, Cluster: ws.Spec.Cluster}
-	auth, key, err := l.rec.credentials(ctx, ws)
+	auth, key, err := r.credentials(ctx, ws)
 	if err != nil {
 		return t, err
 	}
@@ -227,7 +233,7 @@ func (l *upgradeLoop) target(ctx context.Context, ws *berthv1.Workspace) (upgrad
 	if u := ws.Spec.Upgrades; u != nil {
 		t.Suspend = u.Suspend
 		if u.WriteSecretRef != nil {
-			data, err := l.rec.secretData(ctx, ws.Namespace, u.WriteSecretRef.Name, "spec.upgrades.writeSecretRef")
+			data, err := r.secretData(ctx, ws.Namespace, u.WriteSecretRef.Name, "spec.upgrades.writeSecretRef")
 			if err != nil {
 				return t, err
 			}

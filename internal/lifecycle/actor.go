@@ -32,6 +32,18 @@ type Controller struct {
 	// when it reads the repository directly (a file:// URL).
 	Remote string
 	Branch string
+	// push, when set, pushes HEAD where the controller reads it (Follow).
+	push func(ctx context.Context) error
+}
+
+// Follow names the Workspace a checkout of the controller is for.
+type Follow struct {
+	Namespace, Name string
+	// Push pushes HEAD to the Workspace's branch, with its write credential.
+	Push func(ctx context.Context) error
+	// Fetch fetches refspecs from the Workspace's repository, with its
+	// credential (the upgrade proposals' branches).
+	Fetch func(ctx context.Context, refspecs ...string) error
 }
 
 // BranchError means the controller follows another branch than the one
@@ -79,6 +91,17 @@ func (e *Env) following(ctx context.Context) (*Controller, error) {
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		return nil, err
+	}
+	if f := e.Follow; f != nil {
+		var ws berthv1.Workspace
+		if err := c.Get(ctx, client.ObjectKey{Namespace: f.Namespace, Name: f.Name}, &ws); err != nil {
+			return nil, fmt.Errorf("reading the controller's Workspace %s/%s: %w", f.Namespace, f.Name, err)
+		}
+		branch := ws.Spec.Branch
+		if branch == "" {
+			branch = "main"
+		}
+		return &Controller{client: c, Workspace: &ws, Branch: branch, push: f.Push}, nil
 	}
 	var list berthv1.WorkspaceList
 	if err := c.List(ctx, &list); err != nil {
@@ -168,7 +191,11 @@ func (e *Env) deployViaController(ctx context.Context, c *Controller, opts Deplo
 	if err != nil {
 		return nil, err
 	}
-	if c.Remote != "" {
+	if c.push != nil {
+		if err := e.step("", "push "+c.Branch+" to the Workspace's repository", func() error { return c.push(ctx) }); err != nil {
+			return nil, err
+		}
+	} else if c.Remote != "" {
 		if err := e.step("", fmt.Sprintf("push %s to %s", c.Branch, c.Remote), func() error { return e.WS.Push(ctx, c.Remote, c.Branch) }); err != nil {
 			return nil, err
 		}

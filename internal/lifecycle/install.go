@@ -30,6 +30,9 @@ type InstallOptions struct {
 	// Ask, when set, asks for what is still needed; without it a missing
 	// required value is an error that lists every one.
 	Ask AskFunc
+	// DryRun resolves, configures and renders as Install does and returns
+	// what it would commit in Preview and Objects, committing nothing.
+	DryRun bool
 }
 
 // InstallResult says what Install wrote.
@@ -40,6 +43,33 @@ type InstallResult struct {
 	// Notes are the package's post-install notes (where the app is served,
 	// how to log in), secrets hidden; empty when it has none.
 	Notes string `json:"notes,omitempty"`
+	// Dependencies are the app's dependencies as resolved: its private
+	// components and the shared apps it uses, new or already installed.
+	Dependencies []InstallDependency `json:"dependencies,omitempty"`
+	// Preview (dry run only) is what the install would commit.
+	Preview *Preview `json:"preview,omitempty"`
+	// Objects (dry run only, one-cluster workspaces) are the objects the
+	// install would render, of the app and the shared apps it brings.
+	Objects []RenderedObject `json:"objects,omitempty"`
+}
+
+// InstallDependency is one dependency of an installed app, as resolved.
+type InstallDependency struct {
+	Name    string `json:"name"` // the dependency's name in the package
+	Package string `json:"package"`
+	Version string `json:"version"`
+	// Shared is the app serving a shared dependency; "" for a component.
+	Shared string `json:"shared,omitempty"`
+	// New is set for a shared app the install adds.
+	New bool `json:"new,omitempty"`
+}
+
+// RenderedObject names an object an app renders.
+type RenderedObject struct {
+	App       string `json:"app"`
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
 }
 
 // Install adds an app to the workspace: resolve it with what is installed,
@@ -131,7 +161,8 @@ func (e *Env) Install(ctx context.Context, opts InstallOptions) (*InstallResult,
 	if len(sharedNew) > 0 {
 		msg += " with shared " + strings.Join(sharedNew, ", ")
 	}
-	err = e.WS.Change(ctx, msg, e.allPaths(p, written), func() error {
+	res := &InstallResult{App: name, Summary: summary, Apps: written, Dependencies: installDependencies(p, name, written)}
+	write := func() error {
 		s, err := e.initialSecrets(a.Namespace, name, a.Package, secret)
 		if err != nil {
 			return err
@@ -140,11 +171,67 @@ func (e *Env) Install(ctx context.Context, opts InstallOptions) (*InstallResult,
 			return err
 		}
 		return e.writePlan(ctx, p, written)
-	})
-	if err != nil {
+	}
+	if opts.DryRun {
+		res.Preview, err = e.preview(ctx, msg, e.allPaths(p, written), func() error {
+			if err := write(); err != nil {
+				return err
+			}
+			res.Objects, err = e.renderedObjects(written)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		res.Notes = p.notes[name]
+		return res, nil
+	}
+	if err := e.WS.Change(ctx, msg, e.allPaths(p, written), write); err != nil {
 		return nil, err
 	}
-	return &InstallResult{App: name, Summary: summary, Apps: written, Notes: p.notes[name]}, nil
+	res.Notes = p.notes[name]
+	return res, nil
+}
+
+// installDependencies lists app's direct dependencies as p resolved them.
+func installDependencies(p *plan, app string, written []string) []InstallDependency {
+	in, ok := p.solution.Get(resolve.AppKey(app))
+	if !ok {
+		return nil
+	}
+	var out []InstallDependency
+	for _, dep := range slices.Sorted(maps.Keys(in.Dependencies)) {
+		key := in.Dependencies[dep]
+		served, ok := p.solution.Get(key)
+		if !ok {
+			continue
+		}
+		d := InstallDependency{Name: dep, Package: served.Package, Version: served.Version}
+		if shared, isApp := strings.CutPrefix(key, "app:"); isApp && !strings.Contains(shared, "/") {
+			d.Shared, d.New = shared, slices.Contains(written, shared)
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// renderedObjects names the objects written under rendered/ for apps (a
+// fleet's, rendered per cluster, are not listed).
+func (e *Env) renderedObjects(apps []string) ([]RenderedObject, error) {
+	if e.WS.Config.IsFleet() {
+		return nil, nil
+	}
+	var out []RenderedObject
+	for _, app := range apps {
+		objs, err := e.WS.ReadRendered(app)
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range objs {
+			out = append(out, RenderedObject{App: app, Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName()})
+		}
+	}
+	return out, nil
 }
 
 func cmpOr(vals ...string) string {

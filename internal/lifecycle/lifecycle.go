@@ -58,6 +58,10 @@ type Env struct {
 	// ClusterOf returns the client configuration of a fleet cluster by
 	// name; a fleet build asks each cluster which kinds it serves when set.
 	ClusterOf func(name string) (*rest.Config, error)
+	// Follow, when set, names the controller's Workspace this checkout is
+	// for, instead of finding it by the repository's remotes, and pushes to
+	// it: the controller's own clone (the console it serves) sets it.
+	Follow *Follow
 	// refused are the clusters the last fleet write refused, by app.
 	refused []Refusal
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -38,6 +39,12 @@ type Ports struct {
 	// Kwok is the port of kwok's kubelet server, where the API server reads pod
 	// logs. Zero in clusters created before berth served logs: they run without.
 	Kwok int `json:"kwok,omitempty"`
+	// Console is where the cluster's controller serves its console when it
+	// runs as a local process (berth bootstrap --local): a port-forward to
+	// a pod's port ConsolePodPort reaches it (kwok forwards it), and 'berth
+	// console --port-forward' connects to it directly. Zero in clusters
+	// created before.
+	Console int `json:"console,omitempty"`
 }
 
 func (p Ports) all() []int {
@@ -118,6 +125,15 @@ func (c *Cluster) componentKubeconfig(n string) string {
 func (c *Cluster) KubeconfigPath() string { return filepath.Join(c.Dir, "kubeconfig") }
 
 // APIServerURL is the URL of the cluster's API server.
+// ConsoleAddr is the loopback address where the local controller serves
+// its console (Ports.Console); "" for a cluster created before it had one.
+func (c *Cluster) ConsoleAddr() string {
+	if c.State.Ports.Console == 0 {
+		return ""
+	}
+	return "127.0.0.1:" + strconv.Itoa(c.State.Ports.Console)
+}
+
 func (c *Cluster) APIServerURL() string { return url(c.State.Ports.APIServer) }
 
 // RESTConfig returns an admin client configuration for the cluster.

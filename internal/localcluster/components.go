@@ -184,10 +184,18 @@ func kwokArgs(c *Cluster) []string {
 	return args
 }
 
+// ConsolePodPort is the pod port kwok forwards to the cluster's console
+// address (Ports.Console): the controller Deployment's console port, so that
+// a port-forward through the API server to a controller pod reaches the
+// console of the controller running as a local process.
+const ConsolePodPort = 9443
+
 // kwokConfig is kwok's configuration: its defaults, one ClusterLogs that
 // serves the simulated log file for every container of every pod, so that
-// 'kubectl logs' and 'berth logs' read lines through the real API server, and
-// the simulated pod metrics (kwokMetricsConfig).
+// 'kubectl logs' and 'berth logs' read lines through the real API server,
+// the simulated pod metrics (kwokMetricsConfig), and one ClusterPortForward
+// that sends a port-forward to any pod's ConsolePodPort to the cluster's
+// console address (kwokPortForwardConfig).
 func (c *Cluster) kwokConfig() []byte {
 	return []byte(`apiVersion: config.kwok.x-k8s.io/v1alpha1
 kind: KwokConfiguration
@@ -202,7 +210,28 @@ spec:
   - logsFile: ` + strconv.Quote(c.simulatedLogPath()) + `
     previousLogsFile: ` + strconv.Quote(c.simulatedLogPath()) + `
     follow: true
-` + kwokMetricsConfig)
+` + kwokMetricsConfig + c.kwokPortForwardConfig())
+}
+
+// kwokPortForwardConfig forwards ConsolePodPort of every pod to the
+// cluster's console address; "" for a cluster without one. Other ports of a
+// pod forward nowhere, as kwok's pods run nothing.
+func (c *Cluster) kwokPortForwardConfig() string {
+	if c.State.Ports.Console == 0 {
+		return ""
+	}
+	return `---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterPortForward
+metadata:
+  name: berth-console
+spec:
+  forwards:
+  - ports: [` + strconv.Itoa(ConsolePodPort) + `]
+    target:
+      address: 127.0.0.1
+      port: ` + strconv.Itoa(c.State.Ports.Console) + `
+`
 }
 
 func (c *Cluster) simulatedLogPath() string { return filepath.Join(c.Dir, "kwok", "container.log") }

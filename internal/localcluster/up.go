@@ -270,7 +270,7 @@ func pickPorts(apiServer int) (Ports, error) {
 	}
 	var p Ports
 	var err error
-	for _, f := range []*int{&p.Etcd, &p.EtcdPeer, &p.ControllerManager, &p.Scheduler, &p.Kwok} {
+	for _, f := range []*int{&p.Etcd, &p.EtcdPeer, &p.ControllerManager, &p.Scheduler, &p.Kwok, &p.Console} {
 		if *f, err = next(); err != nil {
 			return p, err
 		}
