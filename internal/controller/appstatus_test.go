@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -94,5 +95,38 @@ func TestAnAppsStateIsWrittenWhileOthersStillDeploy(t *testing.T) {
 	}
 	if c := apimeta.FindStatusCondition(ws.Status.Conditions, berthv1.ConditionReady); c != nil && c.Status == metav1.ConditionTrue {
 		t.Errorf("the workspace is Ready while slow waits: %+v", c)
+	}
+}
+
+// A first sync writes each app's state once: the write made as the app is
+// done is not made again at the end of the reconcile.
+func TestAFirstSyncWritesEachAppsStateOnce(t *testing.T) {
+	installCRD(t)
+	ns := testcluster.Namespace(t)
+	appNS := testcluster.Namespace(t)
+	k := kube(t)
+	gs := newGitServer(t)
+	r := gs.newRepo(t, "ws")
+	apps := []string{"one", "two", "three"}
+	for _, a := range apps {
+		r.app(a, appNS, []*unstructured.Unstructured{configMap(a, map[string]string{"v": "1"})}, nil)
+	}
+	r.push()
+	createWorkspace(t, k, ns, "main", r.URL, nil)
+	ctl := startController(t, ns, nil)
+	waitWorkspace(t, k, ns, "main", syncTimeout, readyAt(r.head()))
+	writes := map[string]int{}
+	for _, w := range ctl.counter.take() {
+		if strings.HasPrefix(w, "PUT ") && strings.Contains(w, "/workspaceapps/") && strings.HasSuffix(w, "/status") {
+			writes[w]++
+		}
+	}
+	if len(writes) != len(apps) {
+		t.Errorf("status writes of %d WorkspaceApps, want %d: %v", len(writes), len(apps), writes)
+	}
+	for w, n := range writes {
+		if n != 1 {
+			t.Errorf("%s: %d writes, want 1", w, n)
+		}
 	}
 }

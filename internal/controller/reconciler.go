@@ -555,7 +555,10 @@ func setCondition(conds *[]metav1.Condition, typ string, status metav1.Condition
 	if len(msg) > 2048 {
 		msg = msg[:2045] + "..."
 	}
-	apimeta.SetStatusCondition(conds, metav1.Condition{Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: gen})
+	// In seconds, as the API server stores it: a status written and read
+	// back then equals the one computed, and is not written again.
+	apimeta.SetStatusCondition(conds, metav1.Condition{Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: gen,
+		LastTransitionTime: metav1.Now().Rfc3339Copy()})
 }
 
 func isTrue(conds []metav1.Condition, typ string) bool {
