@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"testing"
 	"time"
@@ -39,18 +40,48 @@ func browser(t *testing.T) context.Context {
 	return ctx
 }
 
+// stepTimeout bounds one step of a browser flow. It is longer than the
+// fixture's deploy timeout, so that a slow deploy ends as the page's own
+// error message rather than as the browser giving up first.
+const stepTimeout = 3 * time.Minute
+
 func run(t *testing.T, ctx context.Context, step string, actions ...chromedp.Action) {
 	t.Helper()
-	sctx, cancel := context.WithTimeout(ctx, time.Minute)
+	sctx, cancel := context.WithTimeout(ctx, stepTimeout)
 	defer cancel()
 	if err := chromedp.Run(sctx, actions...); err != nil {
 		var html string
 		hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		_ = chromedp.Run(hctx, chromedp.Evaluate(`location.href + "\n" + (document.body ? document.body.innerText.slice(0, 4000) : "(no body)")`, &html))
-		shot(t, ctx, "failed-"+strings.ReplaceAll(step, " ", "-"))
-		t.Fatalf("%s: %v\npage:\n%s", step, err, html)
+		name := "failed-" + strings.ReplaceAll(step, " ", "-")
+		shot(t, ctx, name)
+		t.Fatalf("%s: %v\npage:\n%s\nthe console's requests in flight:\n%s", step, err, html, consoleGoroutines(t, name))
 	}
+}
+
+// consoleGoroutines returns the stacks of the goroutines serving the
+// console's requests (the console runs in the test's process), so that a
+// step that timed out says where the server was; the whole dump is saved
+// beside the screenshots.
+func consoleGoroutines(t *testing.T, name string) string {
+	var b strings.Builder
+	_ = pprof.Lookup("goroutine").WriteTo(&b, 2)
+	all := b.String()
+	file := filepath.Join(screenshotDir(t), name+".goroutines.txt")
+	if err := os.WriteFile(file, []byte(all), 0o644); err == nil {
+		t.Logf("goroutines: %s", file)
+	}
+	var out []string
+	for _, g := range strings.Split(all, "\n\n") {
+		if strings.Contains(g, "net/http.(*conn).serve") && strings.Contains(g, "berth/internal/console.") {
+			out = append(out, g)
+		}
+	}
+	if len(out) == 0 {
+		return "(none: the request never reached the console)"
+	}
+	return strings.Join(out, "\n\n")
 }
 
 // shot saves a screenshot of the page as a test artifact.
