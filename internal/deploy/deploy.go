@@ -177,7 +177,7 @@ type EventType string
 // Event types.
 const (
 	EventAppStarted EventType = "app-started" // an app's deploy begins
-	EventPhase      EventType = "phase"       // a phase was applied; its wait begins
+	EventPhase      EventType = "phase"       // a phase was applied (and waited for)
 	EventObject     EventType = "object"      // the engine's event about one object (Apply holds it)
 	EventAppDone    EventType = "app-done"    // an app is done; Result holds the outcome
 	EventRetry      EventType = "retry"       // a transient error; the app is tried again (Err, Message)
@@ -377,54 +377,30 @@ func (d *Deployer) deployPhases(ctx context.Context, a *App, opts Options, r *Ap
 	for i, ph := range phases {
 		set = append(set, ph...)
 		last := i == len(phases)-1
+		// The apply waits for the phase's health itself, so that the final
+		// inventory is written while it waits (apply.Engine.Apply).
 		res, err := d.engine.Apply(ctx, set, apply.ApplyOptions{
 			App: a.Name, Namespace: a.Namespace, Prune: last, ForceConflicts: opts.ForceConflicts, Operation: op,
-			Revision: opts.Revision,
-			Timeout:  opts.timeout(), Events: d.objectEvents(opts, a.Name, i+1, len(phases)),
+			Revision: opts.Revision, Wait: true,
+			Timeout: opts.timeout(), Events: d.objectEvents(opts, a.Name, i+1, len(phases)),
 		})
 		refs := record(changes, res, hooks, last)
-		if err != nil {
-			return classify(err), fmt.Errorf("phase %d of %d: %w", i+1, len(phases), err)
-		}
-		op = res.Operation
-		if last && opts.Applied != nil {
-			opts.Applied(a, objs, res.Inventory)
-		}
-		d.emit(opts, Event{Type: EventPhase, App: a.Name, Phase: i + 1, Phases: len(phases), Objects: refs})
-		var waitFor []apply.ObjectRef
-		ready := d.objectEvents(opts, a.Name, i+1, len(phases))
-		for _, ref := range refs {
-			if !statuslessKinds[ref.GroupVersionKind().GroupKind()] {
-				waitFor = append(waitFor, ref)
-			} else if ready != nil {
-				ready(apply.Event{Type: apply.EventReady, Object: ref})
+		// A result comes back when every object was applied, even when
+		// they did not all become healthy: the drift watch then follows
+		// them all the same.
+		var objErr *apply.ObjectsError
+		if res != nil && !errors.As(err, &objErr) {
+			op = res.Operation
+			if last && opts.Applied != nil {
+				opts.Applied(a, objs, res.Inventory)
 			}
+			d.emit(opts, Event{Type: EventPhase, App: a.Name, Phase: i + 1, Phases: len(phases), Objects: refs})
 		}
-		if len(waitFor) == 0 {
-			continue
-		}
-		_, err = d.engine.Wait(ctx, waitFor, apply.WaitOptions{App: a.Name, Timeout: opts.timeout(),
-			Events: d.objectEvents(opts, a.Name, i+1, len(phases))})
 		if err != nil {
 			return classify(err), fmt.Errorf("phase %d of %d: %w", i+1, len(phases), err)
 		}
 	}
 	return StateReady, nil
-}
-
-// statuslessKinds have no status: the API server keeps nothing that could
-// make one unhealthy once it exists, so an object of theirs that the apply
-// just wrote is ready (health.Compute judges it Current) and the wait need
-// not list it again. Listing them was a third of the API server's requests
-// in the controller's first sync of a thousand apps.
-var statuslessKinds = map[schema.GroupKind]bool{
-	{Kind: "ConfigMap"}:      true,
-	{Kind: "Secret"}:         true,
-	{Kind: "ServiceAccount"}: true,
-	{Group: "rbac.authorization.k8s.io", Kind: "Role"}:               true,
-	{Group: "rbac.authorization.k8s.io", Kind: "RoleBinding"}:        true,
-	{Group: "rbac.authorization.k8s.io", Kind: "ClusterRole"}:        true,
-	{Group: "rbac.authorization.k8s.io", Kind: "ClusterRoleBinding"}: true,
 }
 
 func (o Options) timeout() time.Duration {
