@@ -22,9 +22,11 @@ type WorkspaceAppSpec struct {
 // WorkspaceApp is the state of one app of a Workspace. The controller keeps
 // one per app, owned by the Workspace, so a workspace's size is not bound by
 // what one object can hold; it writes one only when the app's state changes.
+// It has no status subresource: the controller is its only writer, so a new
+// app's state is created with the object in one request instead of two (on a
+// first sync of many apps, one write per app less).
 //
 // +kubebuilder:object:root=true
-// +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=bapp,categories=berth
 // +kubebuilder:printcolumn:name="Workspace",type=string,JSONPath=`.spec.workspace`
 // +kubebuilder:printcolumn:name="App",type=string,JSONPath=`.spec.app`

@@ -189,37 +189,39 @@ func (s *appStatuses) put(ctx context.Context, ws *berthv1.Workspace, app string
 	return nil
 }
 
-// writeOne creates the WorkspaceApp of app (when cur is nil) and writes its
-// status, returning the object as written.
+// writeOne creates the WorkspaceApp of app with its state (when cur is nil)
+// or writes its state, returning the object as written. The whole object is
+// written (a patch computed against what this process holds could leave out
+// fields the object on the server lacks); a conflict means another writer
+// came between: write over the object as it is now.
 func (s *appStatuses) writeOne(ctx context.Context, ws *berthv1.Workspace, app string, cur *berthv1.WorkspaceApp, st berthv1.AppStatus) (*berthv1.WorkspaceApp, error) {
 	if cur == nil {
-		obj := &berthv1.WorkspaceApp{Spec: berthv1.WorkspaceAppSpec{Workspace: ws.Name, App: app}}
+		obj := &berthv1.WorkspaceApp{Spec: berthv1.WorkspaceAppSpec{Workspace: ws.Name, App: app}, Status: st}
 		obj.Name, obj.Namespace = berthv1.WorkspaceAppName(ws.Name, app), ws.Namespace
 		obj.Labels = map[string]string{berthv1.LabelWorkspace: ws.Name}
 		if err := controllerutil.SetControllerReference(ws, obj, s.client.Scheme()); err != nil {
 			return nil, err
 		}
 		err := s.client.Create(ctx, obj)
-		if apierrors.IsAlreadyExists(err) {
-			// Left by an earlier process that this one has not read.
-			err = s.client.Get(ctx, client.ObjectKeyFromObject(obj), obj)
+		if err == nil {
+			return obj, nil
 		}
-		if err != nil {
+		if !apierrors.IsAlreadyExists(err) {
 			return nil, err
 		}
-		cur = obj
+		// Left by an earlier process that this one has not read.
+		cur = &berthv1.WorkspaceApp{}
+		if err := s.client.Get(ctx, client.ObjectKeyFromObject(obj), cur); err != nil {
+			return nil, err
+		}
 	}
-	// The whole status is written (a patch computed against what this process
-	// holds could leave out fields the object on the server lacks: a new
-	// object has no status at all). A conflict means another writer came
-	// between: write over the object as it is now.
 	next := cur.DeepCopy()
 	next.Status = st
-	err := s.client.Status().Update(ctx, next)
+	err := s.client.Update(ctx, next)
 	if apierrors.IsConflict(err) {
 		if err = s.client.Get(ctx, client.ObjectKeyFromObject(cur), next); err == nil {
 			next.Status = st
-			err = s.client.Status().Update(ctx, next)
+			err = s.client.Update(ctx, next)
 		}
 	}
 	if err != nil {

@@ -115,18 +115,25 @@ func TestAFirstSyncWritesEachAppsStateOnce(t *testing.T) {
 	createWorkspace(t, k, ns, "main", r.URL, nil)
 	ctl := startController(t, ns, nil)
 	waitWorkspace(t, k, ns, "main", syncTimeout, readyAt(r.head()))
-	writes := map[string]int{}
+	// Each app's WorkspaceApp is created with its state, in one request.
+	var writes []string
 	for _, w := range ctl.counter.take() {
-		if strings.HasPrefix(w, "PUT ") && strings.Contains(w, "/workspaceapps/") && strings.HasSuffix(w, "/status") {
-			writes[w]++
+		if !strings.HasPrefix(w, "GET ") && strings.Contains(w, "/workspaceapps") {
+			writes = append(writes, w)
 		}
 	}
 	if len(writes) != len(apps) {
-		t.Errorf("status writes of %d WorkspaceApps, want %d: %v", len(writes), len(apps), writes)
+		t.Errorf("%d writes of WorkspaceApps, want %d (one create per app): %v", len(writes), len(apps), writes)
 	}
-	for w, n := range writes {
-		if n != 1 {
-			t.Errorf("%s: %d writes, want 1", w, n)
+	for _, w := range writes {
+		if !strings.HasPrefix(w, "POST ") {
+			t.Errorf("%s: want only the create of each app's WorkspaceApp", w)
+		}
+	}
+	for _, a := range apps {
+		var got berthv1.WorkspaceApp
+		if err := k.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: berthv1.WorkspaceAppName("main", a)}, &got); err != nil || got.Status.AppliedRevision != r.head() {
+			t.Errorf("WorkspaceApp of %s: applied revision %q, %v; want %s", a, got.Status.AppliedRevision, err, r.head())
 		}
 	}
 }
