@@ -53,6 +53,12 @@ type ApplyOptions struct {
 	// Revision names what is applied (the workspace commit); an apply in which
 	// every object applies records it on the inventory (Engine.Revision).
 	Revision string
+	// AssumeNew says the caller has no record of the app ever being applied:
+	// its inventory is then created without being read first (a request less
+	// per app on a first sync). When an inventory exists after all, its
+	// creation fails before any object is written and the apply starts over,
+	// reading it.
+	AssumeNew bool
 }
 
 // DefaultApplyOptions returns the options of a plain apply.
@@ -124,6 +130,17 @@ func (e *Engine) Installed(ctx context.Context, app, namespace string) (bool, er
 // after it); the returned error is then an *ObjectsError and the Result still
 // reports every object.
 func (e *Engine) Apply(ctx context.Context, objs []*unstructured.Unstructured, opts ApplyOptions) (*Result, error) {
+	res, err := e.apply(ctx, objs, opts)
+	if opts.AssumeNew && !opts.DryRun && apierrors.IsAlreadyExists(err) {
+		// The inventory exists: the creation of it, the apply's first write
+		// but for the app's namespace, failed; start over, reading it.
+		opts.AssumeNew = false
+		return e.apply(ctx, objs, opts)
+	}
+	return res, err
+}
+
+func (e *Engine) apply(ctx context.Context, objs []*unstructured.Unstructured, opts ApplyOptions) (*Result, error) {
 	r, err := e.startApply(ctx, objs, opts)
 	if err != nil {
 		return nil, err
@@ -195,9 +212,11 @@ func (e *Engine) startApply(ctx context.Context, objs []*unstructured.Unstructur
 	if err != nil {
 		return nil, err
 	}
-	stored, err := e.loadInventory(ctx, opts.App, opts.Namespace)
-	if err != nil {
-		return nil, err
+	stored := &storedInventory{namespace: opts.Namespace, byKey: map[string]Entry{}}
+	if !opts.AssumeNew || opts.DryRun {
+		if stored, err = e.loadInventory(ctx, opts.App, opts.Namespace); err != nil {
+			return nil, err
+		}
 	}
 	if opts.Operation == OperationAuto {
 		opts.Operation = OperationUpgrade

@@ -304,3 +304,50 @@ func TestApplyWaitsForDiscoveryToServeItsOwnCRDsKind(t *testing.T) {
 		t.Errorf("discovery was asked too few times: %d lookups left", lag.misses)
 	}
 }
+
+// An apply told the app is new creates its inventory without reading it;
+// told so wrongly, it finds the inventory when creating it, before any
+// object is written, and applies as an upgrade that prunes as usual.
+func TestApplyAssumingANewAppReadsNoInventory(t *testing.T) {
+	ns := testcluster.Namespace(t)
+	e, c := newEngine(t)
+	opts := applyOpts("fresh", ns)
+	opts.AssumeNew, opts.Prune = true, true
+	res := mustApply(t, e, objects(t, ns, configMaps(2, "fresh", "one")), opts)
+	if res.Operation != OperationInstall {
+		t.Errorf("operation %s, want install", res.Operation)
+	}
+	for _, r := range c.reads() {
+		if strings.Contains(r, "/secrets/"+InventoryName("fresh")) {
+			t.Errorf("the apply read the inventory of an app it was told is new: %s", r)
+		}
+	}
+	if ok, err := e.Installed(context.Background(), "fresh", ns); err != nil || !ok {
+		t.Fatalf("no inventory after the install: %v", err)
+	}
+
+	// Wrongly told: the app is installed, with 2 ConfigMaps; now it has 1.
+	c.reset()
+	res = mustApply(t, e, objects(t, ns, configMaps(1, "fresh", "two")), opts)
+	if res.Operation != OperationUpgrade {
+		t.Errorf("operation %s, want upgrade: the inventory existed", res.Operation)
+	}
+	if _, ok := get(t, cmGVR, ns, "fresh-1"); ok {
+		t.Error("fresh-1, which the set no longer holds, was not pruned")
+	}
+	if cm, ok := get(t, cmGVR, ns, "fresh-0"); !ok || cm.Object["data"].(map[string]any)["value"] != "two" {
+		t.Errorf("fresh-0 = %v, want value two", cm)
+	}
+	var created int
+	for _, m := range c.mutating() {
+		if strings.HasPrefix(m, "POST ") && strings.Contains(m, "/secrets") {
+			created++
+		}
+		if strings.Contains(m, "/configmaps/") && created == 0 {
+			t.Errorf("an object was written before the inventory's creation failed: %s", m)
+		}
+	}
+	if created != 1 {
+		t.Errorf("%d creations of the inventory, want the 1 that found it", created)
+	}
+}

@@ -115,6 +115,13 @@ func TestAFirstSyncWritesEachAppsStateOnce(t *testing.T) {
 	createWorkspace(t, k, ns, "main", r.URL, nil)
 	ctl := startController(t, ns, nil)
 	waitWorkspace(t, k, ns, "main", syncTimeout, readyAt(r.head()))
+	// The apps are new to the controller: their inventories are created
+	// without being read first.
+	ctl.counter.mu.Lock()
+	if reads := ctl.counter.inventoryReads; len(reads) != 0 {
+		t.Errorf("a first sync read inventories: %v", reads)
+	}
+	ctl.counter.mu.Unlock()
 	// Each app's WorkspaceApp is created with its state, in one request.
 	var writes []string
 	for _, w := range ctl.counter.take() {

@@ -281,13 +281,20 @@ func value(m *dto.Metric) float64 {
 type requestCounter struct {
 	mu       sync.Mutex
 	mutating []string
+	// inventoryReads are the GETs of apps' inventories.
+	inventoryReads []string
 }
 
 func (c *requestCounter) wrap(rt http.RoundTripper) http.RoundTripper {
 	return rtFunc(func(r *http.Request) (*http.Response, error) {
-		if r.Method != http.MethodGet && !strings.Contains(r.URL.Path, "/leases/") {
+		switch {
+		case r.Method != http.MethodGet && !strings.Contains(r.URL.Path, "/leases/"):
 			c.mu.Lock()
 			c.mutating = append(c.mutating, r.Method+" "+r.URL.Path)
+			c.mu.Unlock()
+		case r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/secrets/berth-inventory-"):
+			c.mu.Lock()
+			c.inventoryReads = append(c.inventoryReads, r.URL.Path)
 			c.mu.Unlock()
 		}
 		return rt.RoundTrip(r)

@@ -355,12 +355,12 @@ func (r *reconciler) applyApps(ctx context.Context, ws *berthv1.Workspace, wsKey
 	specs := map[string]*appSpec{}
 	for i, a := range snap.Apps {
 		specs[a.Name] = a
-		prev := previous[a.Name]
+		prev, reported := previous[a.Name]
 		suspended := ws.AppSuspended(a.Name)
 		r.drift.setSuspended(wsKey, a.Name, suspended)
 		apps[i] = &deploy.App{Name: a.Name, Namespace: a.Namespace, DependsOn: a.DependsOn, Objects: a.Objects, Err: a.Err,
-			Suspended: suspended,
-			UpToDate:  !full && prev.Digest == a.Digest && isTrue(prev.Conditions, berthv1.ConditionReady)}
+			Suspended: suspended, New: !reported,
+			UpToDate: !full && prev.Digest == a.Digest && isTrue(prev.Conditions, berthv1.ConditionReady)}
 	}
 	timeout := ws.Spec.Timeout.Duration
 	if timeout <= 0 {

@@ -55,6 +55,10 @@ type App struct {
 	// Err is why the app cannot be deployed (a broken manifest, an
 	// undecryptable secret): it fails without a request.
 	Err error
+	// New says the caller has no record of the app ever being applied: its
+	// first apply creates the inventory without reading it first
+	// (apply.ApplyOptions.AssumeNew), and reads it only if one exists.
+	New bool
 }
 
 // Options say how to deploy.
@@ -75,9 +79,9 @@ type Options struct {
 	Events func(Event)
 	// Starting, when set, is called before an app's first write.
 	Starting func(app *App)
-	// Applied, when set, is called once an app's objects are all applied,
-	// before the wait for the last phase's health (the controller starts
-	// watching them for drift there), with the inventory the apply left.
+	// Applied, when set, is called once an app's objects are all applied and
+	// waited for, healthy or not (the controller starts watching them for
+	// drift there), with the inventory the apply left.
 	Applied func(app *App, objs []*unstructured.Unstructured, inv *apply.Inventory)
 }
 
@@ -381,7 +385,7 @@ func (d *Deployer) deployPhases(ctx context.Context, a *App, opts Options, r *Ap
 		// inventory is written while it waits (apply.Engine.Apply).
 		res, err := d.engine.Apply(ctx, set, apply.ApplyOptions{
 			App: a.Name, Namespace: a.Namespace, Prune: last, ForceConflicts: opts.ForceConflicts, Operation: op,
-			Revision: opts.Revision, Wait: true,
+			Revision: opts.Revision, Wait: true, AssumeNew: a.New && i == 0,
 			Timeout: opts.timeout(), Events: d.objectEvents(opts, a.Name, i+1, len(phases)),
 		})
 		refs := record(changes, res, hooks, last)
