@@ -222,6 +222,12 @@ func run(ctx context.Context, c config) error {
 	total := c.apps * c.objects
 
 	logf("first sync of %d objects", total)
+	clusterDir := ""
+	if clusterLogs != "" {
+		clusterDir = filepath.Dir(clusterLogs)
+	}
+	procs := map[string]int{"berth controller": proc.Process.Pid, "bench (the raw loop's client)": os.Getpid()}
+	cpuA0 := processCPU(clusterDir, procs)
 	api0, err := readAPIStats(ctx, cs)
 	if err != nil {
 		return err
@@ -246,6 +252,7 @@ func run(ctx context.Context, c config) error {
 		return fmt.Errorf("%w (controller log: %s)", err, tail(logFile.Name()))
 	}
 	first := time.Since(start)
+	cpuA1 := processCPU(clusterDir, procs)
 	api1, err := readAPIStats(ctx, cs)
 	if err != nil {
 		return err
@@ -269,12 +276,16 @@ func run(ctx context.Context, c config) error {
 	results = append(results, result{"first sync (controller start to Ready)", first.Round(time.Millisecond).String(),
 		fmt.Sprintf("%d apps, %d objects, health-gated; %.0f objects/s", c.apps, total, float64(total)/first.Seconds())})
 	// The ceiling right after berth's sync, so that both see the same load.
+	var cpuDuring string
 	if c.raw {
 		logf("raw ceiling: the same %d objects by a plain parallel loop", total)
+		cpuB0 := processCPU(clusterDir, procs)
 		raw, err := rawCeiling(ctx, dyn, cs, c, 64)
 		if err != nil {
 			return err
 		}
+		cpuB1 := processCPU(clusterDir, procs)
+		cpuDuring = cpuTable([2]string{"berth first sync", "raw ceiling"}, total, cpuA0, cpuA1, cpuB0, cpuB1)
 		results = append(results,
 			result{"raw ceiling (same objects, same cluster)", raw.Round(time.Millisecond).String(), "client-go server-side apply, 64 requests at a time, no rate limit; then every Deployment Available"},
 			result{"berth first sync / raw ceiling", fmt.Sprintf("%.2fx", first.Seconds()/raw.Seconds()), "goal: within 1.5x"})
@@ -363,6 +374,9 @@ func run(ctx context.Context, c config) error {
 		results = append(results, fr...)
 	}
 	table := render(results, c) + "\n" + apiDuring
+	if cpuDuring != "" {
+		table += "\n" + cpuDuring
+	}
 	if throttle != "" {
 		table += "\n" + throttle + "\n"
 	}

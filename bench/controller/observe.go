@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -114,4 +115,71 @@ func throttled(path string) int {
 		return -1
 	}
 	return bytes.Count(b, []byte("client-side throttling"))
+}
+
+// processCPU returns the CPU time, in clock ticks, of the processes whose
+// command line names dir (the local cluster's components: their flags hold
+// its paths), by binary, plus that of the processes in extra, by the name
+// given. Between two readings it says where a phase's CPU went.
+func processCPU(dir string, extra map[string]int) map[string]int64 {
+	out := map[string]int64{}
+	named := map[int]bool{}
+	for _, pid := range extra {
+		named[pid] = true
+	}
+	if dir != "" {
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil || named[pid] {
+				continue
+			}
+			cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+			if err != nil || !bytes.Contains(cmd, []byte(dir)) {
+				continue
+			}
+			name := filepath.Base(string(bytes.SplitN(cmd, []byte{0}, 2)[0]))
+			if t, err := cpuTicks(pid); err == nil {
+				out[name] += t
+			}
+		}
+	}
+	for name, pid := range extra {
+		if t, err := cpuTicks(pid); err == nil {
+			out[name] += t
+		}
+	}
+	return out
+}
+
+// cpuTable compares the CPU two phases cost per process: seconds, and
+// milliseconds per object applied.
+func cpuTable(names [2]string, objects int, a0, a1, b0, b1 map[string]int64) string {
+	var procs []string
+	for p := range a1 {
+		procs = append(procs, p)
+	}
+	sort.Slice(procs, func(i, j int) bool { return a1[procs[i]]-a0[procs[i]] > a1[procs[j]]-a0[procs[j]] })
+	var b strings.Builder
+	fmt.Fprintf(&b, "| CPU by process | %s | %s | ratio |\n|---|---:|---:|---:|\n", names[0], names[1])
+	var ta, tb int64
+	for _, p := range procs {
+		da, db := a1[p]-a0[p], b1[p]-b0[p]
+		ta, tb = ta+da, tb+db
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", p, cpuCell(da, objects), cpuCell(db, objects), ratio(da, db))
+	}
+	fmt.Fprintf(&b, "| all of them | %s | %s | %s |\n", cpuCell(ta, objects), cpuCell(tb, objects), ratio(ta, tb))
+	return b.String()
+}
+
+func cpuCell(ticks int64, objects int) string {
+	s := float64(ticks) / ticksPerSecond
+	return fmt.Sprintf("%.1f s (%.2f ms/object)", s, 1000*s/float64(objects))
+}
+
+func ratio(a, b int64) string {
+	if b == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.2fx", float64(a)/float64(b))
 }
