@@ -123,8 +123,8 @@ func (e *Engine) Installed(ctx context.Context, app, namespace string) (bool, er
 //     objects to apply in the inventory, then apply them in parallel; hooks
 //     run to completion, by weight;
 //  3. prune what the inventory holds and the set no longer does;
-//  4. record the final inventory;
-//  5. wait for health.
+//  4. record the final inventory and, at the same time, wait for health
+//     (statusless kinds, ConfigMaps say, are ready once applied).
 //
 // One object failing does not stop the others (a failing hook stops the steps
 // after it); the returned error is then an *ObjectsError and the Result still
