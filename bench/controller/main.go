@@ -60,6 +60,7 @@ type config struct {
 	edits        int
 	changed      int
 	workers      int
+	memoryLimit  string
 	deployment   bool
 	raw          bool
 	flux         bool
@@ -81,6 +82,7 @@ func main() {
 	fs.IntVar(&c.edits, "edits", 100, "hand edits for the drift repair latency (half scale a Deployment, half delete a ConfigMap)")
 	fs.IntVar(&c.changed, "changed", 100, "apps changed by the pushed commit")
 	fs.IntVar(&c.workers, "workers", 16, "apps the controller applies at once")
+	fs.StringVar(&c.memoryLimit, "memory-limit", "auto", "the controller's --memory-limit (soft limit of its Go heap)")
 	fs.BoolVar(&c.deployment, "deployment", true, "make one object of each app a Deployment (its health then waits for kube-controller-manager)")
 	fs.BoolVar(&c.raw, "raw", true, "after berth's runs, measure the raw ceiling: the same objects applied by a plain parallel loop on the same cluster")
 	fs.BoolVar(&c.flux, "flux", false, "then measure Flux's source-controller and kustomize-controller (bench/flux/build.sh builds them) on the same apps and cluster")
@@ -208,7 +210,8 @@ func run(ctx context.Context, c config) error {
 	}
 	defer logFile.Close()
 	proc := exec.Command(berth, "controller", "--kubeconfig", c.kubeconfig, "--namespace", ns, "--cache-dir", filepath.Join(work, "cache"),
-		"--webhook-addr", hookAddr, "--metrics-addr", metricsAddr, "--probe-addr", "0", "--workers", strconv.Itoa(c.workers))
+		"--webhook-addr", hookAddr, "--metrics-addr", metricsAddr, "--probe-addr", "0", "--workers", strconv.Itoa(c.workers),
+		"--memory-limit", c.memoryLimit)
 	proc.Stdout, proc.Stderr = logFile, logFile
 	start := time.Now()
 	if err := proc.Start(); err != nil {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -84,6 +85,7 @@ func newControllerCmd(app *App) *cobra.Command {
 	opts := controller.DefaultOptions()
 	var kf kubeFlags
 	logFormat := "json"
+	memLimit := "auto"
 	cmd := &cobra.Command{
 		Use:   "controller",
 		Short: "Run the GitOps controller that keeps the cluster equal to its Workspaces",
@@ -137,11 +139,18 @@ local process ('berth bootstrap --local').`,
 					return errors.New("--leader-elect needs a namespace for its Lease: pass --namespace or --leader-election-namespace")
 				}
 			}
+			limit, limitFrom, err := memoryLimit(memLimit, os.Getenv("GOMEMLIMIT"), "/sys/fs/cgroup")
+			if err != nil {
+				return err
+			}
+			if limit > 0 {
+				debug.SetMemoryLimit(limit)
+			}
 			c, err := controller.New(cfg, opts)
 			if err != nil {
 				return err
 			}
-			opts.Logger.Info("berth controller starting", "namespace", opts.Namespace, "webhook", c.WebhookAddr(), "metrics", c.MetricsAddr(), "console", c.ConsoleAddr(), "apiServer", cfg.Host)
+			opts.Logger.Info("berth controller starting", "namespace", opts.Namespace, "webhook", c.WebhookAddr(), "metrics", c.MetricsAddr(), "console", c.ConsoleAddr(), "apiServer", cfg.Host, "memoryLimit", limitFrom)
 			return c.Start(cmd.Context())
 		},
 	}
@@ -160,6 +169,7 @@ local process ('berth bootstrap --local').`,
 	f.BoolVar(&opts.LeaderElection, "leader-elect", false, "elect a leader among replicas with a Lease")
 	f.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default: --namespace)")
 	f.StringVar(&logFormat, "log-format", logFormat, "log format: json or text")
+	f.StringVar(&memLimit, "memory-limit", memLimit, "soft limit of the Go heap (GOMEMLIMIT): a size such as 900Mi, 0 for none, or auto: 90% of the container's memory limit, none without one; GOMEMLIMIT in the environment wins")
 	f.StringVar(&opts.Console.Addr, "console-addr", "0", "address of the console, for 'berth console --port-forward' (0 disables)")
 	f.StringVar(&opts.Console.Workspace, "console-workspace", "", "the Workspace the console serves: NAME or NAMESPACE/NAME (default: the only one)")
 	f.BoolVar(&opts.Upgrades.Enabled, "upgrades", true, "poll the Workspaces' catalogs and bring upgrades under their policies (docs/upgrades.md); also serves /hooks/catalog")
