@@ -139,7 +139,8 @@ local process ('berth bootstrap --local').`,
 					return errors.New("--leader-elect needs a namespace for its Lease: pass --namespace or --leader-election-namespace")
 				}
 			}
-			limit, limitFrom, err := memoryLimit(memLimit, os.Getenv("GOMEMLIMIT"), "/sys/fs/cgroup")
+			self, _ := os.ReadFile("/proc/self/cgroup")
+			limit, limitFrom, err := memoryLimit(memLimit, os.Getenv("GOMEMLIMIT"), "/sys/fs/cgroup", string(self))
 			if err != nil {
 				return err
 			}

@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -26,7 +27,7 @@ const memoryLimitShare = 0.9
 // Without a limit the garbage collector lets the heap grow to twice what is
 // live before it collects: a controller holding 500 MB of 10,000 apps'
 // objects then peaks past 1 GB while it reads a new commit.
-func memoryLimit(flag, env, cgroupRoot string) (int64, string, error) {
+func memoryLimit(flag, env, cgroupRoot, selfCgroup string) (int64, string, error) {
 	if env != "" {
 		return 0, "GOMEMLIMIT=" + env, nil
 	}
@@ -34,7 +35,7 @@ func memoryLimit(flag, env, cgroupRoot string) (int64, string, error) {
 	case "", "0", "none":
 		return 0, "none", nil
 	case "auto":
-		limit, file := cgroupMemoryLimit(cgroupRoot)
+		limit, file := cgroupMemoryLimit(cgroupRoot, selfCgroup)
 		if limit <= 0 {
 			return 0, "none (no container memory limit)", nil
 		}
@@ -49,8 +50,27 @@ func memoryLimit(flag, env, cgroupRoot string) (int64, string, error) {
 
 // cgroupMemoryLimit reads the memory limit of the cgroup the process is in,
 // under root (/sys/fs/cgroup): 0 when there is none or it cannot be read.
-func cgroupMemoryLimit(root string) (int64, string) {
-	for _, file := range []string{filepath.Join(root, "memory.max"), filepath.Join(root, "memory", "memory.limit_in_bytes")} {
+// In a container root is the container's own cgroup; elsewhere the
+// process's cgroup path (self, the text of /proc/self/cgroup: "0::/PATH"
+// for v2, "N:memory:/PATH" for v1) is under it.
+func cgroupMemoryLimit(root, self string) (int64, string) {
+	var files []string
+	{
+		for _, l := range strings.Split(self, "\n") {
+			f := strings.SplitN(l, ":", 3)
+			if len(f) != 3 || f[2] == "/" || f[2] == "" {
+				continue
+			}
+			switch {
+			case f[0] == "0" && f[1] == "":
+				files = append(files, filepath.Join(root, f[2], "memory.max"))
+			case slices.Contains(strings.Split(f[1], ","), "memory"):
+				files = append(files, filepath.Join(root, "memory", f[2], "memory.limit_in_bytes"))
+			}
+		}
+	}
+	files = append(files, filepath.Join(root, "memory.max"), filepath.Join(root, "memory", "memory.limit_in_bytes"))
+	for _, file := range files {
 		b, err := os.ReadFile(file)
 		if err != nil {
 			continue
