@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -140,6 +141,9 @@ type fixture struct {
 	home    string
 	appNS   string
 	issuer  string
+	// hold, when set, sees every request before the console serves it and
+	// may hold it back: a test orders the server's answers with it.
+	hold atomic.Pointer[func(*http.Request)]
 }
 
 func newFixture(t *testing.T) *fixture { return newFixtureWith(t, nil) }
@@ -179,7 +183,12 @@ func newFixtureWith(t *testing.T, before func(*fixture)) *fixture {
 		before(f)
 	}
 	var handler http.Handler
-	hs := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	hs := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hold := f.hold.Load(); hold != nil {
+			(*hold)(r)
+		}
+		handler.ServeHTTP(w, r)
+	}))
 	hs.Start()
 	t.Cleanup(hs.Close)
 	f.url = hs.URL

@@ -2,8 +2,10 @@ package console
 
 import (
 	"context"
+	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -73,4 +75,80 @@ func TestBrowserFollowsAnAppsLogs(t *testing.T) {
 		chromedp.WaitVisible(`tr[data-app]`, chromedp.ByQuery),
 	)
 	f.waitStreams(t, 0)
+}
+
+// A live refresh of the overview that answers while a search is on its way
+// must not undo the search. CI once saw the page at ?q=no-such-app with every
+// app listed: the refresh (an SSE event, then a GET of #rows) swapped in a
+// new #rows while the search's request was out, and the search's answer then
+// went to the #rows it had been sent for, no longer on the page. The test
+// makes that order: the refresh is answered once the search has reached the
+// server, and the search once the page has dealt with the refresh.
+func TestBrowserALiveRefreshDoesNotUndoASearch(t *testing.T) {
+	f := newFixture(t)
+	ctx := browser(t)
+	f.signInAs(t, ctx, adminUser)
+	row := `tr[data-app="` + f.app + `"]`
+
+	liveArrived, searchArrived, releaseSearch := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	var liveOnce, searchOnce sync.Once
+	hold := func(r *http.Request) {
+		if r.URL.Path != "/" || r.Header.Get("HX-Request") == "" {
+			return
+		}
+		if r.URL.Query().Get("q") != "" {
+			searchOnce.Do(func() { close(searchArrived) })
+			select {
+			case <-releaseSearch:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		liveOnce.Do(func() { close(liveArrived) })
+		select {
+		case <-searchArrived:
+		case <-r.Context().Done():
+		}
+	}
+	f.hold.Store(&hold)
+	t.Cleanup(func() { f.hold.Store(nil) })
+
+	run(t, ctx, "a live refresh",
+		// On the elements themselves: an answered refresh replaces #rows,
+		// and the events that follow no longer reach the document.
+		chromedp.Evaluate(`window.__live = ""; window.__search = false;
+			const rows = document.querySelector("#rows");
+			rows.addEventListener("htmx:xhr:abort", () => { if (!window.__live) window.__live = "aborted" });
+			rows.addEventListener("htmx:afterRequest", e => { if (!window.__live) window.__live = e.detail.successful ? "answered" : "failed" });
+			document.querySelector("#filters").addEventListener("htmx:afterRequest", () => { window.__search = true });
+			htmx.trigger(rows, "live");`, nil),
+	)
+	waitChan(t, liveArrived, "the live refresh's request")
+	run(t, ctx, "a search", chromedp.SendKeys("#q", "no-such-app", chromedp.ByQuery))
+	waitChan(t, searchArrived, "the search's request")
+	var live string
+	run(t, ctx, "the live refresh's end",
+		chromedp.Poll(`window.__live`, &live, chromedp.WithPollingTimeout(time.Minute)))
+	close(releaseSearch)
+	var searched bool
+	run(t, ctx, "the search's end",
+		chromedp.Poll(`window.__search`, &searched, chromedp.WithPollingTimeout(time.Minute)))
+	var shown bool
+	run(t, ctx, "the rows", chromedp.Evaluate(`document.querySelector('`+row+`') !== null`, &shown))
+	shot(t, ctx, "search-after-live-refresh")
+	if shown {
+		t.Errorf("after the search for no-such-app the page still lists %s: the live refresh (%s) undid the search", f.app, live)
+	}
+	if live != "aborted" {
+		t.Errorf("the live refresh in flight when the search began was %s, want aborted", live)
+	}
+}
+
+func waitChan(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(time.Minute):
+		t.Fatalf("%s never reached the console", what)
+	}
 }
