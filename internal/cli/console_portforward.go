@@ -134,6 +134,10 @@ func (f *portForwardFlags) run(ctx context.Context, app *App, dir, listen string
 			fmt.Fprintf(app.Out, "Forwarding %s to the console of the controller (pod %s/%s).\nOpen this link to sign in as %s (it works once, until %s):\n\n    %s\n\nPress Ctrl-C to stop.\n",
 				addr, pod.Namespace, pod.Name, signedInAs, signIn.Expires.Local().Format("15:04:05"), url(addr))
 			printed = true
+		} else {
+			// Between two pods the local port is closed: say when it works
+			// again.
+			fmt.Fprintf(app.Err, "Forwarding %s again, now to pod %s/%s.\n", addr, pod.Namespace, pod.Name)
 		}
 		gone := watchPod(ctx, cs, pod)
 		select {

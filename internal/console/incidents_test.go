@@ -42,10 +42,12 @@ func TestBrowserIncidentsAcknowledgeAndResolve(t *testing.T) {
 	if count != "1 open" {
 		t.Errorf("overview incidents of %s = %q, want 1 open", f.app, count)
 	}
+	// Both pages refresh their rows live: a row found by one call may be
+	// replaced before the next clicks it, so the page clicks it.
 	run(t, ctx, "incident",
-		chromedp.Click(row+" td.incidents a", chromedp.ByQuery),
+		chromedp.Evaluate(`document.querySelector('`+row+` td.incidents a').click()`, nil),
 		chromedp.WaitVisible(`tr[data-incident="`+name+`"]`, chromedp.ByQuery),
-		chromedp.Click(`tr[data-incident="`+name+`"] a`, chromedp.ByQuery),
+		chromedp.Evaluate(`document.querySelector('tr[data-incident="`+name+`"] a').click()`, nil),
 		chromedp.WaitVisible("#ack", chromedp.ByQuery),
 		chromedp.Text("main dl.facts", &msg, chromedp.ByQuery),
 	)

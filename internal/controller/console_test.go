@@ -381,8 +381,11 @@ func TestConsoleInTheControllerThroughPortForward(t *testing.T) {
 	if err := testcluster.Clientset(t).CoreV1().Pods(ns).Delete(ctx, pods[0], metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
 		t.Fatal(err)
 	}
+	// Between the two pods the local port is closed; the command says when
+	// it forwards again.
 	testcluster.WaitFor(t, 2*time.Minute, func(ctx context.Context) (bool, string, error) {
-		return strings.Contains(pf.stderr.String(), "finding the controller's pod again"), pf.stderr.String(), nil
+		out := pf.stderr.String()
+		return strings.Contains(out, "finding the controller's pod again") && strings.Contains(out, "again, now to pod"), out, nil
 	})
 	page("the overview through the next pod", chromedp.Navigate(base+"/"), chromedp.WaitVisible(appLink, chromedp.ByQuery))
 
