@@ -50,8 +50,12 @@ func TestFailedConfigIsUndoneInOneStep(t *testing.T) {
 		t.Error("rollback left the refused configuration")
 	}
 
+	// The timeout bounds the revert's deploy too: the StatefulSet
+	// controller, refused pods by the quota for a while, backs off before it
+	// creates the previous state's pod again, which on a loaded machine took
+	// longer than 15 s.
 	before := strings.TrimSpace(git(t, ws, "rev-parse", "HEAD"))
-	r = berth(t, home, "config", name, "--set", "maxMemory=512Mi", "--atomic", "-C", ws, "--timeout", "15s")
+	r = berth(t, home, "config", name, "--set", "maxMemory=512Mi", "--atomic", "-C", ws, "--timeout", "45s")
 	if r.code == 0 || !strings.Contains(r.err, "--atomic reverted the change") || !strings.Contains(r.err, "deployed the previous state again") {
 		t.Fatalf("config --atomic: exit %d\n%s", r.code, r.err)
 	}
