@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
@@ -41,6 +42,7 @@ type Engine struct {
 	opts   Options
 	dyn    dynamic.Interface
 	meta   metadata.Interface
+	kube   kubernetes.Interface
 	mapper meta.ResettableRESTMapper
 	disco  discovery.CachedDiscoveryInterface
 
@@ -57,6 +59,10 @@ type Engine struct {
 type Clients struct {
 	Dynamic  dynamic.Interface
 	Metadata metadata.Interface
+	// Kube is the typed client, speaking protobuf: for the engine's
+	// inventories and the health watches of built-in kinds, which then cost
+	// the API server and the engine less than JSON.
+	Kube kubernetes.Interface
 	// Discovery is the discovery cache; the engine invalidates it after it
 	// applies CustomResourceDefinitions.
 	Discovery discovery.CachedDiscoveryInterface
@@ -88,12 +94,19 @@ func NewClients(cfg *rest.Config, opts Options) (*Clients, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating a Kubernetes client: %w", err)
 	}
+	pcfg := rest.CopyConfig(cfg)
+	pcfg.ContentType = "application/vnd.kubernetes.protobuf"
+	pcfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+	kube, err := kubernetes.NewForConfig(pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("creating a Kubernetes client: %w", err)
+	}
 	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("creating a Kubernetes client: %w", err)
 	}
 	disco := memory.NewMemCacheClient(dc)
-	return &Clients{Dynamic: dyn, Metadata: md, Discovery: disco, Mapper: restmapper.NewDeferredDiscoveryRESTMapper(disco)}, nil
+	return &Clients{Dynamic: dyn, Metadata: md, Kube: kube, Discovery: disco, Mapper: restmapper.NewDeferredDiscoveryRESTMapper(disco)}, nil
 }
 
 // NewEngine returns an engine talking to the cluster of cfg, with clients of
@@ -117,13 +130,13 @@ func NewEngineForClients(c Clients, opts Options) (*Engine, error) {
 	if opts.Workers <= 0 {
 		opts.Workers = def.Workers
 	}
-	if c.Dynamic == nil || c.Metadata == nil || c.Discovery == nil {
-		return nil, errors.New("apply: NewEngineForClients needs a dynamic client, a metadata client and a discovery cache")
+	if c.Dynamic == nil || c.Metadata == nil || c.Kube == nil || c.Discovery == nil {
+		return nil, errors.New("apply: NewEngineForClients needs a dynamic client, a metadata client, a typed client and a discovery cache")
 	}
 	if c.Mapper == nil {
 		c.Mapper = restmapper.NewDeferredDiscoveryRESTMapper(c.Discovery)
 	}
-	return &Engine{opts: opts, dyn: c.Dynamic, meta: c.Metadata, mapper: c.Mapper, disco: c.Discovery}, nil
+	return &Engine{opts: opts, dyn: c.Dynamic, meta: c.Metadata, kube: c.Kube, mapper: c.Mapper, disco: c.Discovery}, nil
 }
 
 // mapping is where an object lives in the API.

@@ -130,10 +130,11 @@ func mustApply(t *testing.T, e *Engine, objs []*unstructured.Unstructured, opts 
 }
 
 var (
-	cmGVR     = schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
-	deployGVR = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
-	pvcGVR    = schema.GroupVersionResource{Version: "v1", Resource: "persistentvolumeclaims"}
-	nsGVR     = schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
+	cmGVR      = schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
+	deployGVR  = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
+	pvcGVR     = schema.GroupVersionResource{Version: "v1", Resource: "persistentvolumeclaims"}
+	nsGVR      = schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
+	secretsGVR = schema.GroupVersionResource{Version: "v1", Resource: "secrets"}
 )
 
 func get(t *testing.T, gvr schema.GroupVersionResource, ns, name string) (*unstructured.Unstructured, bool) {

@@ -16,8 +16,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 // The inventory of an app is a Secret (its entries hash Secret contents, so it is
@@ -34,8 +32,6 @@ const (
 	// of the last apply in which every object applied.
 	AnnotationRevision = "berth.dev/revision"
 )
-
-var secretsGVR = schema.GroupVersionResource{Version: "v1", Resource: "secrets"}
 
 // InventoryName returns the name of the Secret holding app's inventory.
 func InventoryName(app string) string { return "berth-inventory-" + app }
@@ -120,16 +116,12 @@ func (s *storedInventory) completed(revision string) { s.nextRevision = revision
 
 func (e *Engine) loadInventory(ctx context.Context, app, namespace string) (*storedInventory, error) {
 	s := &storedInventory{namespace: namespace, byKey: map[string]Entry{}}
-	u, err := e.dyn.Resource(secretsGVR).Namespace(namespace).Get(ctx, InventoryName(app), metav1.GetOptions{})
+	sec, err := e.kube.CoreV1().Secrets(namespace).Get(ctx, InventoryName(app), metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return s, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading the inventory of app %s (secret %s/%s): %w", app, namespace, InventoryName(app), err)
-	}
-	var sec corev1.Secret
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &sec); err != nil {
-		return nil, fmt.Errorf("reading the inventory of app %s: %w", app, err)
 	}
 	s.exists = true
 	s.resourceVersion = sec.ResourceVersion
@@ -157,7 +149,6 @@ func (e *Engine) saveInventory(ctx context.Context, app string, s *storedInvento
 		return err
 	}
 	sec := &corev1.Secret{
-		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
 		ObjectMeta: metav1.ObjectMeta{
 			Name: InventoryName(app), Namespace: s.namespace, ResourceVersion: s.resourceVersion,
 			Labels: map[string]string{LabelApp: app, LabelManagedBy: ManagedByValue},
@@ -168,16 +159,11 @@ func (e *Engine) saveInventory(ctx context.Context, app string, s *storedInvento
 	if s.nextRevision != "" {
 		sec.Annotations = map[string]string{AnnotationRevision: s.nextRevision}
 	}
-	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(sec)
-	if err != nil {
-		return err
-	}
-	u := &unstructured.Unstructured{Object: obj}
-	var out *unstructured.Unstructured
+	var out *corev1.Secret
 	if s.exists {
-		out, err = e.dyn.Resource(secretsGVR).Namespace(s.namespace).Update(ctx, u, metav1.UpdateOptions{FieldManager: e.opts.FieldManager})
+		out, err = e.kube.CoreV1().Secrets(s.namespace).Update(ctx, sec, metav1.UpdateOptions{FieldManager: e.opts.FieldManager})
 	} else {
-		out, err = e.dyn.Resource(secretsGVR).Namespace(s.namespace).Create(ctx, u, metav1.CreateOptions{FieldManager: e.opts.FieldManager})
+		out, err = e.kube.CoreV1().Secrets(s.namespace).Create(ctx, sec, metav1.CreateOptions{FieldManager: e.opts.FieldManager})
 	}
 	if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("writing the inventory of app %s (secret %s/%s): another apply or delete of this app changed it meanwhile; run again once it is done: %w", app, s.namespace, InventoryName(app), err)
@@ -199,7 +185,7 @@ func (e *Engine) deleteInventory(ctx context.Context, app string, s *storedInven
 	if !s.exists {
 		return nil
 	}
-	err := e.dyn.Resource(secretsGVR).Namespace(s.namespace).Delete(ctx, InventoryName(app), metav1.DeleteOptions{
+	err := e.kube.CoreV1().Secrets(s.namespace).Delete(ctx, InventoryName(app), metav1.DeleteOptions{
 		Preconditions: &metav1.Preconditions{ResourceVersion: &s.resourceVersion},
 	})
 	if err != nil && !apierrors.IsNotFound(err) {

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 
 	"berth.dev/berth/internal/health"
@@ -898,14 +899,44 @@ func (e *Engine) createNamespaceEarly(ctx context.Context, it *item, namespace s
 	return nil
 }
 
+// applyItem applies one item, asking the API server for the object's
+// metadata only: what the engine records of an apply (its UID and berth's
+// managedFields entry) is there, and the metadata in protobuf costs the API
+// server and the engine a fraction of the whole object in JSON, on every
+// object of every apply.
 func (e *Engine) applyItem(ctx context.Context, it *item, opts ApplyOptions) {
-	e.applyItemOut(ctx, it, opts)
+	body, err := it.obj.MarshalJSON()
+	if err != nil {
+		e.applied(it, nil, fmt.Errorf("encoding %s: %w", it.ref, err), opts)
+		return
+	}
+	ri := e.meta.Resource(it.m.gvr)
+	var out *metav1.PartialObjectMetadata
+	force := it.force
+	po := metav1.PatchOptions{FieldManager: e.opts.FieldManager, Force: &force}
+	if it.m.namespaced {
+		out, err = ri.Namespace(it.ref.Namespace).Patch(ctx, it.ref.Name, types.ApplyPatchType, body, po)
+	} else {
+		out, err = ri.Patch(ctx, it.ref.Name, types.ApplyPatchType, body, po)
+	}
+	if err != nil && isJob(it.ref) && isImmutable(err) {
+		var full *unstructured.Unstructured
+		if full, err = e.recreate(ctx, it, opts.Timeout, err); err == nil {
+			out = &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{UID: full.GetUID(), ManagedFields: full.GetManagedFields()}}
+		}
+	}
+	if err != nil {
+		e.applied(it, nil, err, opts)
+		return
+	}
+	e.applied(it, &out.ObjectMeta, nil, opts)
 }
 
-// applyItemOut applies one item and returns what the API server returned, or
-// nil when it failed. A Job whose pod template the API server refuses to
-// change (it is immutable) is a run, not a long-lived object: it is deleted
-// and created again.
+// applyItemOut applies one item and returns the whole object the API server
+// returned, or nil when it failed: for a hook's run, whose state is read from
+// it. A Job whose pod template the API server refuses to change (it is
+// immutable) is a run, not a long-lived object: it is deleted and created
+// again.
 func (e *Engine) applyItemOut(ctx context.Context, it *item, opts ApplyOptions) *unstructured.Unstructured {
 	ri := e.resource(it.m, it.ref.Namespace)
 	out, err := ri.Apply(ctx, it.ref.Name, it.obj, metav1.ApplyOptions{FieldManager: e.opts.FieldManager, Force: it.force})
@@ -913,13 +944,24 @@ func (e *Engine) applyItemOut(ctx context.Context, it *item, opts ApplyOptions) 
 		out, err = e.recreate(ctx, it, opts.Timeout, err)
 	}
 	if err != nil {
+		e.applied(it, nil, err, opts)
+		return nil
+	}
+	e.applied(it, &metav1.ObjectMeta{UID: out.GetUID(), ManagedFields: out.GetManagedFields()}, nil, opts)
+	return out
+}
+
+// applied records the outcome of an item's apply: err, or the metadata the
+// API server returned.
+func (e *Engine) applied(it *item, out *metav1.ObjectMeta, err error, opts ApplyOptions) {
+	if err != nil {
 		it.change.Conflicts = conflicts(err)
 		it.fail(applyError(it.ref, err, it.change.Conflicts))
 		e.emit(opts.Events, Event{Type: EventFailed, Object: it.ref, Action: ActionFail, Message: it.change.Error})
-		return nil
+		return
 	}
 	if it.change.Action == ActionCreate && it.hook == nil {
-		for _, f := range out.GetManagedFields() {
+		for _, f := range out.ManagedFields {
 			if f.Manager != e.opts.FieldManager {
 				// It existed without the app's label: adopted, not created.
 				it.change.Action = ActionUpdate
@@ -930,12 +972,11 @@ func (e *Engine) applyItemOut(ctx context.Context, it *item, opts ApplyOptions) 
 			}
 		}
 	}
-	it.uid = string(out.GetUID())
+	it.uid = string(out.UID)
 	it.entry = entryFor(it.ref)
 	it.entry.Desired = it.hash
-	it.entry.Fields = fieldsHash(out.GetManagedFields(), e.opts.FieldManager)
+	it.entry.Fields = fieldsHash(out.ManagedFields, e.opts.FieldManager)
 	e.emit(opts.Events, Event{Type: EventApplied, Object: it.ref, Action: it.change.Action, Message: it.change.Reason})
-	return out
 }
 
 // recreate deletes a Job and creates it again from the manifest.

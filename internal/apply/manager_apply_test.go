@@ -3,9 +3,11 @@ package apply
 import (
 	"context"
 	"errors"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -349,5 +351,69 @@ func TestApplyAssumingANewAppReadsNoInventory(t *testing.T) {
 	}
 	if created != 1 {
 		t.Errorf("%d creations of the inventory, want the 1 that found it", created)
+	}
+}
+
+// An apply records only the object's UID and berth's managedFields entry, so
+// it asks the API server for the metadata, in protobuf, not for the whole
+// object in JSON: less to encode, send and decode for every object.
+func TestAppliesAskForTheMetadataOnly(t *testing.T) {
+	ns := testcluster.Namespace(t)
+	cfg := testcluster.Config(t)
+	type exchange struct{ path, accept, got string }
+	var (
+		mu      sync.Mutex
+		applies []exchange
+	)
+	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			resp, err := rt.RoundTrip(r)
+			if err == nil && r.Header.Get("Content-Type") == "application/apply-patch+yaml" {
+				mu.Lock()
+				applies = append(applies, exchange{r.URL.Path, r.Header.Get("Accept"), resp.Header.Get("Content-Type")})
+				mu.Unlock()
+			}
+			return resp, err
+		})
+	}
+	e, err := NewEngine(cfg, DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := objects(t, ns, configMaps(2, "meta", "x")+`
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: meta}
+spec:
+  replicas: 0
+  selector: {matchLabels: {app: meta}}
+  template:
+    metadata: {labels: {app: meta}}
+    spec: {containers: [{name: c, image: example.invalid/c:1}]}
+`)
+	mustApply(t, e, objs, applyOpts("meta", ns))
+	if len(applies) != 3 {
+		t.Fatalf("saw %d applies, want 3: %v", len(applies), applies)
+	}
+	for _, a := range applies {
+		if !strings.Contains(a.accept, "as=PartialObjectMetadata") || !strings.HasPrefix(a.got, "application/vnd.kubernetes.protobuf") {
+			t.Errorf("apply of %s asked for %q and got %q, want the metadata only, in protobuf", a.path, a.accept, a.got)
+		}
+	}
+	inv, err := e.Inventory(context.Background(), "meta", ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, en := range inv.Entries {
+		if en.Fields == "" || en.Desired == "" {
+			t.Errorf("inventory entry %s/%s has no fingerprint of berth's fields (%q) or manifest (%q)", en.Kind, en.Name, en.Fields, en.Desired)
+		}
+	}
+	// What the metadata recorded is what makes the next apply write nothing.
+	applies = nil
+	res := mustApply(t, e, objs, applyOpts("meta", ns))
+	if n := res.Count(ActionUnchanged); n != 3 || len(applies) != 0 {
+		t.Errorf("second apply: %d unchanged, %d applies sent (%v); want 3 and none", n, len(applies), applies)
 	}
 }

@@ -139,9 +139,22 @@ func waitsForHealth(t *testing.T, tc waitCase, watched bool) {
 	}
 }
 
+// Both ways: polling, and from the shared watch, which reads the kinds
+// client-go does not know through the dynamic client.
 func TestWaitJudgesCustomResourcesByTheirReadyCondition(t *testing.T) {
+	for _, mode := range []string{"polling", "watching"} {
+		t.Run(mode, func(t *testing.T) { waitJudgesCustomResources(t, mode == "watching") })
+	}
+}
+
+func waitJudgesCustomResources(t *testing.T, watched bool) {
 	ns := testcluster.Namespace(t)
 	e, _ := newEngine(t)
+	if watched {
+		stop := make(chan struct{})
+		t.Cleanup(func() { close(stop) })
+		e.WatchHealth(stop)
+	}
 	ctx := context.Background()
 	applyCRDFixture(t, e, "testdata/crd-and-cr.yaml", "widgets.test.berth.dev", applyOpts("ready", ns))
 	widgets := dynClient(t).Resource(schema.GroupVersionResource{Group: "test.berth.dev", Version: "v1", Resource: "widgets"}).Namespace(ns)

@@ -6,11 +6,15 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
 	"berth.dev/berth/internal/health"
@@ -25,6 +29,7 @@ import (
 // instead of at the next tick.
 type healthWatch struct {
 	dyn  dynamic.Interface
+	kube kubernetes.Interface
 	stop <-chan struct{}
 
 	mu        sync.Mutex
@@ -84,14 +89,12 @@ func (h *healthWatch) resource(ctx context.Context, gvr schema.GroupVersionResou
 	h.mu.Lock()
 	w, ok := h.resources[gvr]
 	if !ok {
-		inf := dynamicinformer.NewFilteredDynamicInformer(h.dyn, gvr, "", 0, cache.Indexers{}, func(lo *metav1.ListOptions) {
-			lo.LabelSelector = LabelApp
-		}).Informer()
-		// Health reads spec, status and generation; managedFields and the
-		// last-applied annotation are most of an object's bytes.
+		inf := h.informer(gvr)
+		// Health reads spec, status and generation; managedFields are most
+		// of an object's metadata.
 		_ = inf.SetTransform(func(o any) (any, error) {
-			if u, ok := o.(*unstructured.Unstructured); ok {
-				u.SetManagedFields(nil)
+			if m, err := meta.Accessor(o); err == nil {
+				m.SetManagedFields(nil)
 			}
 			return o, nil
 		})
@@ -118,6 +121,36 @@ func (h *healthWatch) resource(ctx context.Context, gvr schema.GroupVersionResou
 	}
 }
 
+// informer returns an informer of gvr over the objects labelled as an app's:
+// a typed one, in protobuf, for the kinds client-go knows (the API server
+// then sends the encoding it already made for kube-controller-manager's
+// watches), a dynamic one in JSON for the others.
+func (h *healthWatch) informer(gvr schema.GroupVersionResource) cache.SharedIndexInformer {
+	tweak := func(lo *metav1.ListOptions) { lo.LabelSelector = LabelApp }
+	if h.kube != nil {
+		f := informers.NewSharedInformerFactoryWithOptions(h.kube, 0, informers.WithTweakListOptions(tweak))
+		if gi, err := f.ForResource(gvr); err == nil {
+			return gi.Informer()
+		}
+	}
+	return dynamicinformer.NewFilteredDynamicInformer(h.dyn, gvr, "", 0, cache.Indexers{}, tweak).Informer()
+}
+
+// watchedObject returns an object of a health watch's store as health
+// reads it: unstructured, with its apiVersion and kind.
+func watchedObject(o any, gvk schema.GroupVersionKind) (*unstructured.Unstructured, error) {
+	if u, ok := o.(*unstructured.Unstructured); ok {
+		return u, nil
+	}
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(o)
+	if err != nil {
+		return nil, err
+	}
+	u := &unstructured.Unstructured{Object: m}
+	u.SetGroupVersionKind(gvk)
+	return u, nil
+}
+
 // WatchHealth makes Wait read objects from shared watches rather than
 // polling, for the rest of the engine's life (until stop is closed). For a
 // long-running process that waits for many apps; a command that waits once
@@ -126,7 +159,7 @@ func (e *Engine) WatchHealth(stop <-chan struct{}) {
 	e.watchMu.Lock()
 	defer e.watchMu.Unlock()
 	if e.watch == nil {
-		e.watch = &healthWatch{dyn: e.dyn, stop: stop, resources: map[schema.GroupVersionResource]*watchedResource{}}
+		e.watch = &healthWatch{dyn: e.dyn, kube: e.kube, stop: stop, resources: map[schema.GroupVersionResource]*watchedResource{}}
 	}
 }
 
@@ -176,7 +209,10 @@ func (e *Engine) waitWatched(ctx context.Context, refs []ObjectRef, opts WaitOpt
 			for i, r := range wr.refs {
 				res := health.Result{Status: health.InProgress, Message: "not found"}
 				if o, ok, _ := store.GetByKey(wr.keys[i]); ok {
-					obj := o.(*unstructured.Unstructured)
+					obj, err := watchedObject(o, r.GroupVersionKind())
+					if err != nil {
+						return fmt.Errorf("reading %s from the health watch: %w", r, err)
+					}
 					if opts.App == "" || obj.GetLabels()[LabelApp] == opts.App {
 						res = health.Compute(obj)
 						res = w.why.explain(ctx, e, r.key(), obj, res)
