@@ -63,10 +63,12 @@ type config struct {
 	memoryLimit  string
 	deployment   bool
 	raw          bool
+	rawBefore    bool
 	flux         bool
 	fluxInterval time.Duration
 	fluxEdits    int
 	profile      int
+	apiProfile   int
 	out          string
 }
 
@@ -85,10 +87,12 @@ func main() {
 	fs.StringVar(&c.memoryLimit, "memory-limit", "auto", "the controller's --memory-limit (soft limit of its Go heap)")
 	fs.BoolVar(&c.deployment, "deployment", true, "make one object of each app a Deployment (its health then waits for kube-controller-manager)")
 	fs.BoolVar(&c.raw, "raw", true, "after berth's runs, measure the raw ceiling: the same objects applied by a plain parallel loop on the same cluster")
+	fs.BoolVar(&c.rawBefore, "raw-before", false, "also measure the raw ceiling once before berth's sync, on the fresh cluster (into namespaces of its own), to see what a cold cluster costs whoever goes first")
 	fs.BoolVar(&c.flux, "flux", false, "then measure Flux's source-controller and kustomize-controller (bench/flux/build.sh builds them) on the same apps and cluster")
 	fs.DurationVar(&c.fluxInterval, "flux-interval", time.Minute, "interval of Flux's Kustomizations (its drift repair bound)")
 	fs.IntVar(&c.fluxEdits, "flux-edits", 5, "drift edits (ConfigMap deletions) for Flux, each repaired at the next interval")
 	fs.IntVar(&c.profile, "profile", 20, "seconds of CPU profile of the controller taken at the start of the first sync (0: none); kept with BERTH_BENCH_KEEP")
+	fs.IntVar(&c.apiProfile, "apiserver-profile", 0, "seconds of CPU profile of the API server taken at the start of the first sync and of the raw ceiling (0: none); kept with BERTH_BENCH_KEEP")
 	fs.StringVar(&c.out, "o", "", "also write the results (markdown) to this file")
 	_ = fs.Parse(os.Args[1:])
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -202,6 +206,14 @@ func run(ctx context.Context, c config) error {
 		}
 	}
 
+	var rawBefore time.Duration
+	if c.raw && c.rawBefore {
+		logf("raw ceiling on the fresh cluster, before berth: the same %d objects", c.apps*c.objects)
+		if rawBefore, err = rawCeiling(ctx, dyn, cs, c, 64, "raw-before"); err != nil {
+			return err
+		}
+	}
+
 	// The controller, as its own process.
 	hookAddr, metricsAddr := freeAddr(), freeAddr()
 	logFile, err := os.Create(filepath.Join(work, "controller.log"))
@@ -251,6 +263,7 @@ func run(ctx context.Context, c config) error {
 	} else {
 		profDone <- nil
 	}
+	apiProfA := c.profileAPIServer(ctx, cs, filepath.Join(work, "apiserver-first-sync.pprof"))
 	if err := waitReady(ctx, k, ns, name, rev, 30*time.Minute); err != nil {
 		return fmt.Errorf("%w (controller log: %s)", err, tail(logFile.Name()))
 	}
@@ -283,15 +296,22 @@ func run(ctx context.Context, c config) error {
 	if c.raw {
 		logf("raw ceiling: the same %d objects by a plain parallel loop", total)
 		cpuB0 := processCPU(clusterDir, procs)
-		raw, err := rawCeiling(ctx, dyn, cs, c, 64)
+		apiProfB := c.profileAPIServer(ctx, cs, filepath.Join(work, "apiserver-raw.pprof"))
+		raw, err := rawCeiling(ctx, dyn, cs, c, 64, "raw-apps")
 		if err != nil {
 			return err
 		}
+		apiProfA()
+		apiProfB()
 		cpuB1 := processCPU(clusterDir, procs)
 		cpuDuring = cpuTable([2]string{"berth first sync", "raw ceiling"}, total, cpuA0, cpuA1, cpuB0, cpuB1)
 		results = append(results,
 			result{"raw ceiling (same objects, same cluster)", raw.Round(time.Millisecond).String(), "client-go server-side apply, 64 requests at a time, no rate limit; then every Deployment Available"},
 			result{"berth first sync / raw ceiling", fmt.Sprintf("%.2fx", first.Seconds()/raw.Seconds()), "goal: within 1.5x"})
+		if rawBefore > 0 {
+			results = append(results, result{"raw ceiling before berth's sync, on the fresh cluster", rawBefore.Round(time.Millisecond).String(),
+				fmt.Sprintf("berth first sync / this: %.2fx", first.Seconds()/rawBefore.Seconds())})
+		}
 	}
 
 	// Steady state.
@@ -711,4 +731,27 @@ func editKinds(c config) string {
 		return "scale a Deployment, delete a ConfigMap, alternately"
 	}
 	return "delete a ConfigMap"
+}
+
+// profileAPIServer starts a CPU profile of the API server when asked for
+// one (-apiserver-profile) and returns the function that waits for it and
+// prints its top functions.
+func (c config) profileAPIServer(ctx context.Context, cs kubernetes.Interface, path string) func() {
+	if c.apiProfile <= 0 {
+		return func() {}
+	}
+	done := make(chan error, 1)
+	go func() { done <- apiServerProfile(ctx, cs, c.apiProfile, path) }()
+	return func() {
+		if err := <-done; err != nil {
+			logf("no API server profile: %v", err)
+			return
+		}
+		out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=40", path).CombinedOutput()
+		if err != nil {
+			logf("reading %s: %v", path, err)
+			return
+		}
+		logf("API server CPU profile, first %ds (%s):\n%s", c.apiProfile, filepath.Base(path), out)
+	}
 }

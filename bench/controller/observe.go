@@ -183,3 +183,15 @@ func ratio(a, b int64) string {
 	}
 	return fmt.Sprintf("%.2fx", float64(a)/float64(b))
 }
+
+// apiServerProfile takes a CPU profile of the API server (its
+// /debug/pprof, served to the cluster's admin) over seconds and writes it
+// to path.
+func apiServerProfile(ctx context.Context, cs kubernetes.Interface, seconds int, path string) error {
+	data, err := cs.CoreV1().RESTClient().Get().AbsPath("/debug/pprof/profile").
+		Param("seconds", strconv.Itoa(seconds)).Timeout(time.Duration(seconds+30) * time.Second).DoRaw(ctx)
+	if err != nil {
+		return fmt.Errorf("profiling the API server: %w", err)
+	}
+	return os.WriteFile(path, data, 0o644)
+}

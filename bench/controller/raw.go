@@ -18,16 +18,16 @@ import (
 	"k8s.io/client-go/kubernetes"
 )
 
-func rawNamespace(i int) string { return fmt.Sprintf("raw-apps-%02d", i) }
+func rawNamespace(prefix string, i int) string { return fmt.Sprintf("%s-%02d", prefix, i) }
 
 // rawCeiling is the fair ceiling of the first sync: a plain client-go loop
 // that server-side applies the same apps' objects (into namespaces of its
 // own), `parallel` requests at a time with no client rate limit, and then
 // waits until every Deployment is Available. No inventory, no phases, no
 // per-app health gate: what the API server and kube-controller-manager allow.
-func rawCeiling(ctx context.Context, dyn dynamic.Interface, cs kubernetes.Interface, c config, parallel int) (time.Duration, error) {
+func rawCeiling(ctx context.Context, dyn dynamic.Interface, cs kubernetes.Interface, c config, parallel int, prefix string) (time.Duration, error) {
 	for i := range c.namespaces {
-		_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: rawNamespace(i)}}, metav1.CreateOptions{})
+		_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: rawNamespace(prefix, i)}}, metav1.CreateOptions{})
 		if err != nil && !apierrors.IsAlreadyExists(err) {
 			return 0, err
 		}
@@ -38,7 +38,7 @@ func rawCeiling(ctx context.Context, dyn dynamic.Interface, cs kubernetes.Interf
 	}
 	var jobs []job
 	for i := range c.apps {
-		name, ns := appName(i), rawNamespace(i%c.namespaces)
+		name, ns := appName(i), rawNamespace(prefix, i%c.namespaces)
 		first := 0
 		if c.deployment {
 			jobs, first = append(jobs, job{ns, deployment(name)}), 1
@@ -91,7 +91,7 @@ func rawCeiling(ctx context.Context, dyn dynamic.Interface, cs kubernetes.Interf
 	for {
 		ready := 0
 		for i := range c.namespaces {
-			l, err := cs.AppsV1().Deployments(rawNamespace(i)).List(ctx, metav1.ListOptions{})
+			l, err := cs.AppsV1().Deployments(rawNamespace(prefix, i)).List(ctx, metav1.ListOptions{})
 			if err != nil {
 				return 0, err
 			}

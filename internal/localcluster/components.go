@@ -90,7 +90,10 @@ func apiServerArgs(c *Cluster) []string {
 		// pods/log reaches it through the node's InternalIP; the node's host name
 		// resolves nowhere.
 		"--kubelet-preferred-address-types=InternalIP",
-		"--profiling=false",
+		// /debug/pprof, for the cluster's admin only (RBAC): it costs nothing
+		// until asked, and shows where the API server's time goes
+		// (bench/controller -apiserver-profile).
+		"--profiling=true",
 		"--v=1",
 	}
 	if f := c.egressConfigFile(); f != "" {
