@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"runtime"
 	"strings"
 	"sync"
 
@@ -97,14 +98,46 @@ func readCommit(commit *object.Commit, dir, cluster string, key *secrets.Key, ca
 	renderedTree, _ := root.Tree(renderedDir) // nil: every app reports it missing
 	snap := &snapshot{Revision: commit.Hash.String()}
 	apps := map[string]bool{}
+	// The apps' files are read from git one app at a time (go-git's storage
+	// is not safe for concurrent use) while workers decode the apps read so
+	// far: decoding is half of the read of a first sync, and the cluster
+	// waits for all of it.
+	type decodeJob struct {
+		a     *appSpec
+		files []workspace.RenderedFile
+		tree  plumbing.Hash
+	}
+	jobs := make(chan decodeJob, 64)
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				if j.a.Objects, j.a.Err = workspace.DecodeRendered(j.files); j.a.Err != nil {
+					j.a.Objects, j.a.Digest = nil, ""
+					continue
+				}
+				cache.store(j.a.Name, j.tree, key, j.a.Objects)
+			}
+		}()
+	}
 	for _, e := range ordered {
 		a := &appSpec{Name: e.Name, Namespace: e.Namespace, DependsOn: e.DependsOn, Err: e.Err}
 		if a.Err == nil {
-			a.Objects, a.Digest, a.Err = cache.rendered(rootFS, renderedTree, renderedDir, a.Name, key)
+			var r renderedRead
+			if r, a.Err = cache.read(rootFS, renderedTree, renderedDir, a.Name, key); a.Err == nil {
+				a.Objects, a.Digest = r.objs, r.digest
+				if r.miss {
+					jobs <- decodeJob{a: a, files: r.files, tree: r.tree}
+				}
+			}
 		}
 		apps[a.Name] = true
 		snap.Apps = append(snap.Apps, a)
 	}
+	close(jobs)
+	wg.Wait()
 	snap.Gone = cache.keep(apps)
 	return snap, nil
 }
@@ -153,9 +186,20 @@ type cachedRendered struct {
 
 func newSnapshotCache() *snapshotCache { return &snapshotCache{apps: map[string]cachedRendered{}} }
 
-// rendered returns the app's objects and digest (its rendered tree's hash:
-// git hashes every file name and content under it, and secrets as ciphertext).
-func (c *snapshotCache) rendered(root *workspace.TreeFS, rendered *object.Tree, renderedDir, app string, key *secrets.Key) ([]*unstructured.Unstructured, string, error) {
+// renderedRead is what the cache holds of an app's rendered tree: its
+// decoded objects, or on a miss its files, to decode and store.
+type renderedRead struct {
+	objs   []*unstructured.Unstructured
+	digest string
+	miss   bool
+	files  []workspace.RenderedFile
+	tree   plumbing.Hash
+}
+
+// read returns the app's digest (its rendered tree's hash: git hashes every
+// file name and content under it, and secrets as ciphertext) and its
+// objects as last decoded from the same tree, or on a miss its files.
+func (c *snapshotCache) read(root *workspace.TreeFS, rendered *object.Tree, renderedDir, app string, key *secrets.Key) (renderedRead, error) {
 	dir := path.Join(renderedDir, app)
 	var entry *object.TreeEntry
 	err := errors.New("no rendered directory")
@@ -163,28 +207,33 @@ func (c *snapshotCache) rendered(root *workspace.TreeFS, rendered *object.Tree, 
 		entry, err = rendered.FindEntry(app)
 	}
 	if err != nil || entry.Mode.IsFile() {
-		return nil, "", fmt.Errorf("no %s/ at this commit: render the app with 'berth build' and commit the result", dir)
+		return renderedRead{}, fmt.Errorf("no %s/ at this commit: render the app with 'berth build' and commit the result", dir)
 	}
-	kid := keyID(key)
-	digest := workspace.Digest(entry.Hash)
+	r := renderedRead{digest: workspace.Digest(entry.Hash), tree: entry.Hash}
 	c.mu.Lock()
 	hit, ok := c.apps[app]
 	c.mu.Unlock()
-	if ok && hit.tree == entry.Hash && hit.key == kid {
-		return hit.objs, digest, nil
+	if ok && hit.tree == entry.Hash && hit.key == keyID(key) {
+		r.objs = hit.objs
+		return r, nil
 	}
-	objs, err := workspace.ReadRenderedFS(root, dir, key)
+	files, err := workspace.ReadRenderedFiles(root, dir, key)
 	var de *workspace.DecryptError
 	if key == nil && errors.As(err, &de) {
 		err = &workspace.DecryptError{Err: fmt.Errorf("%w: the Workspace has no decryption key; create a Secret with the workspace's key under %q and name it in spec.decryptionRef", err, "key")}
 	}
 	if err != nil {
-		return nil, "", err
+		return renderedRead{}, err
 	}
+	r.miss, r.files = true, files
+	return r, nil
+}
+
+// store keeps the objects decoded from an app's rendered tree.
+func (c *snapshotCache) store(app string, tree plumbing.Hash, key *secrets.Key, objs []*unstructured.Unstructured) {
 	c.mu.Lock()
-	c.apps[app] = cachedRendered{tree: entry.Hash, key: kid, objs: objs}
+	c.apps[app] = cachedRendered{tree: tree, key: keyID(key), objs: objs}
 	c.mu.Unlock()
-	return objs, digest, nil
 }
 
 // keep drops the apps that are no longer in the workspace, and returns

@@ -362,7 +362,28 @@ func (e *DecryptError) Unwrap() error { return e.Err }
 // .json file. Files that git-crypt encrypted are decrypted with key (nil: the
 // tree holds them in plaintext, as an unlocked working tree does).
 func ReadRenderedFS(fsys fs.FS, dir string, key *secrets.Key) ([]*unstructured.Unstructured, error) {
-	var files []string
+	files, err := ReadRenderedFiles(fsys, dir, key)
+	if err != nil {
+		return nil, err
+	}
+	return DecodeRendered(files)
+}
+
+// RenderedFile is one manifest file of an app's rendered directory, read and
+// decrypted.
+type RenderedFile struct {
+	Path string
+	Data []byte
+	// Secret: the file holds secrets (under secrets/, or encrypted), whose
+	// contents no error may quote.
+	Secret bool
+}
+
+// ReadRenderedFiles is the first half of ReadRenderedFS: it reads and
+// decrypts the files, and DecodeRendered, which is safe to run in parallel,
+// decodes them.
+func ReadRenderedFiles(fsys fs.FS, dir string, key *secrets.Key) ([]RenderedFile, error) {
+	var paths []string
 	err := fs.WalkDir(fsys, dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -370,7 +391,7 @@ func ReadRenderedFS(fsys fs.FS, dir string, key *secrets.Key) ([]*unstructured.U
 		if d.Type().IsRegular() {
 			switch path.Ext(p) {
 			case ".yaml", ".yml", ".json":
-				files = append(files, p)
+				paths = append(paths, p)
 			}
 		}
 		return nil
@@ -378,9 +399,9 @@ func ReadRenderedFS(fsys fs.FS, dir string, key *secrets.Key) ([]*unstructured.U
 	if err != nil {
 		return nil, fmt.Errorf("reading %s/: %w", dir, err)
 	}
-	sort.Strings(files)
-	var objs []*unstructured.Unstructured
-	for _, rel := range files {
+	sort.Strings(paths)
+	files := make([]RenderedFile, 0, len(paths))
+	for _, rel := range paths {
 		data, err := fs.ReadFile(fsys, rel)
 		if err != nil {
 			return nil, fmt.Errorf("reading %s: %w", rel, err)
@@ -396,11 +417,20 @@ func ReadRenderedFS(fsys fs.FS, dir string, key *secrets.Key) ([]*unstructured.U
 			}
 			data, secret = plain, true
 		}
-		o, err := apply.DecodeManifests(rel, bytes.NewReader(data))
+		files = append(files, RenderedFile{Path: rel, Data: data, Secret: secret})
+	}
+	return files, nil
+}
+
+// DecodeRendered decodes the files ReadRenderedFiles read, in their order.
+func DecodeRendered(files []RenderedFile) ([]*unstructured.Unstructured, error) {
+	var objs []*unstructured.Unstructured
+	for _, f := range files {
+		o, err := apply.DecodeManifests(f.Path, bytes.NewReader(f.Data))
 		if err != nil {
-			if secret {
+			if f.Secret {
 				// Never echo a decoder's excerpt of a secret.
-				return nil, fmt.Errorf("%s: not a valid Kubernetes manifest", rel)
+				return nil, fmt.Errorf("%s: not a valid Kubernetes manifest", f.Path)
 			}
 			return nil, err
 		}
