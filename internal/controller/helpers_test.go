@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-logr/logr/testr"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -436,3 +438,21 @@ func annotate(t *testing.T, c client.Client, ns, name, key string) {
 func removeAll(p string) error { return os.RemoveAll(p) }
 
 func objectMeta(name string) metav1.ObjectMeta { return metav1.ObjectMeta{Name: name} }
+
+// headCommit returns the commit HEAD names in the git repository at root.
+func headCommit(tb testing.TB, root string) *object.Commit {
+	tb.Helper()
+	repo, err := git.PlainOpen(root)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	head, err := repo.Head()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	commit, err := repo.CommitObject(head.Hash())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return commit
+}

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	git "github.com/go-git/go-git/v5"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"berth.dev/berth/internal/workspace"
@@ -48,18 +47,7 @@ func benchmarkReadSnapshot(b *testing.B, apps int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	repo, err := git.PlainOpen(ws.Root)
-	if err != nil {
-		b.Fatal(err)
-	}
-	head, err := repo.Head()
-	if err != nil {
-		b.Fatal(err)
-	}
-	commit, err := repo.CommitObject(head.Hash())
-	if err != nil {
-		b.Fatal(err)
-	}
+	commit := headCommit(b, ws.Root)
 	cache := newSnapshotCache()
 	for _, name := range []string{"cold", "cached"} {
 		b.Run(name, func(b *testing.B) {

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"testing"
 
-	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -43,15 +42,7 @@ func TestReadSnapshotOfAFleetClusterReadsItsDirectoryOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	repo, err := git.PlainOpen(ws.Root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	head, _ := repo.Head()
-	commit, err := repo.CommitObject(head.Hash())
-	if err != nil {
-		t.Fatal(err)
-	}
+	commit := headCommit(t, ws.Root)
 	// A fresh cache per read, then one cache for every read: the same
 	// commit read for another cluster is not the snapshot read before.
 	shared := newSnapshotCache()

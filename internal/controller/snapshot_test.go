@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -58,16 +57,7 @@ func TestReadCommitDecodesEveryAppAsItsOwn(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		repo, err := git.PlainOpen(ws.Root)
-		if err != nil {
-			t.Fatal(err)
-		}
-		head, _ := repo.Head()
-		commit, err := repo.CommitObject(head.Hash())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return commit
+		return headCommit(t, ws.Root)
 	}
 	cache := newSnapshotCache()
 	first, err := readCommit(write("1"), "", "", nil, cache)
