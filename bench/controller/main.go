@@ -293,16 +293,15 @@ func run(ctx context.Context, c config) error {
 		fmt.Sprintf("%d apps, %d objects, health-gated; %.0f objects/s", c.apps, total, float64(total)/first.Seconds())})
 	// The ceiling right after berth's sync, so that both see the same load.
 	var cpuDuring string
+	apiProfB := func() {}
 	if c.raw {
 		logf("raw ceiling: the same %d objects by a plain parallel loop", total)
 		cpuB0 := processCPU(clusterDir, procs)
-		apiProfB := c.profileAPIServer(ctx, cs, filepath.Join(work, "apiserver-raw.pprof"))
+		apiProfB = c.profileAPIServer(ctx, cs, filepath.Join(work, "apiserver-raw.pprof"))
 		raw, err := rawCeiling(ctx, dyn, cs, c, 64, "raw-apps")
 		if err != nil {
 			return err
 		}
-		apiProfA()
-		apiProfB()
 		cpuB1 := processCPU(clusterDir, procs)
 		cpuDuring = cpuTable([2]string{"berth first sync", "raw ceiling"}, total, cpuA0, cpuA1, cpuB0, cpuB1)
 		results = append(results,
@@ -313,6 +312,8 @@ func run(ctx context.Context, c config) error {
 				fmt.Sprintf("berth first sync / this: %.2fx", first.Seconds()/rawBefore.Seconds())})
 		}
 	}
+	apiProfA()
+	apiProfB()
 
 	// Steady state.
 	m := &metricsReader{url: "http://" + metricsAddr + "/metrics"}
