@@ -137,6 +137,29 @@ func (e *Engine) loadInventory(ctx context.Context, app, namespace string) (*sto
 	return s, nil
 }
 
+// addPrevious records in s the objects that an interrupted apply may have
+// created unrecorded (ApplyOptions.Previous), as the inventory would: with
+// the app's namespace when namespaced and without one. Objects of kinds the
+// cluster does not serve are left out: none of them exists.
+func (e *Engine) addPrevious(s *storedInventory, previous []*unstructured.Unstructured, namespace string) {
+	for _, o := range previous {
+		ref := RefOf(o)
+		m, err := e.mappingFor(ref.GroupVersionKind())
+		if err != nil {
+			continue
+		}
+		switch {
+		case m.namespaced && ref.Namespace == "":
+			ref.Namespace = namespace
+		case !m.namespaced:
+			ref.Namespace = ""
+		}
+		if _, ok := s.byKey[ref.key()]; !ok {
+			s.byKey[ref.key()] = entryFor(ref)
+		}
+	}
+}
+
 // saveInventory writes entries as app's inventory if they differ from what is
 // stored, with optimistic concurrency.
 func (e *Engine) saveInventory(ctx context.Context, app string, s *storedInventory, next map[string]Entry) error {

@@ -60,6 +60,20 @@ type ApplyOptions struct {
 	// creation fails before any object is written and the apply starts over,
 	// reading it.
 	AssumeNew bool
+	// IntentKept says the caller keeps, where its next run finds it, a record
+	// from which it can name every object this apply may create (the
+	// controller notes on the Workspace the commit whose new apps it
+	// installs). With AssumeNew, a first install then writes the inventory
+	// once, after its objects are applied, instead of also before: a request
+	// less per app on a first sync. When the inventory exists after all, its
+	// creation fails and the apply starts over, reading it.
+	IntentKept bool
+	// Previous are objects an interrupted apply of the app may have created
+	// without its inventory recording them (the controller: the app's
+	// manifests at the commit whose install was interrupted, see IntentKept).
+	// They count as recorded: the ones the set no longer holds are pruned,
+	// as far as they carry the app's label.
+	Previous []*unstructured.Unstructured
 }
 
 // DefaultApplyOptions returns the options of a plain apply.
@@ -133,8 +147,10 @@ func (e *Engine) Installed(ctx context.Context, app, namespace string) (bool, er
 func (e *Engine) Apply(ctx context.Context, objs []*unstructured.Unstructured, opts ApplyOptions) (*Result, error) {
 	res, err := e.apply(ctx, objs, opts)
 	if opts.AssumeNew && !opts.DryRun && apierrors.IsAlreadyExists(err) {
-		// The inventory exists: the creation of it, the apply's first write
-		// but for the app's namespace, failed; start over, reading it.
+		// The inventory exists: the creation of it failed, the apply's first
+		// write but for the app's namespace (or, with IntentKept, its last:
+		// the objects are applied again, as the inventory says); start
+		// over, reading it.
 		opts.AssumeNew = false
 		return e.apply(ctx, objs, opts)
 	}
@@ -219,6 +235,7 @@ func (e *Engine) startApply(ctx context.Context, objs []*unstructured.Unstructur
 			return nil, err
 		}
 	}
+	e.addPrevious(stored, opts.Previous, opts.Namespace)
 	if opts.Operation == OperationAuto {
 		opts.Operation = OperationUpgrade
 		if !stored.exists {
@@ -476,7 +493,13 @@ func (r *applyRun) createAppNamespace(ctx context.Context, st step, todo []*item
 // recordBeforeApply writes the inventory as the union of what it held and the
 // objects about to be applied, so that a crash between here and the final
 // write never orphans one.
+//
+// A first install whose caller keeps the record itself (IntentKept) writes
+// nothing here.
 func (r *applyRun) recordBeforeApply(ctx context.Context, todo []*item) error {
+	if r.opts.IntentKept && r.opts.AssumeNew && !r.stored.exists && len(r.stored.byKey) == 0 {
+		return nil
+	}
 	next := maps.Clone(r.stored.byKey)
 	for _, it := range todo {
 		if _, ok := next[it.ref.key()]; !ok {

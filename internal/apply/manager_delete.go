@@ -33,6 +33,11 @@ type DeleteOptions struct {
 	// are deleted (and, with Wait, gone), before its namespaces and CRDs.
 	// Their objects are left to their delete policy, as in Helm.
 	Hooks []*unstructured.Unstructured
+	// Previous are objects an interrupted apply of the app may have created
+	// without its inventory recording them (ApplyOptions.Previous): they are
+	// deleted as recorded ones are, as far as they carry the app's label,
+	// with or without an inventory.
+	Previous []*unstructured.Unstructured
 }
 
 // ReasonNotPruned is the reason of an object kept because it left the
@@ -67,7 +72,8 @@ func (e *Engine) Delete(ctx context.Context, opts DeleteOptions) (*Result, error
 	if err != nil {
 		return nil, err
 	}
-	if !stored.exists {
+	e.addPrevious(stored, opts.Previous, opts.Namespace)
+	if !stored.exists && len(stored.byKey) == 0 {
 		// The app's namespace may have been created just before the first
 		// inventory write, which did not happen (berth was killed, or an
 		// admission policy refused it): nothing else was created then.

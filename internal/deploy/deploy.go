@@ -59,6 +59,10 @@ type App struct {
 	// first apply creates the inventory without reading it first
 	// (apply.ApplyOptions.AssumeNew), and reads it only if one exists.
 	New bool
+	// Previous are objects an interrupted apply of the app may have created
+	// without its inventory recording them (apply.ApplyOptions.Previous):
+	// they are pruned, or deleted with the app, as recorded ones are.
+	Previous []*unstructured.Unstructured
 }
 
 // Options say how to deploy.
@@ -77,6 +81,11 @@ type Options struct {
 	RetryFor time.Duration
 	// Events, when set, receives progress, one event at a time.
 	Events func(Event)
+	// IntentKept says the caller keeps, where its next run finds it, what its
+	// New apps may create (apply.ApplyOptions.IntentKept): their first apply
+	// writes the inventory once, after the objects. AppResult.Recorded says
+	// when an app's inventory was written.
+	IntentKept bool
 	// Starting, when set, is called before an app's first write.
 	Starting func(app *App)
 	// Applied, when set, is called once an app's objects are all applied and
@@ -118,6 +127,11 @@ type AppResult struct {
 	// Changes are the changes of the app's objects (their last action).
 	Changes []apply.Change `json:"-"`
 	Err     error          `json:"-"`
+	// Recorded says the app's first phase was applied and its inventory
+	// written: it names every object the deploy may have created. Without it,
+	// a deploy with IntentKept may have left objects of a New app that only
+	// the caller's record names.
+	Recorded bool `json:"-"`
 }
 
 // Count returns how many objects had action a.
@@ -385,9 +399,12 @@ func (d *Deployer) deployPhases(ctx context.Context, a *App, opts Options, r *Ap
 		// inventory is written while it waits (apply.Engine.Apply).
 		res, err := d.engine.Apply(ctx, set, apply.ApplyOptions{
 			App: a.Name, Namespace: a.Namespace, Prune: last, ForceConflicts: opts.ForceConflicts, Operation: op,
-			Revision: opts.Revision, Wait: true, AssumeNew: a.New && i == 0,
-			Timeout: opts.timeout(), Events: d.objectEvents(opts, a.Name, i+1, len(phases)),
+			Revision: opts.Revision, Wait: true, AssumeNew: a.New && i == 0, IntentKept: opts.IntentKept && a.New && i == 0,
+			Previous: a.Previous, Timeout: opts.timeout(), Events: d.objectEvents(opts, a.Name, i+1, len(phases)),
 		})
+		if i == 0 {
+			r.Recorded = res != nil && res.Inventory != nil
+		}
 		refs := record(changes, res, hooks, last)
 		// A result comes back when every object was applied, even when
 		// they did not all become healthy: the drift watch then follows
@@ -603,7 +620,7 @@ func (d *Deployer) Remove(ctx context.Context, a *App, opts Options) AppResult {
 	r := AppResult{App: name, Namespace: namespace, Actions: map[apply.Action]int{}}
 	d.emit(opts, Event{Type: EventAppStarted, App: name})
 	res, err := d.engine.Delete(ctx, apply.DeleteOptions{App: name, Namespace: namespace, Wait: true, Timeout: opts.timeout(),
-		Hooks: a.Objects, Events: d.objectEvents(opts, name, 1, 1)})
+		Hooks: a.Objects, Previous: a.Previous, Events: d.objectEvents(opts, name, 1, 1)})
 	if errors.Is(err, apply.ErrNoInventory) {
 		err = nil
 	}
