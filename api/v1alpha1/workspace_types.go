@@ -186,6 +186,14 @@ type WorkspaceStatus struct {
 	// only when nothing changed), the safety net behind event-driven repair.
 	// +optional
 	LastFullSyncTime *metav1.Time `json:"lastFullSyncTime,omitempty"`
+	// InstallingRevision is the commit whose new apps the controller is
+	// installing, noted before it writes any of their objects and cleared
+	// once each has an inventory: a first install writes its inventory
+	// after its objects, so a controller that starts and finds this set
+	// reads the commit to learn what an interrupted install may have left,
+	// and prunes it.
+	// +optional
+	InstallingRevision string `json:"installingRevision,omitempty"`
 	// Apps counts the workspace's apps by state; each app's own state is in
 	// its WorkspaceApp (label berth.dev/workspace=NAME).
 	// +optional

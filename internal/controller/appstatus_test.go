@@ -114,7 +114,7 @@ func TestAFirstSyncWritesEachAppsStateOnce(t *testing.T) {
 	r.push()
 	createWorkspace(t, k, ns, "main", r.URL, nil)
 	ctl := startController(t, ns, nil)
-	waitWorkspace(t, k, ns, "main", syncTimeout, readyAt(r.head()))
+	ws := waitWorkspace(t, k, ns, "main", syncTimeout, readyAt(r.head()))
 	// The apps are new to the controller: their inventories are created
 	// without being read first.
 	ctl.counter.mu.Lock()
@@ -123,11 +123,33 @@ func TestAFirstSyncWritesEachAppsStateOnce(t *testing.T) {
 	}
 	ctl.counter.mu.Unlock()
 	// Each app's WorkspaceApp is created with its state, in one request.
+	// Each app's inventory is written once, after its objects: the
+	// Workspace notes the commit it installs before any of them, which
+	// names what a stop in between would leave, and clears it after.
 	var writes []string
+	noted, objects := false, 0
+	inventories := map[string]int{}
 	for _, w := range ctl.counter.take() {
-		if !strings.HasPrefix(w, "GET ") && strings.Contains(w, "/workspaceapps") {
+		switch {
+		case !strings.HasPrefix(w, "GET ") && strings.Contains(w, "/workspaceapps"):
 			writes = append(writes, w)
+		case strings.HasSuffix(w, "/workspaces/main/status"):
+			noted = true
+		case strings.Contains(w, "/configmaps/"):
+			objects++
+			if !noted {
+				t.Errorf("%s was written before the Workspace noted the install", w)
+			}
+		case strings.Contains(w, "/secrets"):
+			inventories[w]++
 		}
+	}
+	create := "POST /api/v1/namespaces/" + appNS + "/secrets"
+	if objects != len(apps) || len(inventories) != 1 || inventories[create] != len(apps) {
+		t.Errorf("%d ConfigMap writes and inventory writes %v; want %d and %d creations alone", objects, inventories, len(apps), len(apps))
+	}
+	if ws.Status.InstallingRevision != "" {
+		t.Errorf("installingRevision %s is still noted after the first sync", ws.Status.InstallingRevision)
 	}
 	if len(writes) != len(apps) {
 		t.Errorf("%d writes of WorkspaceApps, want %d (one create per app): %v", len(writes), len(apps), writes)

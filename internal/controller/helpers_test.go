@@ -160,6 +160,23 @@ func (r *repo) app(name, namespace string, objs []*unstructured.Unstructured, ra
 	}
 }
 
+// remove takes an app out of the workspace and commits it. It does not push.
+func (r *repo) remove(name string) {
+	r.t.Helper()
+	paths := []string{workspace.AppDir(name), workspace.AppRenderedDir(name)}
+	err := r.ws.Change(context.Background(), "remove "+name, paths, func() error {
+		for _, p := range paths {
+			if err := removeAll(r.ws.Abs(p)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+}
+
 func (r *repo) lock(l *workspace.Lock) {
 	r.t.Helper()
 	err := r.ws.Change(context.Background(), "lock", []string{workspace.LockFile}, func() error { return r.ws.WriteLock(l) })

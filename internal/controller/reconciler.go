@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -11,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-git/go-git/v5/plumbing"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -87,7 +89,7 @@ func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	orig := ws.DeepCopy()
 	wsKey := req.String()
-	res, err := r.reconcile(ctx, &ws, wsKey)
+	res, err := r.reconcile(ctx, &ws, orig, wsKey)
 	ws.Status.ObservedGeneration = ws.Generation
 	if !equality.Semantic.DeepEqual(orig.Status, ws.Status) {
 		if perr := r.client.Status().Patch(ctx, &ws, client.MergeFrom(orig)); perr != nil {
@@ -113,8 +115,9 @@ func (r *reconciler) interval(ws *berthv1.Workspace) time.Duration {
 
 // reconcile fetches the branch, reads the workspace at its head, deploys its
 // apps through the deploy library, removes the apps it no longer has and
-// records the outcome in the status.
-func (r *reconciler) reconcile(ctx context.Context, ws *berthv1.Workspace, wsKey string) (ctrl.Result, error) {
+// records the outcome in the status. stored is the Workspace as stored, which
+// the status is written against.
+func (r *reconciler) reconcile(ctx context.Context, ws, stored *berthv1.Workspace, wsKey string) (ctrl.Result, error) {
 	gen := ws.Generation
 	nn := types.NamespacedName{Namespace: ws.Namespace, Name: ws.Name}
 	r.drift.setSuspended(wsKey, "", ws.Spec.Suspend)
@@ -131,7 +134,7 @@ func (r *reconciler) reconcile(ctx context.Context, ws *berthv1.Workspace, wsKey
 		defer func() { ws.Status.LastHandledReconcileAt = requested }()
 	}
 	fstart := time.Now()
-	snap, res, err := r.readRevision(ctx, ws, wsKey)
+	snap, interrupted, res, err := r.readRevision(ctx, ws, wsKey)
 	if snap == nil {
 		return res, err
 	}
@@ -144,13 +147,28 @@ func (r *reconciler) reconcile(ctx context.Context, ws *berthv1.Workspace, wsKey
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	// New apps write their inventories once, after their objects, when the
+	// Workspace notes first the commit they are installed from; not while
+	// an interrupted install is being recovered.
+	intentKept := false
+	if interrupted == nil && installsNewApps(ws, snap, previous) {
+		if err := r.noteInstalling(ctx, ws, stored, snap.Revision); err != nil {
+			return ctrl.Result{}, err
+		}
+		intentKept = true
+	}
 	stopProgress := r.reportProgress(ctx, ws, snap, previous, full)
 	astart := time.Now()
-	outcomes := r.applyApps(ctx, ws, wsKey, snap, previous, full)
+	outcomes, uncovered := r.applyApps(ctx, ws, wsKey, snap, previous, full, interrupted, intentKept)
 	stopProgress()
 	log.FromContext(ctx).Info("reconciled", "revision", short(snap.Revision), "full", full, "apps", len(snap.Apps),
 		"fetch+read", fetched.Round(time.Millisecond).String(), "apply", time.Since(astart).Round(time.Millisecond).String())
-	pruneErrs := r.removeApps(ctx, ws, wsKey, snap, previous, outcomes)
+	pruneErrs, unremoved := r.removeApps(ctx, ws, wsKey, snap, previous, outcomes, interrupted)
+	if ws.Status.InstallingRevision != "" && uncovered+unremoved == 0 {
+		// Every app the noted commit installed has an inventory naming what
+		// it may have created, or is deleted.
+		ws.Status.InstallingRevision = ""
+	}
 	counts := r.recordOutcomes(ws, wsKey, snap, outcomes)
 	statuses := map[string]berthv1.AppStatus{}
 	for name, o := range outcomes {
@@ -178,10 +196,10 @@ func (r *reconciler) reconcile(ctx context.Context, ws *berthv1.Workspace, wsKey
 	return ctrl.Result{RequeueAfter: r.interval(ws)}, nil
 }
 
-// readRevision fetches the branch and reads the workspace at its head. On
-// failure it records why in the status and returns a nil snapshot with the
-// result to return.
-func (r *reconciler) readRevision(ctx context.Context, ws *berthv1.Workspace, wsKey string) (*snapshot, ctrl.Result, error) {
+// readRevision fetches the branch and reads the workspace at its head, and
+// the apps of an interrupted install (interruptedApps). On failure it records
+// why in the status and returns a nil snapshot with the result to return.
+func (r *reconciler) readRevision(ctx context.Context, ws *berthv1.Workspace, wsKey string) (*snapshot, map[string]*appSpec, ctrl.Result, error) {
 	gen := ws.Generation
 	stall := func(reason, msg, waiting string) {
 		setCondition(&ws.Status.Conditions, berthv1.ConditionReady, metav1.ConditionFalse, reason, msg, gen)
@@ -192,7 +210,7 @@ func (r *reconciler) readRevision(ctx context.Context, ws *berthv1.Workspace, ws
 	auth, key, err := r.credentials(ctx, ws)
 	if err != nil {
 		stall(berthv1.ReasonInvalidWorkspace, err.Error(), "waiting for the Secrets to be fixed")
-		return nil, ctrl.Result{RequeueAfter: r.interval(ws)}, nil
+		return nil, nil, ctrl.Result{RequeueAfter: r.interval(ws)}, nil
 	}
 	branch := ws.Spec.Branch
 	if branch == "" {
@@ -212,7 +230,7 @@ func (r *reconciler) readRevision(ctx context.Context, ws *berthv1.Workspace, ws
 		setCondition(&ws.Status.Conditions, berthv1.ConditionReady, metav1.ConditionFalse, berthv1.ReasonGitFetchFailed, msg, gen)
 		setCondition(&ws.Status.Conditions, berthv1.ConditionReconciling, metav1.ConditionFalse, berthv1.ReasonGitFetchFailed, "retrying with back-off", gen)
 		r.recorder.Event(ws, corev1.EventTypeWarning, berthv1.ReasonGitFetchFailed, msg)
-		return nil, ctrl.Result{}, err // back off
+		return nil, nil, ctrl.Result{}, err // back off
 	}
 	ws.Status.LastFetchedRevision = f.commit.Hash.String()
 	nn := types.NamespacedName{Namespace: ws.Namespace, Name: ws.Name}
@@ -228,11 +246,78 @@ func (r *reconciler) readRevision(ctx context.Context, ws *berthv1.Workspace, ws
 		var inv *invalidWorkspaceError
 		if errors.As(err, &inv) {
 			stall(berthv1.ReasonInvalidWorkspace, err.Error(), "waiting for a new commit")
-			return nil, ctrl.Result{RequeueAfter: r.interval(ws)}, nil
+			return nil, nil, ctrl.Result{RequeueAfter: r.interval(ws)}, nil
 		}
-		return nil, ctrl.Result{}, err
+		return nil, nil, ctrl.Result{}, err
 	}
-	return snap, ctrl.Result{}, nil
+	return snap, r.interruptedApps(ctx, ws, f, snap, key), ctrl.Result{}, nil
+}
+
+// interruptedApps returns, when the Workspace notes an install in progress
+// (status.installingRevision, which a controller that stopped mid-sync left),
+// the apps of that commit by name: what their interrupted first applies may
+// have created without an inventory recording it. nil when none is noted;
+// empty, with a warning, when the commit cannot be read any more.
+func (r *reconciler) interruptedApps(ctx context.Context, ws *berthv1.Workspace, f *fetched, snap *snapshot, key *secrets.Key) map[string]*appSpec {
+	rev := ws.Status.InstallingRevision
+	if rev == "" {
+		return nil
+	}
+	at := snap
+	if rev != snap.Revision {
+		var err error
+		at, err = readInstalling(f, rev, ws.Spec.Path, ws.Spec.Cluster, key)
+		if err != nil {
+			msg := fmt.Sprintf("the install of revision %s was interrupted and that commit cannot be read (%v): objects it created before the interruption and the branch no longer has are left in the cluster; find them by the label %s", short(rev), err, apply.LabelApp)
+			log.FromContext(ctx).Error(err, "reading the commit of an interrupted install", "revision", rev)
+			r.recorder.Event(ws, corev1.EventTypeWarning, berthv1.ReasonPruneFailed, msg)
+			return map[string]*appSpec{}
+		}
+	}
+	log.FromContext(ctx).Info("recovering an interrupted install", "revision", short(rev), "apps", len(at.Apps))
+	out := make(map[string]*appSpec, len(at.Apps))
+	for _, a := range at.Apps {
+		if a.Err == nil {
+			out[a.Name] = a
+		}
+	}
+	return out
+}
+
+// readInstalling reads the workspace at commit rev of the fetched repository,
+// on its own (the snapshot cache keeps the branch's head).
+func readInstalling(f *fetched, rev, dir, cluster string, key *secrets.Key) (*snapshot, error) {
+	commit, err := f.repo.CommitObject(plumbing.NewHash(rev))
+	if err != nil {
+		return nil, err
+	}
+	return readCommit(commit, dir, cluster, key, newSnapshotCache())
+}
+
+// installsNewApps reports whether a reconcile of snap applies an app the
+// controller has no record of.
+func installsNewApps(ws *berthv1.Workspace, snap *snapshot, previous map[string]berthv1.AppStatus) bool {
+	for _, a := range snap.Apps {
+		if _, reported := previous[a.Name]; !reported && a.Err == nil && !ws.AppSuspended(a.Name) {
+			return true
+		}
+	}
+	return false
+}
+
+// noteInstalling records on the Workspace, before any new app's object is
+// written, the commit whose new apps are installed (status.installingRevision).
+func (r *reconciler) noteInstalling(ctx context.Context, ws, stored *berthv1.Workspace, rev string) error {
+	patch, err := json.Marshal(map[string]any{"status": map[string]any{"installingRevision": rev}})
+	if err != nil {
+		return err
+	}
+	// A copy: the answer would overwrite the status this reconcile computes.
+	if err := r.client.Status().Patch(ctx, ws.DeepCopy(), client.RawPatch(types.MergePatchType, patch)); err != nil {
+		return fmt.Errorf("noting on Workspace %s/%s the revision whose new apps are installed: %w", ws.Namespace, ws.Name, err)
+	}
+	ws.Status.InstallingRevision, stored.Status.InstallingRevision = rev, rev
+	return nil
 }
 
 // reportProgress says Reconciling once an apply with work to do has taken
@@ -268,24 +353,48 @@ func (r *reconciler) reportProgress(ctx context.Context, ws *berthv1.Workspace, 
 }
 
 // removeApps deletes the apps the workspace no longer has (and that are not
-// suspended). An app whose inventory is already gone is done. Failures are in
-// the app's status and an Event, and are retried.
-func (r *reconciler) removeApps(ctx context.Context, ws *berthv1.Workspace, wsKey string, snap *snapshot, previous map[string]berthv1.AppStatus, outcomes map[string]*appOutcome) []string {
+// suspended), the apps of an interrupted install (interrupted) included. An
+// app whose inventory is already gone is done. Failures are in the app's
+// status and an Event, and are retried. It also returns how many apps of the
+// interrupted install it could not delete.
+func (r *reconciler) removeApps(ctx context.Context, ws *berthv1.Workspace, wsKey string, snap *snapshot, previous map[string]berthv1.AppStatus,
+	outcomes map[string]*appOutcome, interrupted map[string]*appSpec) ([]string, int) {
 	inSnap := map[string]bool{}
 	for _, a := range snap.Apps {
 		inSnap[a.Name] = true
 	}
+	gone := maps.Clone(previous)
+	for name, a := range interrupted {
+		if _, ok := gone[name]; !ok {
+			gone[name] = berthv1.AppStatus{Name: name, Namespace: a.Namespace}
+		}
+	}
 	var errs []string
-	for _, name := range slices.Sorted(maps.Keys(previous)) {
-		p := previous[name]
+	unremoved := 0
+	for _, name := range slices.Sorted(maps.Keys(gone)) {
+		p := gone[name]
 		if inSnap[name] || ws.AppSuspended(name) {
+			if _, left := interrupted[name]; left && !inSnap[name] {
+				unremoved++ // suspended: left alone, and what it left with it
+			}
 			continue
 		}
 		r.drift.forget(wsKey, name)
 		// The app's objects as this process last read them, for its delete
-		// hooks (none after a restart: the commit no longer has them).
-		res := r.deployer.Remove(ctx, &deploy.App{Name: name, Namespace: p.Namespace, Objects: snap.Gone[name]}, deploy.Options{Timeout: ws.Spec.Timeout.Duration})
+		// hooks (none after a restart: the commit no longer has them), and
+		// what an interrupted install of it may have left.
+		app := &deploy.App{Name: name, Namespace: p.Namespace, Objects: snap.Gone[name]}
+		if left, ok := interrupted[name]; ok {
+			app.Previous = left.Objects
+			if app.Objects == nil {
+				app.Objects = left.Objects
+			}
+		}
+		res := r.deployer.Remove(ctx, app, deploy.Options{Timeout: ws.Spec.Timeout.Duration})
 		if res.Err != nil {
+			if _, left := interrupted[name]; left {
+				unremoved++
+			}
 			msg := fmt.Sprintf("deleting app %s (removed from the workspace at %s): %v", name, short(snap.Revision), res.Err)
 			errs = append(errs, msg)
 			st := p
@@ -299,7 +408,7 @@ func (r *reconciler) removeApps(ctx context.Context, ws *berthv1.Workspace, wsKe
 			r.recorder.Eventf(ws, corev1.EventTypeNormal, "Deleted", "app %s was removed from the workspace at %s; its %d objects were deleted", name, short(snap.Revision), res.Count(apply.ActionDelete))
 		}
 	}
-	return errs
+	return errs, unremoved
 }
 
 // recordOutcomes writes the apps' outcomes and the workspace's conditions
@@ -350,7 +459,14 @@ func (r *reconciler) patchStatus(ctx context.Context, ws *berthv1.Workspace) err
 // applyApps deploys the snapshot's apps through the deploy library, several
 // at once, each once the apps it depends on are ready; apps that are applied
 // and healthy at the same digest are skipped unless full.
-func (r *reconciler) applyApps(ctx context.Context, ws *berthv1.Workspace, wsKey string, snap *snapshot, previous map[string]berthv1.AppStatus, full bool) map[string]*appOutcome {
+//
+// The apps of an interrupted install (interrupted) are applied with what
+// they may have left (deploy.App.Previous); with intentKept, new apps write
+// their inventory once (deploy.Options.IntentKept). It also returns how many
+// of either may have left objects that no inventory names yet: the noted
+// install is over when none.
+func (r *reconciler) applyApps(ctx context.Context, ws *berthv1.Workspace, wsKey string, snap *snapshot, previous map[string]berthv1.AppStatus, full bool,
+	interrupted map[string]*appSpec, intentKept bool) (map[string]*appOutcome, int) {
 	apps := make([]*deploy.App, len(snap.Apps))
 	specs := map[string]*appSpec{}
 	for i, a := range snap.Apps {
@@ -361,6 +477,9 @@ func (r *reconciler) applyApps(ctx context.Context, ws *berthv1.Workspace, wsKey
 		apps[i] = &deploy.App{Name: a.Name, Namespace: a.Namespace, DependsOn: a.DependsOn, Objects: a.Objects, Err: a.Err,
 			Suspended: suspended, New: !reported,
 			UpToDate: !full && prev.Digest == a.Digest && isTrue(prev.Conditions, berthv1.ConditionReady)}
+		if left, ok := interrupted[a.Name]; ok {
+			apps[i].Previous, apps[i].UpToDate = left.Objects, false
+		}
 	}
 	timeout := ws.Spec.Timeout.Duration
 	if timeout <= 0 {
@@ -385,9 +504,16 @@ func (r *reconciler) applyApps(ctx context.Context, ws *berthv1.Workspace, wsKey
 			r.opts.DeployEvents(wsKey, ev)
 		}
 	}
+	var startedMu sync.Mutex
+	started := map[string]bool{}
 	res := r.deployer.Deploy(ctx, apps, deploy.Options{
-		Timeout: timeout, Workers: r.opts.Workers, Revision: snap.Revision, Events: events,
-		Starting: func(a *deploy.App) { r.drift.begin(wsKey, a.Name) },
+		Timeout: timeout, Workers: r.opts.Workers, Revision: snap.Revision, Events: events, IntentKept: intentKept,
+		Starting: func(a *deploy.App) {
+			startedMu.Lock()
+			started[a.Name] = true
+			startedMu.Unlock()
+			r.drift.begin(wsKey, a.Name)
+		},
 		// Watch the objects for drift once applied: repairs are held back
 		// only while the apply writes, not during a long wait for health.
 		Applied: func(a *deploy.App, objs []*unstructured.Unstructured, inv *apply.Inventory) {
@@ -398,9 +524,14 @@ func (r *reconciler) applyApps(ctx context.Context, ws *berthv1.Workspace, wsKey
 		},
 	})
 	wait()
+	uncovered := 0
 	for i := range res.Apps {
 		ar := &res.Apps[i]
 		a := apps[i]
+		_, left := interrupted[a.Name]
+		if !ar.Recorded && ((intentKept && a.New && started[a.Name]) || left) {
+			uncovered++
+		}
 		if !tracked[a.Name] && (ar.State == deploy.StateFailed || ar.State == deploy.StateError || ar.State == deploy.StateProgressing) && a.Err == nil {
 			// Repairs cover the objects that made it.
 			r.track(ctx, wsKey, a.Name, a.Namespace, a.Objects, nil)
@@ -409,7 +540,7 @@ func (r *reconciler) applyApps(ctx context.Context, ws *berthv1.Workspace, wsKey
 			outcomes[a.Name] = r.outcome(ws, snap.Revision, specs[a.Name], previous[a.Name], ar)
 		}
 	}
-	return outcomes
+	return outcomes, uncovered
 }
 
 // track watches the objects of an app for drift, as its inventory records
