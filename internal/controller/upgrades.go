@@ -136,6 +136,16 @@ func (l *upgradeLoop) check(ctx context.Context, ws *berthv1.Workspace, nn types
 	l.handled[nn] = ws.Annotations[berthv1.AnnotationUpgradeCheckRequestedAt]
 	l.mu.Unlock()
 	log := l.log.WithValues("workspace", nn.String())
+	// The cycle starts from the upgrades status this loop wrote last, which
+	// the cache may not hold yet (the last check was moments ago): an
+	// in-flight upgrade missing from it would be forgotten, and the status
+	// written without it.
+	var fresh berthv1.Workspace
+	if err := l.rec.reader.Get(ctx, nn, &fresh); err != nil {
+		log.Error(err, "reading the Workspace for an upgrades check")
+		return
+	}
+	ws = &fresh
 	target, err := l.target(ctx, ws)
 	var res *upgrades.Result
 	var apps []berthv1.AppStatus
@@ -205,7 +215,7 @@ func (l *upgradeLoop) rememberInterval(nn types.NamespacedName, res *upgrades.Re
 
 func (l *upgradeLoop) patch(ctx context.Context, nn types.NamespacedName, status *berthv1.UpgradesStatus) error {
 	var cur berthv1.Workspace
-	if err := l.rec.client.Get(ctx, nn, &cur); err != nil {
+	if err := l.rec.reader.Get(ctx, nn, &cur); err != nil {
 		return err
 	}
 	orig := cur.DeepCopy()
