@@ -6,16 +6,18 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 
+	"github.com/go-git/go-billy/v5/osfs"
 	git "github.com/go-git/go-git/v5"
 	gitconfig "github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
+	"github.com/go-git/go-git/v5/storage/filesystem"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 )
@@ -83,29 +85,57 @@ func knownHostsCallback(lines []byte) (ssh.HostKeyCallback, error) {
 	return cb, nil
 }
 
-// fetched is the tip of a branch after a fetch.
+// fetched is the tip of a branch after a fetch. close releases the cache's
+// open files.
 type fetched struct {
 	repo   *git.Repository
 	commit *object.Commit
+	close  func() error
 }
 
 // fetch brings the bare clone in dir up to date with branch of url and returns
-// the branch's tip commit. Only new objects cross the network.
+// the branch's tip commit. Only new objects cross the network. The caller
+// closes what it returns.
 func fetch(ctx context.Context, dir, url, branch string, auth gitAuth) (*fetched, error) {
 	am, err := auth.method(url)
 	if err != nil {
 		return nil, err
 	}
-	repo, err := git.PlainOpen(dir)
-	if errors.Is(err, git.ErrRepositoryNotExists) {
-		if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
-			return nil, err
-		}
-		repo, err = git.PlainInit(dir, true)
-	}
+	repo, st, err := openCache(dir)
 	if err != nil {
 		return nil, fmt.Errorf("opening the git cache %s (delete it to start afresh): %w", dir, err)
 	}
+	f, err := fetchInto(ctx, repo, url, branch, am)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	f.close = st.Close
+	return f, nil
+}
+
+// openCache opens (or creates) the bare repository in dir. Its storage keeps
+// the packfiles open and trusts that only this process changes them: reading
+// a commit of a thousand apps reads tens of thousands of objects, and go-git
+// otherwise opens the packfile and its index again for each.
+func openCache(dir string) (*git.Repository, *filesystem.Storage, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, err
+	}
+	st := filesystem.NewStorageWithOptions(osfs.New(dir), cache.NewObjectLRUDefault(),
+		filesystem.Options{ExclusiveAccess: true, KeepDescriptors: true})
+	repo, err := git.Open(st, nil)
+	if errors.Is(err, git.ErrRepositoryNotExists) {
+		repo, err = git.Init(st, nil)
+	}
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	return repo, st, nil
+}
+
+func fetchInto(ctx context.Context, repo *git.Repository, url, branch string, am transport.AuthMethod) (*fetched, error) {
 	remote, err := repo.Remote("origin")
 	if err == nil && remote.Config().URLs[0] != url {
 		if err := repo.DeleteRemote("origin"); err != nil {

@@ -232,6 +232,7 @@ func (r *reconciler) readRevision(ctx context.Context, ws *berthv1.Workspace, ws
 		r.recorder.Event(ws, corev1.EventTypeWarning, berthv1.ReasonGitFetchFailed, msg)
 		return nil, nil, ctrl.Result{}, err // back off
 	}
+	defer f.close()
 	ws.Status.LastFetchedRevision = f.commit.Hash.String()
 	nn := types.NamespacedName{Namespace: ws.Namespace, Name: ws.Name}
 	r.mu.Lock()
