@@ -53,9 +53,11 @@ bench:
 	./bench/run.sh
 
 ## bench-controller: 1,000 apps x 10 objects under one controller, against the
-## raw ceiling (a plain parallel apply loop on the same cluster)
+## raw ceiling (a plain parallel apply loop on the same cluster, once before
+## berth's sync and once after it: the ratio to their mean cancels the
+## machine's drift over the run)
 bench-controller:
-	$(GO) run ./bench/controller -o bench/controller/results.md
+	$(GO) run ./bench/controller -raw-before -o bench/controller/results.md
 
 ## bench-scale: bench-controller with Flux's source-controller and
 ## kustomize-controller side by side (built into ~/.cache/berth/flux first),
@@ -64,7 +66,7 @@ bench-controller:
 ## a container limit of 1 GiB would (--memory-limit auto); one table each
 bench-scale:
 	-./bench/flux/build.sh
-	$(GO) run ./bench/controller -flux -o bench/controller/results.md
+	$(GO) run ./bench/controller -flux -raw-before -o bench/controller/results.md
 	$(GO) run ./bench/controller -apps 10000 -namespaces 100 -steady 2m -memory-limit 900Mi -o bench/controller/results-10000.md
 
 ## image: the controller image (needs a Docker engine)
