@@ -453,6 +453,11 @@ func DownAll(ctx context.Context, home string, purge bool) (map[string]DownResul
 			continue
 		}
 		res, err := Down(ctx, DownOptions{Home: home, Name: e.Name(), Purge: purge})
+		if errors.Is(err, ErrNotFound) {
+			// Removed since the listing (a purge of its own, running while
+			// this one did): nothing is left to stop.
+			continue
+		}
 		results[e.Name()] = res
 		if err != nil {
 			errs = append(errs, fmt.Errorf("cluster %q: %w", e.Name(), err))
